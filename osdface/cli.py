@@ -1,0 +1,41 @@
+"""The ``osdface`` command line.
+
+Each subcommand lives in its own module under ``osdface/commands/`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` (a callable taking
+the parsed namespace and returning the exit status). The namespace is turned into a
+typed settings dataclass inside each command, at this boundary only.
+
+Also runnable as ``python -m osdface.cli`` (and so as
+``accelerate launch -m osdface.cli ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from osdface import __version__
+    from osdface.commands import COMMANDS
+
+    parser = argparse.ArgumentParser(
+        prog="osdface",
+        description="OSDFace Studio: one-step diffusion face restoration.",
+    )
+    parser.add_argument("--version", action="version", version=f"osdface {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in COMMANDS:
+        register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

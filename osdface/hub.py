@@ -1,0 +1,186 @@
+"""Where the weights come from: every repo id, revision and file name in one place.
+
+OSDFace needs two repos:
+
+* the OSDFace weights (``weights``): the VRE checkpoint, the token projection and the UNet
+  LoRA. Default: ``alecccdd/OSDFace``, an unofficial mirror of the authors' release.
+* the Stable Diffusion 2.1 *base* model (``base_model``): VAE, UNet and scheduler, plus the
+  text encoder and tokenizer for the "without VRE" ablation. The official repo was withdrawn
+  in 2025; the default is the mirror ``Manojb/stable-diffusion-2-1-base``.
+
+Each can be a Hub repo id or a local folder with the same layout, set by argument or by the
+environment (``OSDFACE_WEIGHTS``, ``OSDFACE_BASE_MODEL``, ``OSDFACE_WEIGHTS_REVISION``,
+``OSDFACE_BASE_REVISION``). Files are fetched one at a time with ``hf_hub_download`` so that
+only what is needed is downloaded and every failure names its file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_WEIGHTS_REPO = "alecccdd/OSDFace"
+DEFAULT_BASE_MODEL = "Manojb/stable-diffusion-2-1-base"
+
+# Files of the OSDFace weights repo.
+VRE_CHECKPOINT = "associate_2.ckpt"
+PROJECTION_WEIGHTS = "embedding_change_weights.pth"
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
+
+# Files of the base repo, by component (diffusers / transformers folder layout).
+BASE_FILES: dict[str, tuple[str, ...]] = {
+    "vae": ("vae/config.json", "vae/diffusion_pytorch_model.safetensors"),
+    "unet": ("unet/config.json", "unet/diffusion_pytorch_model.safetensors"),
+    "scheduler": ("scheduler/scheduler_config.json",),
+    "text_encoder": ("text_encoder/config.json", "text_encoder/model.safetensors"),
+    "tokenizer": (
+        "tokenizer/tokenizer_config.json",
+        "tokenizer/vocab.json",
+        "tokenizer/merges.txt",
+        "tokenizer/special_tokens_map.json",
+    ),
+}
+
+ENV_WEIGHTS = "OSDFACE_WEIGHTS"
+ENV_BASE_MODEL = "OSDFACE_BASE_MODEL"
+ENV_WEIGHTS_REVISION = "OSDFACE_WEIGHTS_REVISION"
+ENV_BASE_REVISION = "OSDFACE_BASE_REVISION"
+
+
+class WeightsUnavailableError(RuntimeError):
+    """A weight file could not be found, downloaded or read. The message names the repo,
+    the file and the fix; the app shows it as is."""
+
+
+@dataclass(frozen=True)
+class ModelSources:
+    """Where to load the OSDFace weights and the SD 2.1 base model from."""
+
+    weights: str = DEFAULT_WEIGHTS_REPO
+    revision: str | None = None
+    base_model: str = DEFAULT_BASE_MODEL
+    base_revision: str | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        weights: str | os.PathLike | None = None,
+        base_model: str | os.PathLike | None = None,
+        revision: str | None = None,
+        base_revision: str | None = None,
+    ) -> ModelSources:
+        """Arguments win over the environment, which wins over the defaults."""
+        return cls(
+            weights=str(weights or os.environ.get(ENV_WEIGHTS) or DEFAULT_WEIGHTS_REPO),
+            revision=revision or os.environ.get(ENV_WEIGHTS_REVISION) or None,
+            base_model=str(base_model or os.environ.get(ENV_BASE_MODEL) or DEFAULT_BASE_MODEL),
+            base_revision=base_revision or os.environ.get(ENV_BASE_REVISION) or None,
+        )
+
+
+def _fix_hint(source: str, env_var: str) -> str:
+    return (
+        f"Fix: connect to the internet once so the file is cached, or download the repo "
+        f"(`huggingface-cli download {source} --local-dir DIR`) and pass that folder "
+        f"(argument, or the {env_var} environment variable), or point {env_var} at another "
+        f"repo id that has the file."
+    )
+
+
+def fetch(source: str, filename: str, revision: str | None = None, *, env_var: str = ENV_WEIGHTS) -> Path:
+    """Return a local path to ``filename`` of ``source`` (a Hub repo id or a local folder).
+
+    Raises ``WeightsUnavailableError`` whose message names the repo, the file and the fix.
+    """
+    local = Path(source).expanduser()
+    if local.is_dir():
+        path = local / filename
+        if not path.is_file():
+            raise WeightsUnavailableError(
+                f"File '{filename}' is missing from the local folder '{local}'. "
+                f"Fix: copy it there from the Hub repo it came from, or set {env_var} to a Hub repo id."
+            )
+        return path
+    if source.startswith((".", "/", "~")) or source.count("/") != 1:
+        raise WeightsUnavailableError(
+            f"'{source}' is neither an existing folder nor a Hub repo id (owner/name). "
+            f"Fix: check the path or set {env_var} to a repo id such as '{DEFAULT_WEIGHTS_REPO}'."
+        )
+
+    from huggingface_hub import errors, hf_hub_download
+
+    where = f"'{filename}' from Hub repo '{source}'" + (f" at revision '{revision}'" if revision else "")
+    try:
+        return Path(hf_hub_download(repo_id=source, filename=filename, revision=revision))
+    except errors.RevisionNotFoundError as exc:
+        raise WeightsUnavailableError(
+            f"Revision '{revision}' does not exist in Hub repo '{source}' (needed for '{filename}'). "
+            f"Fix: pass an existing branch, tag or commit, or leave the revision unset."
+        ) from exc
+    except errors.GatedRepoError as exc:
+        raise WeightsUnavailableError(
+            f"Hub repo '{source}' is gated: cannot download '{filename}'. "
+            f"Fix: accept its terms on the Hub and log in (`huggingface-cli login` or HF_TOKEN)."
+        ) from exc
+    except errors.RepositoryNotFoundError as exc:
+        raise WeightsUnavailableError(
+            f"Hub repo '{source}' was not found (or is private), so '{filename}' cannot be downloaded. "
+            + _fix_hint(source, env_var)
+        ) from exc
+    except errors.LocalEntryNotFoundError as exc:  # offline or unreachable, and not cached
+        raise WeightsUnavailableError(_offline_message(where, source, filename, revision, env_var)) from exc
+    except errors.EntryNotFoundError as exc:
+        raise WeightsUnavailableError(
+            f"File '{filename}' is missing from Hub repo '{source}'"
+            + (f" at revision '{revision}'" if revision else "")
+            + ". "
+            + _fix_hint(source, env_var)
+        ) from exc
+    except errors.HfHubHTTPError as exc:
+        raise WeightsUnavailableError(f"Downloading {where} failed: {exc}. " + _fix_hint(source, env_var)) from exc
+    except OSError as exc:  # network down, disk full, permissions
+        raise WeightsUnavailableError(f"Could not fetch {where}: {exc}. " + _fix_hint(source, env_var)) from exc
+
+
+def _offline_message(where: str, source: str, filename: str, revision: str | None, env_var: str) -> str:
+    """Offline (or the Hub unreachable) and the file is not in the cache: say which case."""
+    from huggingface_hub import constants, scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    cached_revisions: set[str] = set()
+    try:
+        for repo in scan_cache_dir().repos:
+            if repo.repo_id == source:
+                cached_revisions = {r.commit_hash for r in repo.revisions} | {
+                    ref for r in repo.revisions for ref in r.refs
+                }
+    except CacheNotFound:
+        pass  # no cache folder at all: reported below as 'nothing in the cache'
+    state = "offline (HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE else "the Hub could not be reached"
+    if not cached_revisions:
+        detail = f"nothing of Hub repo '{source}' is in the local cache ({constants.HF_HUB_CACHE})"
+    elif revision and revision not in cached_revisions:
+        detail = f"revision '{revision}' of '{source}' is not in the local cache (cached: {sorted(cached_revisions)})"
+    else:
+        detail = f"the cached copy of '{source}' does not contain '{filename}'"
+    return f"Cannot load {where}: {state} and {detail}. " + _fix_hint(source, env_var)
+
+
+def fetch_base_component(sources: ModelSources, component: str) -> Path:
+    """Fetch the files of one base-model component; return the folder that holds it
+    (the repo root of a local folder or of the Hub snapshot), for ``from_pretrained(..., subfolder=component)``."""
+    paths = [
+        fetch(sources.base_model, name, sources.base_revision, env_var=ENV_BASE_MODEL)
+        for name in BASE_FILES[component]
+    ]
+    return paths[0].parent.parent
+
+
+def corrupt_file_error(path: Path, source: str, filename: str, exc: BaseException) -> WeightsUnavailableError:
+    """A file that was fetched but cannot be read (truncated download, wrong format)."""
+    return WeightsUnavailableError(
+        f"File '{filename}' from '{source}' is corrupt or not the expected format ({path}): {exc}. "
+        f"Fix: delete that file (or run `huggingface-cli delete-cache`) so it is downloaded again, "
+        f"or replace it with a good copy."
+    )

@@ -1,0 +1,406 @@
+"""``OSDFacePipeline``: one-step diffusion face restoration.
+
+    z    = vae.encode(lq).latent_dist.sample() * 0.18215
+    c    = VRE(lq)                                   (77 x 1024 prompt embeddings)
+    eps  = unet(z, t=399, encoder_hidden_states=c)   (LoRA fused into the UNet)
+    x0   = (z - sqrt(1 - abar_t) eps) / sqrt(abar_t)  in float64
+    out  = clamp(vae.decode(x0 / 0.18215), -1, 1) * 0.5 + 0.5
+
+as in the authors' released inference. The VRE and the VAE encoder are independent: on CUDA
+they run on two streams at once (the paper's "parallelized" mode); ``parallel_streams = False``
+runs them one after the other.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
+from diffusers.loaders import StableDiffusionLoraLoaderMixin
+from diffusers.utils import BaseOutput
+
+from osdface import hub
+from osdface.color import COLOR_FIXES, apply_color_fix
+from osdface.embedder import VisualRepresentationEmbedder
+
+TIMESTEP = 399
+RESOLUTION = 512
+MIN_INPUT_SIZE = 32
+OUTPUT_TYPES = ("pil", "np", "pt")
+STAGES = ("vre", "vae_encode", "unet", "vae_decode")
+
+ImageInput = PIL.Image.Image | np.ndarray | torch.Tensor
+
+
+@dataclass
+class OSDFacePipelineOutput(BaseOutput):
+    """``images``: list of PIL images, (B, H, W, 3) float32 numpy, or (B, 3, H, W) tensor, all in
+    [0, 1]; ``timings``: seconds per stage (``vre`` or ``text_encoder``, ``vae_encode``,
+    ``unet``, ``vae_decode``) and ``total``."""
+
+    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _StageClock:
+    """Seconds per stage. On CUDA, events on the stream doing the work (stages may overlap on
+    two streams); elsewhere wall time."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.events: dict[str, tuple] = {}
+        self.seconds: dict[str, float] = {}
+
+    def start(self, stage: str, stream=None):
+        if self.cuda:
+            begin = torch.cuda.Event(enable_timing=True)
+            begin.record(stream)
+            self.events[stage] = (begin, stream)
+        else:
+            self.seconds[stage] = -time.perf_counter()
+
+    def stop(self, stage: str):
+        if self.cuda:
+            begin, stream = self.events[stage]
+            end = torch.cuda.Event(enable_timing=True)
+            end.record(stream)
+            self.events[stage] = (begin, end)
+        else:
+            self.seconds[stage] += time.perf_counter()
+
+    def result(self) -> dict[str, float]:
+        if self.cuda:
+            torch.cuda.synchronize()
+            for stage, (begin, end) in self.events.items():
+                self.seconds[stage] = begin.elapsed_time(end) / 1000.0
+        return dict(self.seconds)
+
+
+class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
+    """Restores 512x512 aligned faces in one UNet step.
+
+    Components: ``vae`` and ``unet`` (SD 2.1 base, the OSDFace LoRA fused in), ``scheduler``
+    (only its ``alphas_cumprod`` is used), ``embedder`` (the VRE) and, loaded on first use of
+    a text prompt, ``text_encoder`` and ``tokenizer`` (the "without VRE" ablation).
+    """
+
+    model_cpu_offload_seq = "embedder->text_encoder->vae->unet"
+    _optional_components = ["text_encoder", "tokenizer"]
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        unet: UNet2DConditionModel,
+        scheduler: DDIMScheduler,
+        embedder: VisualRepresentationEmbedder,
+        text_encoder=None,
+        tokenizer=None,
+    ):
+        super().__init__()
+        self.register_modules(
+            vae=vae, unet=unet, scheduler=scheduler, embedder=embedder, text_encoder=text_encoder, tokenizer=tokenizer
+        )
+        self.parallel_streams = True
+        self._sources: hub.ModelSources | None = None
+        self._text_lock = threading.Lock()
+        self._streams: tuple | None = None
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        weights: str | Path | None = None,
+        base_model: str | Path | None = None,
+        revision: str | None = None,
+        base_revision: str | None = None,
+        *,
+        fuse_lora: bool = True,
+    ) -> OSDFacePipeline:
+        """Load the OSDFace weights and the SD 2.1 base model (each a Hub repo id or a local
+        folder; defaults in ``osdface.hub``, overridable by ``OSDFACE_WEIGHTS`` and
+        ``OSDFACE_BASE_MODEL``) on CPU in float32. Raises ``hub.WeightsUnavailableError``."""
+        sources = hub.ModelSources.resolve(weights, base_model, revision, base_revision)
+
+        def weights_file(name: str) -> Path:
+            return hub.fetch(sources.weights, name, sources.revision, env_var=hub.ENV_WEIGHTS)
+
+        vre_path, projection_path, lora_path = (
+            weights_file(hub.VRE_CHECKPOINT),
+            weights_file(hub.PROJECTION_WEIGHTS),
+            weights_file(hub.LORA_WEIGHTS),
+        )
+        vae_root = hub.fetch_base_component(sources, "vae")
+        unet_root = hub.fetch_base_component(sources, "unet")
+        scheduler_root = hub.fetch_base_component(sources, "scheduler")
+
+        with _reading(vre_path, sources.weights, f"{hub.VRE_CHECKPOINT} / {hub.PROJECTION_WEIGHTS}"):
+            embedder = VisualRepresentationEmbedder.from_checkpoints(vre_path, projection_path)
+        with _reading(vae_root / "vae", sources.base_model, "vae/"):
+            vae = AutoencoderKL.from_pretrained(vae_root, subfolder="vae")
+        with _reading(unet_root / "unet", sources.base_model, "unet/"):
+            unet = UNet2DConditionModel.from_pretrained(unet_root, subfolder="unet")
+        with _reading(scheduler_root / "scheduler", sources.base_model, "scheduler/"):
+            scheduler = DDIMScheduler.from_pretrained(scheduler_root, subfolder="scheduler")
+
+        pipe = cls(vae=vae, unet=unet, scheduler=scheduler, embedder=embedder)
+        pipe._sources = sources
+        with _reading(lora_path, sources.weights, hub.LORA_WEIGHTS):
+            # An explicit weight_name keeps diffusers from looking the file up on the Hub.
+            pipe.load_lora_weights(str(lora_path.parent), weight_name=lora_path.name, adapter_name="osdface")
+        if fuse_lora:
+            pipe.fuse_lora(components=["unet"], lora_scale=1.0)
+            pipe.unload_lora_weights()  # drops the adapter layers; the fused weights stay
+        for module in (pipe.vae, pipe.unet, pipe.embedder):
+            module.eval().requires_grad_(False)
+        return pipe
+
+    def load_text_encoder(self) -> None:
+        """Load SD 2.1's text encoder and tokenizer (for ``prompt=...``) from the base repo,
+        onto the pipeline's device and dtype. Called on first use; call it up front to avoid
+        the wait (on a ZeroGPU Space: at start-up)."""
+        with self._text_lock:
+            if self.text_encoder is not None:
+                return
+            from transformers import CLIPTextModel, CLIPTokenizer
+
+            sources = self._sources or hub.ModelSources.resolve()
+            encoder_root = hub.fetch_base_component(sources, "text_encoder")
+            tokenizer_root = hub.fetch_base_component(sources, "tokenizer")
+            with _reading(encoder_root / "text_encoder", sources.base_model, "text_encoder/"):
+                text_encoder = CLIPTextModel.from_pretrained(encoder_root, subfolder="text_encoder")
+            with _reading(tokenizer_root / "tokenizer", sources.base_model, "tokenizer/"):
+                tokenizer = CLIPTokenizer.from_pretrained(tokenizer_root, subfolder="tokenizer")
+            text_encoder = text_encoder.to(self.unet.device, self.unet.dtype).eval().requires_grad_(False)
+            self.register_modules(text_encoder=text_encoder, tokenizer=tokenizer)
+
+    # ------------------------------------------------------------------ inputs
+
+    def check_inputs(self, image, prompt, output_type: str, color_fix: str | None) -> None:
+        images = list(image) if isinstance(image, list | tuple) else [image]
+        if not images:
+            raise ValueError("image is an empty list: pass at least one 512x512 aligned face.")
+        for i, item in enumerate(images):
+            where = f"image[{i}]" if len(images) > 1 or isinstance(image, list | tuple) else "image"
+            _check_one_image(item, where)
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if color_fix not in (None, "none", *COLOR_FIXES):
+            raise ValueError(f"color_fix must be None, 'adain' or 'wavelet', got {color_fix!r}")
+        if prompt is not None and not isinstance(prompt, str):
+            if not (isinstance(prompt, list | tuple) and all(isinstance(p, str) for p in prompt)):
+                raise ValueError(f"prompt must be None, a string or a list of strings, got {type(prompt).__name__}")
+
+    def _preprocess(self, image) -> torch.Tensor:
+        """Any accepted input -> (B, 3, 512, 512) float32 in [0, 1] on CPU or its own device."""
+        if isinstance(image, torch.Tensor):
+            batch = image.unsqueeze(0) if image.ndim == 3 else image
+            batch = batch.float()
+        else:
+            images = list(image) if isinstance(image, list | tuple) else [image]
+            tensors = []
+            for item in images:
+                if isinstance(item, torch.Tensor):
+                    tensors.append(item.float().reshape(-1, *item.shape[-3:]))
+                    continue
+                if isinstance(item, PIL.Image.Image):
+                    item = np.asarray(item.convert("RGB"))
+                array = item.astype(np.float32) / 255.0 if item.dtype == np.uint8 else item.astype(np.float32)
+                tensors.append(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).unsqueeze(0))
+            tensors = [_resize(t) for t in tensors]
+            batch = torch.cat(tensors)
+        return _resize(batch)
+
+    # ------------------------------------------------------------------ the step
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: ImageInput | Sequence[ImageInput],
+        *,
+        prompt: str | Sequence[str] | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
+        output_type: str = "pil",
+        color_fix: str | None = None,
+    ) -> OSDFacePipelineOutput:
+        """Restore one or more 512x512 aligned faces.
+
+        image: a PIL image, an (H, W, 3) RGB uint8 (or float in [0, 1]) array, a (3, H, W) or
+            (B, 3, H, W) float tensor in [0, 1], or a list of these. Square inputs of another
+            size are resized to 512 (bilinear), as the authors' script does.
+        prompt: None conditions on the VRE (OSDFace). A string (or one per image) conditions
+            on SD 2.1's text encoder instead: the "without VRE" ablation; "" is the null prompt.
+        generator: seeds the VAE posterior sample; pass one generator per image to make a
+            batch give exactly what separate calls give.
+        """
+        # 1. Check and convert the inputs.
+        self.check_inputs(image, prompt, output_type, color_fix)
+        device, dtype = self.unet.device, self.unet.dtype
+        clock = _StageClock(device)
+        wall = time.perf_counter()
+        reference = self._preprocess(image).to(device)  # (B, 3, 512, 512) in [0, 1]
+        lq = (reference * 2.0 - 1.0).to(dtype)
+        batch = lq.shape[0]
+        prompts = [prompt] * batch if isinstance(prompt, str) else prompt
+        if prompts is not None and len(prompts) != batch:
+            raise ValueError(f"got {len(prompts)} prompts for {batch} images")
+        if prompts is not None:
+            self.load_text_encoder()
+
+        # 2. Condition (VRE or text) and encode to latents: two CUDA streams when enabled.
+        if device.type == "cuda" and self.parallel_streams:
+            prompt_embeds, latents = self._condition_and_encode_parallel(lq, prompts, generator, clock)
+        else:
+            prompt_embeds = self._condition(lq, prompts, clock, None)
+            latents = self._encode(lq, generator, clock, None)
+
+        # 3. One UNet step at t = 399.
+        clock.start("unet")
+        eps = self.unet(latents, TIMESTEP, encoder_hidden_states=prompt_embeds, return_dict=False)[0]
+        clock.stop("unet")
+
+        # 4. x0 from the noise prediction, in float64 as the reference does; then decode.
+        clock.start("vae_decode")
+        alpha_bar = self.scheduler.alphas_cumprod[TIMESTEP].to(device=device, dtype=torch.float64)
+        x0 = (latents.double() - (1.0 - alpha_bar).sqrt() * eps.double()) / alpha_bar.sqrt()
+        x0 = x0.float().to(dtype) / self.vae.config.scaling_factor
+        decoded = self.vae.decode(x0, return_dict=False)[0]
+        restored = (decoded.clamp(-1.0, 1.0) * 0.5 + 0.5).float()
+        clock.stop("vae_decode")
+
+        # 5. Colour fix against the input, then the requested output type.
+        restored = apply_color_fix(restored, reference.float(), color_fix)
+        images = _postprocess(restored, output_type)
+        timings = clock.result()
+        timings["total"] = time.perf_counter() - wall
+        return OSDFacePipelineOutput(images=images, timings=timings)
+
+    def _condition(self, lq, prompts, clock: _StageClock, stream) -> torch.Tensor:
+        if prompts is None:
+            clock.start("vre", stream)
+            embeds = self.embedder(lq.to(self.embedder.dtype)).prompt_embeds.to(self.unet.dtype)
+            clock.stop("vre")
+            return embeds
+        clock.start("text_encoder", stream)
+        ids = self.tokenizer(
+            list(prompts),
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids.to(lq.device)
+        embeds = self.text_encoder(ids, return_dict=False)[0].to(self.unet.dtype)
+        clock.stop("text_encoder")
+        return embeds
+
+    def _encode(self, lq, generator, clock: _StageClock, stream) -> torch.Tensor:
+        clock.start("vae_encode", stream)
+        posterior = self.vae.encode(lq, return_dict=False)[0]
+        latents = posterior.sample(generator=generator) * self.vae.config.scaling_factor
+        clock.stop("vae_encode")
+        return latents
+
+    def _condition_and_encode_parallel(self, lq, prompts, generator, clock):
+        if self._streams is None or self._streams[0].device != lq.device:
+            self._streams = (torch.cuda.Stream(lq.device), torch.cuda.Stream(lq.device))
+        condition_stream, encode_stream = self._streams
+        main = torch.cuda.current_stream(lq.device)
+        condition_stream.wait_stream(main)
+        encode_stream.wait_stream(main)
+        with torch.cuda.stream(condition_stream):
+            prompt_embeds = self._condition(lq, prompts, clock, condition_stream)
+        with torch.cuda.stream(encode_stream):
+            latents = self._encode(lq, generator, clock, encode_stream)
+        main.wait_stream(condition_stream)
+        main.wait_stream(encode_stream)
+        # Tensors made on a side stream and used on the main one must not be recycled early.
+        prompt_embeds.record_stream(main)
+        latents.record_stream(main)
+        return prompt_embeds, latents
+
+
+class _reading:
+    """Context manager: a failure while reading a fetched file becomes a WeightsUnavailableError
+    that names the file and the fix (re-download)."""
+
+    def __init__(self, path: Path, source: str, filename: str):
+        self.path, self.source, self.filename = path, source, filename
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or isinstance(exc, hub.WeightsUnavailableError):
+            return False
+        if isinstance(exc, Exception):
+            raise hub.corrupt_file_error(self.path, self.source, self.filename, exc) from exc
+        return False
+
+
+def _check_one_image(item, where: str) -> None:
+    if isinstance(item, PIL.Image.Image):
+        width, height = item.size
+        channels = 3
+    elif isinstance(item, np.ndarray):
+        if item.ndim != 3 or item.shape[2] != 3:
+            raise ValueError(f"{where}: expected an (H, W, 3) RGB array, got shape {item.shape}")
+        if item.dtype != np.uint8 and not np.issubdtype(item.dtype, np.floating):
+            raise ValueError(f"{where}: expected uint8 or float values, got dtype {item.dtype}")
+        if np.issubdtype(item.dtype, np.floating):
+            _check_finite_unit(torch.from_numpy(np.asarray(item)), where)
+        height, width, channels = item.shape
+    elif isinstance(item, torch.Tensor):
+        if item.ndim not in (3, 4) or item.shape[-3] != 3:
+            raise ValueError(f"{where}: expected a (3, H, W) or (B, 3, H, W) tensor, got shape {tuple(item.shape)}")
+        if item.ndim == 4 and item.shape[0] == 0:
+            raise ValueError(f"{where}: the tensor batch is empty (shape {tuple(item.shape)})")
+        if not item.is_floating_point():
+            raise ValueError(f"{where}: expected a float tensor in [0, 1], got dtype {item.dtype}")
+        _check_finite_unit(item, where)
+        height, width, channels = item.shape[-2], item.shape[-1], 3
+    else:
+        raise ValueError(
+            f"{where}: unsupported type {type(item).__name__}; pass a PIL image, an (H, W, 3) numpy "
+            f"array or a (B, 3, H, W) tensor"
+        )
+    del channels
+    if width != height:
+        raise ValueError(
+            f"{where}: OSDFace takes square 512x512 aligned faces, got {width}x{height}. "
+            f"For whole photos use osdface.faces.FaceRestorer, which detects and aligns the faces."
+        )
+    if width < MIN_INPUT_SIZE:
+        raise ValueError(f"{where}: the face is only {width}x{height} pixels; at least {MIN_INPUT_SIZE} are needed")
+
+
+def _check_finite_unit(values: torch.Tensor, where: str) -> None:
+    if not torch.isfinite(values).all():
+        raise ValueError(f"{where}: contains NaN or infinite values")
+    low, high = values.min().item(), values.max().item()
+    if low < -1e-3 or high > 1 + 1e-3:
+        raise ValueError(f"{where}: float values must lie in [0, 1], got range [{low:.3g}, {high:.3g}]")
+
+
+def _resize(batch: torch.Tensor) -> torch.Tensor:
+    if batch.shape[-2:] == (RESOLUTION, RESOLUTION):
+        return batch
+    # The authors' script resizes square inputs to 512 this way (align_corners=True).
+    return F.interpolate(batch, size=(RESOLUTION, RESOLUTION), mode="bilinear", align_corners=True).clamp(0, 1)
+
+
+def _postprocess(images: torch.Tensor, output_type: str):
+    """(B, 3, H, W) float in [0, 1] -> the requested type."""
+    if output_type == "pt":
+        return images
+    array = images.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)  # (B, H, W, 3) RGB float32
+    if output_type == "np":
+        return array
+    return [PIL.Image.fromarray((a * 255.0).round().astype(np.uint8)) for a in array]

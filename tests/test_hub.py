@@ -1,0 +1,167 @@
+"""Where weights come from, and what the user is told when they cannot be loaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from osdface import OSDFacePipeline, hub
+
+
+def snapshot(tiny_hub, repo_id: str) -> Path:
+    return Path(tiny_hub.cache_dir) / f"models--{repo_id.replace('/', '--')}" / "snapshots" / tiny_hub.commits[repo_id]
+
+
+def load(weights, base, **kwargs):
+    return OSDFacePipeline.from_pretrained(weights, base_model=base, **kwargs)
+
+
+def test_defaults_and_environment_overrides(monkeypatch):
+    assert hub.ModelSources.resolve() == hub.ModelSources("alecccdd/OSDFace", None, "Manojb/stable-diffusion-2-1-base", None)
+    monkeypatch.setenv("OSDFACE_WEIGHTS", "me/osdface")
+    monkeypatch.setenv("OSDFACE_BASE_MODEL", "/models/sd21")
+    monkeypatch.setenv("OSDFACE_BASE_REVISION", "v2")
+    resolved = hub.ModelSources.resolve()
+    assert (resolved.weights, resolved.base_model, resolved.base_revision) == ("me/osdface", "/models/sd21", "v2")
+    assert hub.ModelSources.resolve("arg/weights").weights == "arg/weights"  # arguments win
+
+
+def test_loads_from_local_folders(tiny_hub, tmp_path):
+    weights = shutil.copytree(snapshot(tiny_hub, tiny_hub.weights_repo), tmp_path / "weights")
+    base = shutil.copytree(snapshot(tiny_hub, tiny_hub.base_repo), tmp_path / "base")
+    pipe = load(weights, base)
+    assert pipe.embedder.config.num_tokens == 77
+
+
+def test_offline_with_empty_cache(tiny_hub):
+    with pytest.raises(hub.WeightsUnavailableError) as info:
+        load("nobody/not-cached", tiny_hub.base_repo)
+    message = str(info.value)
+    assert "'associate_2.ckpt' from Hub repo 'nobody/not-cached'" in message
+    assert "offline" in message and "nothing of Hub repo 'nobody/not-cached' is in the local cache" in message
+    assert "OSDFACE_WEIGHTS" in message and "Fix:" in message
+
+
+def test_base_model_errors_name_the_base_variable(tiny_hub):
+    with pytest.raises(hub.WeightsUnavailableError) as info:
+        load(tiny_hub.weights_repo, "nobody/sd21")
+    assert "'vae/config.json' from Hub repo 'nobody/sd21'" in str(info.value)
+    assert "OSDFACE_BASE_MODEL" in str(info.value)
+
+
+def test_revision_not_in_cache(tiny_hub):
+    with pytest.raises(hub.WeightsUnavailableError) as info:
+        load(tiny_hub.weights_repo, tiny_hub.base_repo, revision="v9")
+    assert "revision 'v9' of 'osdface-test/osdface' is not in the local cache" in str(info.value)
+
+
+def test_file_missing_from_cached_repo_and_from_local_folder(tiny_hub, tmp_path):
+    repo_id = "osdface-test/no-lora"
+    partial = tmp_path / "partial"
+    shutil.copytree(snapshot(tiny_hub, tiny_hub.weights_repo), partial)
+    (partial / hub.LORA_WEIGHTS).unlink()
+    from osdface.random_weights import add_to_hub_cache
+
+    add_to_hub_cache(Path(tiny_hub.cache_dir), repo_id, partial)
+    with pytest.raises(hub.WeightsUnavailableError, match="does not contain 'pytorch_lora_weights.safetensors'"):
+        load(repo_id, tiny_hub.base_repo)
+    with pytest.raises(hub.WeightsUnavailableError, match="'pytorch_lora_weights.safetensors' is missing from the local folder"):
+        load(partial, tiny_hub.base_repo)
+
+
+@pytest.mark.parametrize("name", [hub.LORA_WEIGHTS, hub.VRE_CHECKPOINT, hub.PROJECTION_WEIGHTS])
+def test_corrupt_file(tiny_hub, tmp_path, name):
+    weights = shutil.copytree(snapshot(tiny_hub, tiny_hub.weights_repo), tmp_path / "weights")
+    data = (weights / name).read_bytes()
+    (weights / name).write_bytes(data[: len(data) // 3])
+    with pytest.raises(hub.WeightsUnavailableError) as info:
+        load(weights, tiny_hub.base_repo)
+    assert "corrupt" in str(info.value) and name in str(info.value) and "delete that file" in str(info.value)
+
+
+def test_corrupt_base_component(tiny_hub, tmp_path):
+    base = shutil.copytree(snapshot(tiny_hub, tiny_hub.base_repo), tmp_path / "base")
+    (base / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(hub.WeightsUnavailableError, match="'unet/' .* is corrupt"):
+        load(tiny_hub.weights_repo, base)
+
+
+def test_not_a_repo_id_nor_a_folder(tiny_hub):
+    with pytest.raises(hub.WeightsUnavailableError, match="neither an existing folder nor a Hub repo id"):
+        load("./no/such/folder", tiny_hub.base_repo)
+
+
+class FakeHub(BaseHTTPRequestHandler):
+    """Answers like the Hub does for a missing repo, revision or file (status + X-Error-Code)."""
+
+    def do_HEAD(self):  # noqa: N802 - http.server's naming
+        self._answer()
+
+    def do_GET(self):  # noqa: N802
+        self._answer()
+
+    def _answer(self):
+        # Path: /{owner}/{name}/resolve/{revision}/{filename}
+        parts = self.path.split("?")[0].strip("/").split("/")
+        repo, revision = parts[1], parts[3]
+        if repo == "missing-repo":
+            code, error = 401, "RepoNotFound"
+        elif revision == "bad-revision":
+            code, error = 404, "RevisionNotFound"
+        else:
+            code, error = 404, "EntryNotFound"
+        self.send_response(code)
+        self.send_header("X-Error-Code", error)
+        self.send_header("X-Error-Message", f"{error} (fake hub)")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_online_errors_through_huggingface_hub(tmp_path):
+    """A local server speaking the Hub's error protocol: repo missing, bad revision, file
+    missing; then an unreachable Hub. Run in a subprocess, since the test session is offline."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    closed = ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
+    closed_port = closed.server_address[1]
+    closed.server_close()
+    script = """
+import json, os, sys
+from osdface import hub
+cases = [("owner/missing-repo", "associate_2.ckpt", None), ("owner/repo", "associate_2.ckpt", "bad-revision"),
+         ("owner/repo", "associate_2.ckpt", None)]
+out = []
+for repo, name, revision in cases:
+    try:
+        hub.fetch(repo, name, revision)
+        out.append("no error")
+    except hub.WeightsUnavailableError as exc:
+        out.append(str(exc))
+print(json.dumps(out))
+"""
+    try:
+        env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
+               "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_ETAG_TIMEOUT": "5", "HF_HUB_DOWNLOAD_TIMEOUT": "5"}
+        result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        missing_repo, bad_revision, missing_file = json.loads(result.stdout.strip().splitlines()[-1])
+        env["HF_ENDPOINT"] = f"http://127.0.0.1:{closed_port}"
+        result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+        unreachable = json.loads(result.stdout.strip().splitlines()[-1])[0]
+    finally:
+        server.shutdown()
+    assert "Hub repo 'owner/missing-repo' was not found" in missing_repo
+    assert "Revision 'bad-revision' does not exist in Hub repo 'owner/repo'" in bad_revision
+    assert "File 'associate_2.ckpt' is missing from Hub repo 'owner/repo'" in missing_file
+    assert "the Hub could not be reached" in unreachable and "owner/missing-repo" in unreachable

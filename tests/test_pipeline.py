@@ -1,0 +1,161 @@
+"""The one-step pipeline, loaded from tiny random repos through the real Hub code path."""
+
+from __future__ import annotations
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from osdface import OSDFacePipeline
+from osdface.pipeline import TIMESTEP
+
+
+def face(seed: int, size: int = 512) -> np.ndarray:
+    """A smooth random 'face': (H, W, 3) RGB uint8."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    return np.asarray(PIL.Image.fromarray(small).resize((size, size), PIL.Image.BICUBIC))
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_output_size_range_and_timings(tiny_pipeline):
+    out = tiny_pipeline(face(0), generator=gen())
+    assert len(out.images) == 1
+    image = out.images[0]
+    assert isinstance(image, PIL.Image.Image) and image.size == (512, 512) and image.mode == "RGB"
+    array = tiny_pipeline(face(0), generator=gen(), output_type="np").images
+    assert array.shape == (1, 512, 512, 3) and array.dtype == np.float32
+    assert 0.0 <= array.min() and array.max() <= 1.0 and array.std() > 0.01
+    assert set(out.timings) == {"vre", "vae_encode", "unet", "vae_decode", "total"}
+    assert all(v >= 0 for v in out.timings.values())
+    assert out.timings["total"] >= sum(out.timings[k] for k in ("vre", "vae_encode", "unet", "vae_decode"))
+
+
+def test_same_seed_same_output_other_seed_differs(tiny_pipeline):
+    a = tiny_pipeline(face(1), generator=gen(0), output_type="pt").images
+    b = tiny_pipeline(face(1), generator=gen(0), output_type="pt").images
+    c = tiny_pipeline(face(1), generator=gen(1), output_type="pt").images
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 1e-4
+
+
+def test_output_equals_reference_math_from_the_same_modules(tiny_pipeline):
+    """The README's formulas, written out independently of the pipeline's code."""
+    pipe = tiny_pipeline
+    image = face(2)
+    lq = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255.0 * 2 - 1
+    with torch.no_grad():
+        prompt_embeds = pipe.embedder(lq).prompt_embeds
+        z = pipe.vae.encode(lq).latent_dist.sample(generator=gen(3)) * 0.18215
+        eps = pipe.unet(z, 399, encoder_hidden_states=prompt_embeds).sample
+        betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float32) ** 2
+        abar = torch.cumprod(1.0 - betas, dim=0)[399].double()
+        x0 = (z.double() - (1 - abar).sqrt() * eps.double()) / abar.sqrt()
+        expected = (pipe.vae.decode(x0.float() / 0.18215).sample.clamp(-1, 1) * 0.5 + 0.5)
+    got = pipe(image, generator=gen(3), output_type="pt").images
+    assert TIMESTEP == 399
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_batch_equals_singles(tiny_pipeline):
+    faces = [face(3), face(4), face(5)]
+    batch = tiny_pipeline(faces, generator=[gen(i) for i in range(3)], output_type="pt").images
+    assert batch.shape == (3, 3, 512, 512)
+    for i, single_face in enumerate(faces):
+        single = tiny_pipeline(single_face, generator=gen(i), output_type="pt").images
+        # Batched convolutions sum in another order: float32 rounding, nothing more.
+        assert (batch[i] - single[0]).abs().max() < 5e-4
+        assert (batch[i] - single[0]).abs().mean() < 2e-5
+
+
+def test_input_types_agree(tiny_pipeline):
+    array = face(6)
+    pil = PIL.Image.fromarray(array)
+    tensor = torch.from_numpy(array).permute(2, 0, 1).float() / 255.0
+    outs = [
+        tiny_pipeline(x, generator=gen(), output_type="pt").images
+        for x in (array, pil, tensor, tensor[None], array.astype(np.float32) / 255.0)
+    ]
+    for other in outs[1:]:
+        assert torch.allclose(outs[0], other, atol=1e-5)
+
+
+def test_square_inputs_of_other_sizes_are_resized(tiny_pipeline):
+    out = tiny_pipeline(face(7, size=256), generator=gen())
+    assert out.images[0].size == (512, 512)
+
+
+def test_prompt_ablation_path(tiny_pipeline):
+    vre = tiny_pipeline(face(8), generator=gen(), output_type="pt")
+    null = tiny_pipeline(face(8), prompt="", generator=gen(), output_type="pt")
+    text = tiny_pipeline(face(8), prompt="a photo of a face", generator=gen(), output_type="pt")
+    assert tiny_pipeline.text_encoder is not None and tiny_pipeline.tokenizer is not None
+    assert "text_encoder" in null.timings and "vre" not in null.timings
+    assert null.images.shape == vre.images.shape == text.images.shape
+    assert (vre.images - null.images).abs().max() > 1e-4
+    assert (null.images - text.images).abs().max() > 1e-5
+
+
+def test_text_encoder_loads_lazily(tiny_hub):
+    pipe = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
+    assert pipe.text_encoder is None and pipe.tokenizer is None
+
+
+@pytest.mark.parametrize("method", ["adain", "wavelet"])
+def test_color_fix_moves_colours_towards_the_input(tiny_pipeline, method):
+    image = face(9)
+    plain = tiny_pipeline(image, generator=gen(), output_type="pt").images
+    fixed = tiny_pipeline(image, generator=gen(), output_type="pt", color_fix=method).images
+    reference = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255.0
+    mean_error = lambda x: (x.mean((2, 3)) - reference.mean((2, 3))).abs().mean().item()  # noqa: E731
+    assert mean_error(fixed) < mean_error(plain)
+    assert fixed.min() >= 0 and fixed.max() <= 1
+
+
+def test_fused_lora_equals_unfused_and_differs_from_none(tiny_hub, tiny_pipeline):
+    unfused = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo, fuse_lora=False)
+    assert any("lora" in name for name, _ in unfused.unet.named_modules())
+    assert not any("lora" in name for name, _ in tiny_pipeline.unet.named_modules())
+    image = face(10)
+    fused_out = tiny_pipeline(image, generator=gen(), output_type="pt").images
+    unfused_out = unfused(image, generator=gen(), output_type="pt").images
+    assert torch.allclose(fused_out, unfused_out, atol=1e-5)
+    unfused.unload_lora_weights()  # removes the adapters: the plain SD UNet is left
+    plain_out = unfused(image, generator=gen(), output_type="pt").images
+    assert (plain_out - fused_out).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ([], "empty list"),
+        (np.zeros((512, 512), dtype=np.uint8), "(H, W, 3)"),
+        (np.zeros((512, 512, 4), dtype=np.uint8), "(H, W, 3)"),
+        (np.zeros((512, 384, 3), dtype=np.uint8), "square"),
+        (np.zeros((16, 16, 3), dtype=np.uint8), "at least"),
+        (np.full((512, 512, 3), np.nan, dtype=np.float32), "NaN"),
+        (np.full((512, 512, 3), 3.0, dtype=np.float32), "[0, 1]"),
+        (torch.zeros(0, 3, 512, 512), "empty"),
+        (torch.zeros(1, 4, 512, 512), "(B, 3, H, W)"),
+        (torch.full((3, 512, 512), float("inf")), "NaN or infinite"),
+        ("face.png", "unsupported type str"),
+        ([np.zeros((512, 512, 3), dtype=np.uint8), 5], "image[1]: unsupported type int"),
+    ],
+)
+def test_check_inputs_names_the_problem(tiny_pipeline, bad, message):
+    with pytest.raises(ValueError, match=None) as info:
+        tiny_pipeline(bad)
+    assert message in str(info.value)
+
+
+def test_bad_options_are_refused(tiny_pipeline):
+    with pytest.raises(ValueError, match="color_fix"):
+        tiny_pipeline(face(0), color_fix="sepia")
+    with pytest.raises(ValueError, match="output_type"):
+        tiny_pipeline(face(0), output_type="jpeg")
+    with pytest.raises(ValueError, match="2 prompts for 1 images"):
+        tiny_pipeline(face(0), prompt=["a", "b"])
