@@ -26,7 +26,9 @@ def adain_color_fix(output: torch.Tensor, reference: torch.Tensor, eps: float = 
 
 
 def _blur(x: torch.Tensor, dilation: int) -> torch.Tensor:
-    kernel = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]], dtype=x.dtype, device=x.device) / 16
+    kernel = (
+        torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]], dtype=x.dtype, device=x.device) / 16
+    )
     kernel = kernel.expand(x.shape[1], 1, 3, 3)
     x = F.pad(x, (dilation,) * 4, mode="replicate")
     return F.conv2d(x, kernel, groups=x.shape[1], dilation=dilation)

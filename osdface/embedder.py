@@ -288,7 +288,9 @@ class VisualRepresentationEmbedder(nn.Module):
         checkpoint = load_pickled_state_dict(vre_checkpoint)
         state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
         if not isinstance(state, dict):
-            raise ValueError(f"{vre_checkpoint}: expected a checkpoint dict with a 'state_dict', got {type(state)}")
+            raise ValueError(
+                f"{vre_checkpoint}: expected a checkpoint dict with a 'state_dict', got {type(state)}"
+            )
         vre_state = {
             key[len(CHECKPOINT_PREFIX) :]: value
             for key, value in state.items()
@@ -311,7 +313,11 @@ class VisualRepresentationEmbedder(nn.Module):
 
 def _load_exact(module: nn.Module, state: dict, exclude_prefix: str | None, source: str) -> None:
     """load_state_dict, after checking that key sets and shapes match exactly."""
-    expected = {k: v.shape for k, v in module.state_dict().items() if not (exclude_prefix and k.startswith(exclude_prefix))}
+    expected = {
+        k: v.shape
+        for k, v in module.state_dict().items()
+        if not (exclude_prefix and k.startswith(exclude_prefix))
+    }
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     mismatched = [
@@ -321,8 +327,13 @@ def _load_exact(module: nn.Module, state: dict, exclude_prefix: str | None, sour
     ]
     if missing or unexpected or mismatched:
         parts = [
-            f"{label} ({len(items)}): {items[:20]}" + (f" and {len(items) - 20} more" if len(items) > 20 else "")
-            for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched))
+            f"{label} ({len(items)}): {items[:20]}"
+            + (f" and {len(items) - 20} more" if len(items) > 20 else "")
+            for label, items in (
+                ("missing keys", missing),
+                ("unexpected keys", unexpected),
+                ("shape mismatches", mismatched),
+            )
             if items
         ]
         raise ValueError(f"{source} does not match the VRE architecture: " + "; ".join(parts))

@@ -138,9 +138,13 @@ def fetch(source: str, filename: str, revision: str | None = None, *, env_var: s
             + _fix_hint(source, env_var)
         ) from exc
     except errors.HfHubHTTPError as exc:
-        raise WeightsUnavailableError(f"Downloading {where} failed: {exc}. " + _fix_hint(source, env_var)) from exc
+        raise WeightsUnavailableError(
+            f"Downloading {where} failed: {exc}. " + _fix_hint(source, env_var)
+        ) from exc
     except OSError as exc:  # network down, disk full, permissions
-        raise WeightsUnavailableError(f"Could not fetch {where}: {exc}. " + _fix_hint(source, env_var)) from exc
+        raise WeightsUnavailableError(
+            f"Could not fetch {where}: {exc}. " + _fix_hint(source, env_var)
+        ) from exc
 
 
 def _offline_message(where: str, source: str, filename: str, revision: str | None, env_var: str) -> str:

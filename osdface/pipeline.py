@@ -106,7 +106,12 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     ):
         super().__init__()
         self.register_modules(
-            vae=vae, unet=unet, scheduler=scheduler, embedder=embedder, text_encoder=text_encoder, tokenizer=tokenizer
+            vae=vae,
+            unet=unet,
+            scheduler=scheduler,
+            embedder=embedder,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
         )
         self.parallel_streams = True
         self._sources: hub.ModelSources | None = None
@@ -197,7 +202,9 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             raise ValueError(f"color_fix must be None, 'adain' or 'wavelet', got {color_fix!r}")
         if prompt is not None and not isinstance(prompt, str):
             if not (isinstance(prompt, list | tuple) and all(isinstance(p, str) for p in prompt)):
-                raise ValueError(f"prompt must be None, a string or a list of strings, got {type(prompt).__name__}")
+                raise ValueError(
+                    f"prompt must be None, a string or a list of strings, got {type(prompt).__name__}"
+                )
 
     def _preprocess(self, image) -> torch.Tensor:
         """Any accepted input -> (B, 3, 512, 512) float32 in [0, 1] on CPU or its own device."""
@@ -359,7 +366,9 @@ def _check_one_image(item, where: str) -> None:
         height, width, channels = item.shape
     elif isinstance(item, torch.Tensor):
         if item.ndim not in (3, 4) or item.shape[-3] != 3:
-            raise ValueError(f"{where}: expected a (3, H, W) or (B, 3, H, W) tensor, got shape {tuple(item.shape)}")
+            raise ValueError(
+                f"{where}: expected a (3, H, W) or (B, 3, H, W) tensor, got shape {tuple(item.shape)}"
+            )
         if item.ndim == 4 and item.shape[0] == 0:
             raise ValueError(f"{where}: the tensor batch is empty (shape {tuple(item.shape)})")
         if not item.is_floating_point():
@@ -378,7 +387,9 @@ def _check_one_image(item, where: str) -> None:
             f"For whole photos use osdface.faces.FaceRestorer, which detects and aligns the faces."
         )
     if width < MIN_INPUT_SIZE:
-        raise ValueError(f"{where}: the face is only {width}x{height} pixels; at least {MIN_INPUT_SIZE} are needed")
+        raise ValueError(
+            f"{where}: the face is only {width}x{height} pixels; at least {MIN_INPUT_SIZE} are needed"
+        )
 
 
 def _check_finite_unit(values: torch.Tensor, where: str) -> None:
@@ -393,7 +404,9 @@ def _resize(batch: torch.Tensor) -> torch.Tensor:
     if batch.shape[-2:] == (RESOLUTION, RESOLUTION):
         return batch
     # The authors' script resizes square inputs to 512 this way (align_corners=True).
-    return F.interpolate(batch, size=(RESOLUTION, RESOLUTION), mode="bilinear", align_corners=True).clamp(0, 1)
+    return F.interpolate(batch, size=(RESOLUTION, RESOLUTION), mode="bilinear", align_corners=True).clamp(
+        0, 1
+    )
 
 
 def _postprocess(images: torch.Tensor, output_type: str):

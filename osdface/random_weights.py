@@ -57,7 +57,12 @@ SD21_UNET_CONFIG = {
     "sample_size": 64,
     "in_channels": 4,
     "out_channels": 4,
-    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+    "down_block_types": [
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "DownBlock2D",
+    ],
     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
     "block_out_channels": [320, 640, 1280, 1280],
     "layers_per_block": 2,
@@ -170,14 +175,16 @@ def save_vre_files(embedder: VisualRepresentationEmbedder, folder: Path) -> None
 
 def save_lora(unet, folder: Path, rank: int = 8, seed: int = 0) -> None:
     """A random UNet LoRA saved the way diffusers' training scripts save one."""
+    import copy
+
     from diffusers import StableDiffusionPipeline
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
-    import copy
-
     unet = copy.deepcopy(unet)
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=LORA_TARGETS))
+    unet.add_adapter(
+        LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=LORA_TARGETS)
+    )
     torch.manual_seed(seed)
     with torch.no_grad():
         for name, param in unet.named_parameters():
@@ -191,7 +198,11 @@ def save_lora(unet, folder: Path, rank: int = 8, seed: int = 0) -> None:
 def _tiny_tokenizer_files(folder: Path) -> None:
     """A byte-level CLIP BPE vocabulary without merges: every byte is one token."""
     # GPT-2/CLIP byte-to-character table: printable bytes map to themselves, the rest above 255.
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     extra = [b for b in range(256) if b not in printable]
     chars = [chr(b) for b in printable] + [chr(256 + i) for i in range(len(extra))]
     vocab = {c: i for i, c in enumerate(chars)}
@@ -201,7 +212,14 @@ def _tiny_tokenizer_files(folder: Path) -> None:
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
     (folder / "special_tokens_map.json").write_text(
-        json.dumps({"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "!", "unk_token": "<|endoftext|>"})
+        json.dumps(
+            {
+                "bos_token": "<|startoftext|>",
+                "eos_token": "<|endoftext|>",
+                "pad_token": "!",
+                "unk_token": "<|endoftext|>",
+            }
+        )
     )
     (folder / "tokenizer_config.json").write_text(
         json.dumps(
@@ -277,7 +295,9 @@ def write_tiny_hub(cache_dir: str | Path, seed: int = 0) -> TinyHub:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Write tiny random OSDFace repos into a Hugging Face cache folder.")
+    parser = argparse.ArgumentParser(
+        description="Write tiny random OSDFace repos into a Hugging Face cache folder."
+    )
     parser.add_argument("cache_dir", help="folder to use as HF_HUB_CACHE")
     tiny = write_tiny_hub(parser.parse_args().cache_dir)
     print("\n".join(f"export {k}={v}" for k, v in tiny.env.items()))

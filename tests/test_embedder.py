@@ -162,7 +162,9 @@ def test_fewer_than_77_distinct_tokens_on_full_vre(vre):
     assert (out.tokens[0][kept:] == 0).all()
     assert torch.equal(out.tokens[0][:kept], vre.quantize.embedding.weight[out.token_indices[0][:kept]])
     # Zero token rows still go through the projection (bias + SiLU), as in the original.
-    assert torch.allclose(out.prompt_embeds[0][kept:], vre.projection(torch.zeros(1, 1, 512))[0].expand(77 - kept, -1))
+    assert torch.allclose(
+        out.prompt_embeds[0][kept:], vre.projection(torch.zeros(1, 1, 512))[0].expand(77 - kept, -1)
+    )
 
 
 def test_checkpoint_with_wrong_keys_is_refused_with_the_keys(checkpoint_files, tmp_path):
@@ -173,7 +175,9 @@ def test_checkpoint_with_wrong_keys_is_refused_with_the_keys(checkpoint_files, t
     state["vqvae_LQ.quant_conv.weight"] = torch.zeros(512, 512, 3, 3)
     torch.save({"state_dict": state}, tmp_path / "bad.ckpt")
     with pytest.raises(ValueError) as info:
-        VisualRepresentationEmbedder.from_checkpoints(tmp_path / "bad.ckpt", projection_file, config=VREConfig())
+        VisualRepresentationEmbedder.from_checkpoints(
+            tmp_path / "bad.ckpt", projection_file, config=VREConfig()
+        )
     message = str(info.value)
     assert "missing keys (1): ['encoder.conv_in.bias']" in message
     assert "unexpected keys (1): ['encoder.extra.weight']" in message

@@ -17,7 +17,12 @@ from osdface import OSDFacePipeline, hub
 
 
 def snapshot(tiny_hub, repo_id: str) -> Path:
-    return Path(tiny_hub.cache_dir) / f"models--{repo_id.replace('/', '--')}" / "snapshots" / tiny_hub.commits[repo_id]
+    return (
+        Path(tiny_hub.cache_dir)
+        / f"models--{repo_id.replace('/', '--')}"
+        / "snapshots"
+        / tiny_hub.commits[repo_id]
+    )
 
 
 def load(weights, base, **kwargs):
@@ -25,12 +30,18 @@ def load(weights, base, **kwargs):
 
 
 def test_defaults_and_environment_overrides(monkeypatch):
-    assert hub.ModelSources.resolve() == hub.ModelSources("alecccdd/OSDFace", None, "Manojb/stable-diffusion-2-1-base", None)
+    assert hub.ModelSources.resolve() == hub.ModelSources(
+        "alecccdd/OSDFace", None, "Manojb/stable-diffusion-2-1-base", None
+    )
     monkeypatch.setenv("OSDFACE_WEIGHTS", "me/osdface")
     monkeypatch.setenv("OSDFACE_BASE_MODEL", "/models/sd21")
     monkeypatch.setenv("OSDFACE_BASE_REVISION", "v2")
     resolved = hub.ModelSources.resolve()
-    assert (resolved.weights, resolved.base_model, resolved.base_revision) == ("me/osdface", "/models/sd21", "v2")
+    assert (resolved.weights, resolved.base_model, resolved.base_revision) == (
+        "me/osdface",
+        "/models/sd21",
+        "v2",
+    )
     assert hub.ModelSources.resolve("arg/weights").weights == "arg/weights"  # arguments win
 
 
@@ -71,9 +82,14 @@ def test_file_missing_from_cached_repo_and_from_local_folder(tiny_hub, tmp_path)
     from osdface.random_weights import add_to_hub_cache
 
     add_to_hub_cache(Path(tiny_hub.cache_dir), repo_id, partial)
-    with pytest.raises(hub.WeightsUnavailableError, match="does not contain 'pytorch_lora_weights.safetensors'"):
+    with pytest.raises(
+        hub.WeightsUnavailableError, match="does not contain 'pytorch_lora_weights.safetensors'"
+    ):
         load(repo_id, tiny_hub.base_repo)
-    with pytest.raises(hub.WeightsUnavailableError, match="'pytorch_lora_weights.safetensors' is missing from the local folder"):
+    with pytest.raises(
+        hub.WeightsUnavailableError,
+        match="'pytorch_lora_weights.safetensors' is missing from the local folder",
+    ):
         load(partial, tiny_hub.base_repo)
 
 
@@ -151,13 +167,23 @@ for repo, name, revision in cases:
 print(json.dumps(out))
 """
     try:
-        env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
-               "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_ETAG_TIMEOUT": "5", "HF_HUB_DOWNLOAD_TIMEOUT": "5"}
-        result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "0",
+            "HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
+            "HF_HUB_CACHE": str(tmp_path / "cache"),
+            "HF_HUB_ETAG_TIMEOUT": "5",
+            "HF_HUB_DOWNLOAD_TIMEOUT": "5",
+        }
+        result = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, result.stderr
         missing_repo, bad_revision, missing_file = json.loads(result.stdout.strip().splitlines()[-1])
         env["HF_ENDPOINT"] = f"http://127.0.0.1:{closed_port}"
-        result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+        )
         unreachable = json.loads(result.stdout.strip().splitlines()[-1])[0]
     finally:
         server.shutdown()

@@ -55,7 +55,7 @@ def test_output_equals_reference_math_from_the_same_modules(tiny_pipeline):
         betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float32) ** 2
         abar = torch.cumprod(1.0 - betas, dim=0)[399].double()
         x0 = (z.double() - (1 - abar).sqrt() * eps.double()) / abar.sqrt()
-        expected = (pipe.vae.decode(x0.float() / 0.18215).sample.clamp(-1, 1) * 0.5 + 0.5)
+        expected = pipe.vae.decode(x0.float() / 0.18215).sample.clamp(-1, 1) * 0.5 + 0.5
     got = pipe(image, generator=gen(3), output_type="pt").images
     assert TIMESTEP == 399
     assert torch.allclose(got, expected, atol=1e-6)
@@ -117,7 +117,9 @@ def test_color_fix_moves_colours_towards_the_input(tiny_pipeline, method):
 
 
 def test_fused_lora_equals_unfused_and_differs_from_none(tiny_hub, tiny_pipeline):
-    unfused = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo, fuse_lora=False)
+    unfused = OSDFacePipeline.from_pretrained(
+        tiny_hub.weights_repo, base_model=tiny_hub.base_repo, fuse_lora=False
+    )
     assert any("lora" in name for name, _ in unfused.unet.named_modules())
     assert not any("lora" in name for name, _ in tiny_pipeline.unet.named_modules())
     image = face(10)

@@ -1,0 +1,145 @@
+"""Benchmark: the VRE's size and cost, and per-stage latency of the one-step pipeline.
+
+    python -m osdface.bench --full-size-random            # real-size architecture, random weights
+    python -m osdface.bench                               # the published weights (downloads)
+    python -m osdface.bench --device cuda --dtype float16 --repeats 20
+
+Prints the embedder's parameter count and MACs at 512x512 (paper: 28.63 M, 99.47 GMACs), then
+median per-stage latency, serialized and (on CUDA) with the VRE and the VAE encoder on two
+streams, and the pipeline's own overhead: wall time beyond the timed module forwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+PAPER_PARAMS_M = 28.63
+PAPER_GMACS = 99.47
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    full_size_random: bool = False
+    weights: str | None = None
+    base_model: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+    batch_size: int = 1
+    repeats: int = 3
+    warmup: int = 1
+
+
+def embedder_cost(embedder, device, dtype) -> dict[str, float]:
+    """Parameters (millions) by part, and GMACs for one 512x512 image (FLOPs / 2, counted by
+    torch's FlopCounterMode: convolutions, matmuls, attention)."""
+
+    def count(prefixes):
+        return sum(p.numel() for n, p in embedder.named_parameters() if n.startswith(prefixes)) / 1e6
+
+    x = torch.zeros(1, 3, 512, 512, device=device, dtype=dtype)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        embedder(x)
+    return {
+        "encoder": count(("encoder.", "quant_conv.")),
+        "projection": count(("projection.",)),
+        "codebook": count(("quantize.",)),
+        "gmacs": counter.get_total_flops() / 2 / 1e9,
+    }
+
+
+def time_pipeline(pipe, images, repeats: int, warmup: int) -> dict[str, float]:
+    """Median seconds per stage over ``repeats`` runs after ``warmup`` runs."""
+    runs = []
+    for i in range(warmup + repeats):
+        out = pipe(images, generator=torch.Generator().manual_seed(0), output_type="pt")
+        if i >= warmup:
+            runs.append(out.timings)
+    return {stage: statistics.median(run[stage] for run in runs) for stage in runs[0]}
+
+
+def run(settings: BenchSettings) -> None:
+    from osdface import OSDFacePipeline
+    from osdface.random_weights import random_pipeline
+
+    device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = (
+        getattr(torch, settings.dtype)
+        if settings.dtype
+        else (torch.float16 if device.type == "cuda" else torch.float32)
+    )
+    if settings.full_size_random:
+        pipe, source = random_pipeline("full"), "full-size architecture, random weights"
+    else:
+        pipe = OSDFacePipeline.from_pretrained(settings.weights, base_model=settings.base_model)
+        source = f"weights {pipe._sources.weights} + {pipe._sources.base_model}"
+    pipe = pipe.to(device, dtype)
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU ({torch.get_num_threads()} threads)"
+    )
+    print(f"OSDFace benchmark: {source}; {name}, {dtype}, batch {settings.batch_size}, 512x512")
+
+    cost = embedder_cost(pipe.embedder, device, dtype)
+    print(
+        f"VRE parameters: encoder + quant_conv {cost['encoder']:.2f} M (paper {PAPER_PARAMS_M} M); "
+        f"projection {cost['projection']:.2f} M; codebook {cost['codebook']:.2f} M"
+    )
+    print(f"VRE MACs at 512x512: {cost['gmacs']:.2f} G (paper {PAPER_GMACS} G)")
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (512, 512, 3), dtype=np.uint8) for _ in range(settings.batch_size)]
+    modes = {"serialized": False}
+    if device.type == "cuda":
+        modes["parallelized"] = True
+    results = {}
+    for mode, parallel in modes.items():
+        pipe.parallel_streams = parallel
+        results[mode] = time_pipeline(pipe, images, settings.repeats, settings.warmup)
+
+    stages = ["vre", "vae_encode", "unet", "vae_decode", "total"]
+    print()
+    print(f"{'stage (median ms)':<20}" + "".join(f"{mode:>15}" for mode in results))
+    for stage in stages:
+        print(f"{stage:<20}" + "".join(f"{results[mode][stage] * 1000:>15.1f}" for mode in results))
+    serial = results["serialized"]
+    modules = sum(serial[s] for s in stages[:-1])
+    overhead = serial["total"] - modules
+    print(
+        f"{'overhead':<20}{overhead * 1000:>15.1f}   ({overhead / serial['total'] * 100:.2f}% of total, serialized)"
+    )
+    if "parallelized" in results:
+        speedup = serial["total"] / results["parallelized"]["total"]
+        print(
+            f"parallelized / serialized speed-up: {speedup:.3f}x (paper: 119.00 ms -> 102.83 ms, 1.157x on an A6000)"
+        )
+    else:
+        print("parallelized: needs CUDA (two streams); not measured on CPU")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--full-size-random", action="store_true", help="real-size architecture with random weights"
+    )
+    parser.add_argument("--weights", default=None, help="OSDFace weights repo id or folder")
+    parser.add_argument("--base-model", default=None, help="SD 2.1 base repo id or folder")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    args = parser.parse_args(argv)
+    run(BenchSettings(**{k: v for k, v in vars(args).items()}))
+
+
+if __name__ == "__main__":
+    main()

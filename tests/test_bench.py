@@ -1,0 +1,26 @@
+"""The benchmark script runs end to end and prints its table (no timing is asserted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from osdface import bench
+
+
+@pytest.mark.slow
+def test_bench_prints_costs_and_stage_table(tiny_hub, capsys):
+    bench.main(["--weights", tiny_hub.weights_repo, "--base-model", tiny_hub.base_repo, "--repeats", "1", "--warmup", "0"])
+    out = capsys.readouterr().out
+    assert "VRE parameters: encoder + quant_conv" in out and "VRE MACs at 512x512" in out
+    for stage in ("vre", "vae_encode", "unet", "vae_decode", "total", "overhead"):
+        assert f"\n{stage}" in out
+    assert "parallelized: needs CUDA" in out
+
+
+def test_embedder_cost_counts_the_released_architecture():
+    from osdface.embedder import VisualRepresentationEmbedder
+
+    cost = bench.embedder_cost(VisualRepresentationEmbedder(), "cpu", bench.torch.float32)
+    assert cost["encoder"] == pytest.approx(28.65, abs=0.01)
+    assert cost["codebook"] == pytest.approx(1024 * 512 / 1e6)
+    assert cost["gmacs"] == pytest.approx(99.47, rel=0.01)
