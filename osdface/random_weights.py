@@ -75,7 +75,8 @@ SD21_UNET_CONFIG = {
 # cross-attention width 1024), a few channels each.
 TINY_VAE_CONFIG = {
     **SD21_VAE_CONFIG,
-    "block_out_channels": [32, 32, 32, 32],
+    "block_out_channels": [8, 16, 16, 16],
+    "norm_num_groups": 8,
     "layers_per_block": 1,
 }
 TINY_UNET_CONFIG = {
