@@ -82,7 +82,7 @@ class ModelSources:
 def _fix_hint(source: str, env_var: str) -> str:
     return (
         f"Fix: connect to the internet once so the file is cached, or download the repo "
-        f"(`huggingface-cli download {source} --local-dir DIR`) and pass that folder "
+        f"(`hf download {source} --local-dir DIR`) and pass that folder "
         f"(argument, or the {env_var} environment variable), or point {env_var} at another "
         f"repo id that has the file."
     )
@@ -121,7 +121,7 @@ def fetch(source: str, filename: str, revision: str | None = None, *, env_var: s
     except errors.GatedRepoError as exc:
         raise WeightsUnavailableError(
             f"Hub repo '{source}' is gated: cannot download '{filename}'. "
-            f"Fix: accept its terms on the Hub and log in (`huggingface-cli login` or HF_TOKEN)."
+            f"Fix: accept its terms on the Hub and log in (`hf auth login` or HF_TOKEN)."
         ) from exc
     except errors.RepositoryNotFoundError as exc:
         raise WeightsUnavailableError(
@@ -185,6 +185,6 @@ def corrupt_file_error(path: Path, source: str, filename: str, exc: BaseExceptio
     """A file that was fetched but cannot be read (truncated download, wrong format)."""
     return WeightsUnavailableError(
         f"File '{filename}' from '{source}' is corrupt or not the expected format ({path}): {exc}. "
-        f"Fix: delete that file (or run `huggingface-cli delete-cache`) so it is downloaded again, "
+        f"Fix: delete that file (or remove the cached repo with `hf cache rm`) so it is downloaded again, "
         f"or replace it with a good copy."
     )

@@ -9,7 +9,18 @@ from osdface import bench
 
 @pytest.mark.slow
 def test_bench_prints_costs_and_stage_table(tiny_hub, capsys):
-    bench.main(["--weights", tiny_hub.weights_repo, "--base-model", tiny_hub.base_repo, "--repeats", "1", "--warmup", "0"])
+    bench.main(
+        [
+            "--weights",
+            tiny_hub.weights_repo,
+            "--base-model",
+            tiny_hub.base_repo,
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+        ]
+    )
     out = capsys.readouterr().out
     assert "VRE parameters: encoder + quant_conv" in out and "VRE MACs at 512x512" in out
     for stage in ("vre", "vae_encode", "unet", "vae_decode", "total", "overhead"):

@@ -1,0 +1,119 @@
+"""Split a command's work between processes launched by Hugging Face Accelerate.
+
+``accelerate launch -m osdface.cli <command> ...`` starts one process per GPU (or several
+CPU processes); each calls :func:`process_group`, takes its :meth:`ProcessGroup.shard` of
+the work items, and the results come back together with :meth:`ProcessGroup.gather`, in
+the original item order, so that the main process writes the same outputs as a
+single-process run.
+
+Not launched (no ``WORLD_SIZE`` above 1 in the environment) this is one process and
+Accelerate is never imported: the plain CLI pays nothing for it.
+
+On a machine without CUDA, or with ``ACCELERATE_USE_CPU=1``, the processes talk over
+CPU (gloo). Accelerate's own ``--cpu`` flag starts a single process unless MPI is set up,
+so launch several CPU processes with ``--multi_gpu --num_processes N`` on a CPU-only
+machine (the name is historical: it means "torchrun-style multi-process").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# A process that finishes its share waits for the slowest one at the final gather; with
+# torch's default (10 minutes on NCCL) a long study could time out there. The wait cannot
+# outlive a crash: the launcher stops every process when one of them fails.
+PROCESS_GROUP_TIMEOUT = timedelta(hours=24)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def launched_world_size() -> int:
+    """Number of processes the launcher started (1 when not launched)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise ValueError(f"WORLD_SIZE must be an integer, got {os.environ['WORLD_SIZE']!r}") from None
+
+
+@dataclass(frozen=True)
+class ProcessGroup:
+    """This process's place among the launched ones.
+
+    ``device`` is the device the launcher assigned to this process (``cuda:<local rank>``
+    or ``cpu``), or ``None`` for a single, unlaunched process: the command then uses its
+    own ``--device`` choice.
+    """
+
+    index: int = 0
+    count: int = 1
+    device: str | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.index == 0
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.count > 1
+
+    def shard(self, items: Sequence[T]) -> list[T]:
+        """This process's contiguous share of ``items`` (sizes differ by at most one).
+
+        The same split as Accelerate's ``split_between_processes``: the first
+        ``len % count`` processes get one extra item, so concatenating the shards in
+        process order gives ``items`` back.
+        """
+        base, extra = divmod(len(items), self.count)
+        start = self.index * base + min(self.index, extra)
+        stop = start + base + (1 if self.index < extra else 0)
+        return list(items[start:stop])
+
+    def gather(self, local: Sequence[T]) -> list[T]:
+        """Every process's ``local`` list, concatenated in process order, on every process.
+
+        Items must be picklable. With one process this returns ``list(local)``.
+        """
+        if not self.is_distributed:
+            return list(local)
+        from accelerate.utils import gather_object
+
+        return list(gather_object(list(local)))
+
+    def broadcast(self, value: Any) -> Any:
+        """The main process's ``value``, on every process (picklable values)."""
+        if not self.is_distributed:
+            return value
+        from accelerate.utils import broadcast_object_list
+
+        box = [value]
+        broadcast_object_list(box, from_process=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        """Wait until every process gets here."""
+        if self.is_distributed:
+            from accelerate import PartialState
+
+            PartialState().wait_for_everyone()
+
+
+def process_group() -> ProcessGroup:
+    """The current process's :class:`ProcessGroup`, initialising Accelerate when launched."""
+    if launched_world_size() <= 1:
+        return ProcessGroup()
+    import torch
+    from accelerate import PartialState
+
+    # PartialState only picks the CPU backend when told to; without CUDA there is no
+    # other choice, and ACCELERATE_USE_CPU=1 asks for it explicitly.
+    cpu = _env_flag("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
+    state = PartialState(cpu=cpu, timeout=PROCESS_GROUP_TIMEOUT)
+    return ProcessGroup(index=state.process_index, count=state.num_processes, device=str(state.device))

@@ -1,0 +1,216 @@
+"""Where facexlib's weights come from, and how they are loaded safely.
+
+facexlib downloads its weights into its own ``site-packages`` folder on first use and loads
+them with a plain ``torch.load``. We resolve them ourselves instead, in this order:
+
+1. a local folder (``OSDFACE_FACEXLIB_DIR`` or an argument, e.g. the CLI's ``--facexlib-dir``);
+2. our own cache (``$OSDFACE_CACHE/facexlib``, default ``~/.cache/osdface/facexlib``);
+3. a Hugging Face Hub repo holding the same file names, when one is configured
+   (``OSDFACE_FACEXLIB_REPO``, ``OSDFACE_FACEXLIB_REVISION``); those files stay in the
+   standard Hugging Face cache, so a Space can preload them;
+4. facexlib's published release URL, downloaded to a temporary file in our cache and renamed
+   into place atomically (so concurrent processes never read a half-written file).
+
+Offline (``OSDFACE_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``) steps 3 and 4 only look at what is
+already cached. Files are loaded with ``torch.load(weights_only=True)``: no pickled code runs.
+
+The identity metric reuses this module for ``recognition_arcface_ir_se50.pth``; keep the API
+(``FacexlibWeights.from_env``, ``.path``, ``load_facexlib_state_dict``) stable.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from osdface.hub import WeightsUnavailableError
+
+if TYPE_CHECKING:
+    import torch
+
+ENV_LOCAL_DIR = "OSDFACE_FACEXLIB_DIR"
+ENV_REPO = "OSDFACE_FACEXLIB_REPO"
+ENV_REVISION = "OSDFACE_FACEXLIB_REVISION"
+ENV_CACHE = "OSDFACE_CACHE"
+ENV_OFFLINE = "OSDFACE_OFFLINE"
+
+_RELEASES = "https://github.com/xinntao/facexlib/releases/download"
+
+# File name -> facexlib's own download URL (facexlib 0.3.0: detection/, parsing/ and
+# recognition/__init__.py). Note that BiSeNet lives under v0.2.0, ParseNet under v0.2.2.
+FACEXLIB_URLS: dict[str, str] = {
+    "detection_Resnet50_Final.pth": f"{_RELEASES}/v0.1.0/detection_Resnet50_Final.pth",
+    "detection_mobilenet0.25_Final.pth": f"{_RELEASES}/v0.1.0/detection_mobilenet0.25_Final.pth",
+    "parsing_parsenet.pth": f"{_RELEASES}/v0.2.2/parsing_parsenet.pth",
+    "parsing_bisenet.pth": f"{_RELEASES}/v0.2.0/parsing_bisenet.pth",
+    "recognition_arcface_ir_se50.pth": f"{_RELEASES}/v0.1.0/recognition_arcface_ir_se50.pth",
+}
+
+
+class FacexlibWeightsError(WeightsUnavailableError):
+    """A facexlib weight file could not be found, downloaded or read.
+
+    The message names the file, every source tried (with why it failed) and the fix.
+    """
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def default_cache_dir() -> Path:
+    """``$OSDFACE_CACHE/facexlib``, else ``$XDG_CACHE_HOME/osdface/facexlib``, else
+    ``~/.cache/osdface/facexlib``."""
+    root = os.environ.get(ENV_CACHE)
+    if root:
+        return Path(root).expanduser() / "facexlib"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "osdface" / "facexlib"
+
+
+@dataclass(frozen=True)
+class FacexlibWeights:
+    """Settings: where to look for facexlib's weight files (see the module docstring)."""
+
+    local_dir: Path | None = None
+    hub_repo: str | None = None
+    hub_revision: str | None = None
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    offline: bool = False
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> FacexlibWeights:
+        """Settings from the environment; keyword arguments that are not None win.
+
+        Accepted keywords: ``local_dir``, ``hub_repo``, ``hub_revision``, ``cache_dir``,
+        ``offline``.
+        """
+        local_dir = os.environ.get(ENV_LOCAL_DIR)
+        settings = cls(
+            local_dir=Path(local_dir).expanduser() if local_dir else None,
+            hub_repo=os.environ.get(ENV_REPO) or None,
+            hub_revision=os.environ.get(ENV_REVISION) or None,
+            cache_dir=default_cache_dir(),
+            offline=_env_flag(ENV_OFFLINE) or _env_flag("HF_HUB_OFFLINE"),
+        )
+        given = {key: value for key, value in overrides.items() if value is not None}
+        unknown = set(given) - {"local_dir", "hub_repo", "hub_revision", "cache_dir", "offline"}
+        if unknown:
+            raise TypeError(f"FacexlibWeights.from_env got unknown settings: {sorted(unknown)}")
+        for key in ("local_dir", "cache_dir"):
+            if key in given:
+                given[key] = Path(given[key]).expanduser()  # type: ignore[arg-type]
+        return replace(settings, **given)  # type: ignore[arg-type]
+
+    def path(self, name: str) -> Path:
+        """Local path of the weight file ``name``, fetching it if needed.
+
+        Raises ``ValueError`` for a name facexlib does not publish and
+        ``FacexlibWeightsError`` when no source has the file.
+        """
+        if name not in FACEXLIB_URLS:
+            raise ValueError(f"unknown facexlib weight file {name!r}; known: {sorted(FACEXLIB_URLS)}")
+        tried: list[str] = []
+
+        if self.local_dir is not None:
+            candidate = self.local_dir / name
+            if candidate.is_file():
+                return candidate
+            tried.append(f"local folder {self.local_dir}: no file {name}")
+
+        cached = self.cache_dir / name
+        if cached.is_file():
+            return cached
+        tried.append(f"cache {self.cache_dir}: not there yet")
+
+        if self.hub_repo:
+            try:
+                return self._from_hub(name)
+            except Exception as exc:  # noqa: BLE001 - recorded and re-raised below with every source
+                where = f"Hub repo {self.hub_repo}" + (f"@{self.hub_revision}" if self.hub_revision else "")
+                tried.append(f"{where}: {type(exc).__name__}: {exc}")
+
+        url = FACEXLIB_URLS[name]
+        if self.offline:
+            tried.append(f"{url}: not tried (offline: {ENV_OFFLINE} or HF_HUB_OFFLINE is set)")
+        else:
+            try:
+                return self._from_url(name, url)
+            except Exception as exc:  # noqa: BLE001 - recorded and re-raised below with every source
+                tried.append(f"{url}: {type(exc).__name__}: {exc}")
+
+        raise FacexlibWeightsError(_missing_message(name, url, tried, self.cache_dir))
+
+    def _from_hub(self, name: str) -> Path:
+        from huggingface_hub import hf_hub_download
+
+        return Path(
+            hf_hub_download(
+                self.hub_repo,  # type: ignore[arg-type]
+                name,
+                revision=self.hub_revision,
+                local_files_only=self.offline,
+            )
+        )
+
+    def _from_url(self, name: str, url: str) -> Path:
+        from torch.hub import download_url_to_file
+
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        target = self.cache_dir / name
+        # A unique temporary name in the same folder, then an atomic rename: a reader never
+        # sees a partial file, and two processes downloading at once both end up correct.
+        partial = self.cache_dir / f".{name}.{os.getpid()}.{uuid.uuid4().hex}.part"
+        try:
+            download_url_to_file(url, str(partial), progress=True)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return target
+
+
+def _missing_message(name: str, url: str, tried: list[str], cache_dir: Path) -> str:
+    lines = "\n".join(f"  - {entry}" for entry in tried)
+    return (
+        f"facexlib weight file {name!r} is not available. Tried:\n{lines}\n"
+        f"Fix: download {url} on a machine with internet access, put it in a folder and set "
+        f"{ENV_LOCAL_DIR}=<folder> (or pass --facexlib-dir <folder> to the osdface CLI); or copy it "
+        f"to {cache_dir / name}; or set {ENV_REPO} to a Hugging Face Hub repo that holds {name}."
+    )
+
+
+def weight_path(name: str, weights: FacexlibWeights | None = None) -> Path:
+    """Shortcut for ``(weights or FacexlibWeights.from_env()).path(name)``."""
+    return (weights or FacexlibWeights.from_env()).path(name)
+
+
+def load_facexlib_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a facexlib ``.pth`` state dict on the CPU without running pickled code.
+
+    Strips the ``module.`` prefix that ``DataParallel`` left in some of facexlib's files.
+    Raises ``FacexlibWeightsError`` naming the file if it is unreadable or not a state dict.
+    """
+    import torch
+
+    path = Path(path)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file and the fix
+        raise FacexlibWeightsError(
+            f"cannot load facexlib weights from {path}: {type(exc).__name__}: {exc}. "
+            f"The file may be truncated or not a facexlib state dict: delete it and let it be "
+            f"fetched again, or replace it with the file from {FACEXLIB_URLS.get(path.name, 'facexlib')}."
+        ) from exc
+    if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise FacexlibWeightsError(
+            f"{path} does not hold a state dict of tensors (found {type(loaded).__name__}); "
+            f"replace it with the file from {FACEXLIB_URLS.get(path.name, 'facexlib')}."
+        )
+    return {
+        (key[len("module.") :] if key.startswith("module.") else key): value for key, value in loaded.items()
+    }

@@ -1,0 +1,442 @@
+"""The Gradio app end to end: ``python app.py`` as a subprocess, offline, with the tiny test
+weights, driven by ``gradio_client`` and by headless Chromium (Playwright).
+
+Two apps are started, each shared by the tests of this module:
+
+* ``app``: the tiny OSDFace weights; a RetinaFace whose weights are random and whose
+  classifier never says "face" (so whole photos give the "no face found" message: RetinaFace's
+  real weights cannot be downloaded here); no ArcFace weights (identity scores are off, with a
+  note); a 1-megapixel input limit, a 2 MB upload limit, a queue of 4 and 3 requests at once;
+* ``app_without_weights``: OSDFACE_WEIGHTS names a repo that is not in the offline cache.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+QUEUE_SIZE = 4
+CONCURRENCY = 3
+START_TIMEOUT = 240
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+# JavaScript: wait until an <img> is decoded, then give its width in pixels.
+DECODED_WIDTH = "img => img.decode().then(() => img.naturalWidth)"
+
+pytestmark = pytest.mark.timeout(600)
+
+
+# --------------------------------------------------------------------------- running apps
+
+
+class RunningApp:
+    """``python app.py`` in a subprocess, serving on ``url``; its output goes to ``log``."""
+
+    def __init__(self, args: list[str], env: dict[str, str], workdir: Path):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = workdir / "app.log"
+        self.downloads = workdir / "downloads"
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(ROOT / "app.py"), "--port", str(self.port), *args],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._wait_until_serving()
+
+    def _wait_until_serving(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"app.py exited with status {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.url + "config", timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.5)
+        self.stop()
+        pytest.fail(f"app.py did not serve within {START_TIMEOUT} s:\n{self.log_tail()}")
+
+    def client(self):
+        from gradio_client import Client
+
+        return Client(self.url, verbose=False, download_files=str(self.downloads))
+
+    def get(self, path: str) -> str:
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            return response.read().decode("utf-8")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=20)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _base_env(tiny_hub, workdir: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OSDFACE_", "GRADIO_"))}
+    env.update(tiny_hub.env)
+    env.update(
+        {
+            "OSDFACE_CACHE": str(workdir / "osdface-cache"),
+            "GRADIO_TEMP_DIR": str(workdir / "gradio"),
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def write_faceless_retinaface(folder: Path) -> Path:
+    """facexlib's RetinaFace ResNet-50, random weights, its face/background classifier set to
+    answer "background" everywhere: a real detector that finds no face in any photo."""
+    from facexlib.detection.retinaface import RetinaFace
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = RetinaFace(network_name="resnet50", half=False, device=torch.device("cpu"))
+    with torch.no_grad():
+        for head in model.ClassHead:
+            head.conv1x1.weight.zero_()
+            # (background, face) logits per anchor
+            head.conv1x1.bias.copy_(torch.tensor([8.0, -8.0]).repeat(head.num_anchors))
+    torch.save(model.state_dict(), folder / "detection_Resnet50_Final.pth")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def app(tiny_hub, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("app")
+    env = _base_env(tiny_hub, workdir)
+    env["OSDFACE_FACEXLIB_DIR"] = str(write_faceless_retinaface(workdir / "facexlib"))
+    args = ["--queue-size", str(QUEUE_SIZE), "--concurrency", str(CONCURRENCY)]
+    args += ["--max-megapixels", "1", "--max-file-size", "2mb"]
+    running = RunningApp(args, env, workdir)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def app_without_weights(tiny_hub, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("app-no-weights")
+    env = _base_env(tiny_hub, workdir)
+    env["OSDFACE_WEIGHTS"] = "osdface-test/weights-not-cached"
+    running = RunningApp([], env, workdir)
+    yield running
+    running.stop()
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB")).astype(np.int16)
+
+
+def restore_args(
+    file, mode="aligned", turbulence=False, length=30000, seed=0, ablation=False, prompt="", fix="none"
+):
+    from gradio_client import handle_file
+
+    image = handle_file(str(file)) if file is not None else None
+    return (image, mode, turbulence, length, seed, ablation, prompt, fix)
+
+
+# --------------------------------------------------------------------------- restore
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("turbulence", [False, True], ids=["clean", "turbulence"])
+@pytest.mark.parametrize("ablation", [False, True], ids=["vre", "ablation"])
+def test_restore_each_toggle_combination(app, turbulence, ablation):
+    file = EXAMPLES / "astronaut_aligned_classic.jpg"
+    result = app.client().predict(
+        *restore_args(file, turbulence=turbulence, ablation=ablation, seed=7), api_name="/restore"
+    )
+    assert len(result) == 8
+    source, turbulent, restored, without_vre, slider, gallery, timing, identity = result
+
+    images = [path for path in (source, turbulent, restored, without_vre) if path is not None]
+    assert len(images) == 2 + turbulence + ablation
+    assert (turbulent is not None) == turbulence and (without_vre is not None) == ablation
+    for path in images:
+        assert Path(path).suffix == ".png" and pixels(path).shape == (512, 512, 3)
+    original = pixels(file)
+    assert np.array_equal(pixels(source), original)
+    restored_pixels = pixels(restored)
+    assert np.abs(restored_pixels - original).mean() > 5
+    if turbulence:
+        assert np.abs(pixels(turbulent) - original).mean() > 1
+    if ablation:
+        assert np.abs(pixels(without_vre) - restored_pixels).mean() > 1
+
+    assert len(slider) == 2 and np.array_equal(pixels(slider[1]), restored_pixels)
+    assert np.array_equal(pixels(slider[0]), pixels(turbulent) if turbulence else original)
+    assert gallery == []
+    assert timing.startswith("**1 face restored in") and "UNet (one step)" in timing
+    assert ("Turbulence simulation" in timing) == turbulence
+    assert ("without VRE" in timing) == ablation and ("Text encoder" in timing) == ablation
+    assert "Device: CPU" in timing
+    assert identity.startswith("Identity scores are off: the ArcFace model could not be loaded.")
+    assert "recognition_arcface_ir_se50.pth" in identity
+
+
+@pytest.mark.slow
+def test_whole_photo_mode_reports_no_face(app):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="No face was found in this photo"):
+        app.client().predict(*restore_args(EXAMPLES / "grace_hopper.jpg", mode="photo"), api_name="/restore")
+
+
+@pytest.mark.slow
+def test_bad_inputs_give_messages_and_the_app_keeps_serving(app, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    client = app.client()
+    text = tmp_path / "notes.txt"
+    text.write_text("these are notes, not a photo")
+    with pytest.raises(AppError, match="cannot be read as an image.*Upload a JPEG, PNG"):
+        client.predict(*restore_args(text), api_name="/restore")
+    with pytest.raises(AppError, match="No image yet: upload a photo"):
+        client.predict(*restore_args(None), api_name="/restore")
+    big = tmp_path / "big.png"
+    Image.new("RGB", (1200, 1000), (90, 120, 150)).save(big)
+    with pytest.raises(
+        AppError,
+        match=r"too large for the app \(image is 1200x1000 = 1\.2 megapixels, over the limit of 1\.0 megapixels\)",
+    ):
+        client.predict(*restore_args(big), api_name="/restore")
+    with pytest.raises(AppError, match="Propagation length 50000.* choose 20,000 to 40,000 m"):
+        client.predict(
+            *restore_args(EXAMPLES / "astronaut_aligned.jpg", turbulence=True, length=50000),
+            api_name="/restore",
+        )
+    heavy = tmp_path / "heavy.png"  # under the pixel limit, over the 2 MB upload limit
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (900, 1000, 3), dtype=np.uint8)).save(heavy)
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):
+        client.predict(*restore_args(heavy), api_name="/restore")
+
+    # Still serving: the preview and a restore both work.
+    path, note = client.predict(
+        handle_file(str(EXAMPLES / "astronaut_aligned.jpg")), 20000, 4, api_name="/degrade"
+    )
+    assert pixels(path).shape == (512, 512, 3) and "20,000 m (seed 4)" in note
+    result = client.predict(*restore_args(EXAMPLES / "astronaut_aligned.jpg"), api_name="/restore")
+    assert pixels(result[2]).shape == (512, 512, 3)
+
+
+@pytest.mark.slow
+def test_concurrent_clients_each_get_their_own_result(app, tiny_pipeline):
+    cases = [
+        (EXAMPLES / "astronaut_aligned.jpg", 1),
+        (EXAMPLES / "grace_hopper_aligned.jpg", 2),
+        (EXAMPLES / "grace_hopper_aligned_classic.jpg", 3),
+    ]
+    clients = [app.client() for _ in cases]
+    jobs = [
+        client.submit(*restore_args(file, seed=seed), api_name="/restore")
+        for client, (file, seed) in zip(clients, cases)
+    ]
+    restored = [pixels(job.result(timeout=300)[2]) for job in jobs]
+    for (file, seed), got in zip(cases, restored):
+        face = Image.open(file).convert("RGB")
+        expected = tiny_pipeline([face], generator=[torch.Generator().manual_seed(seed)]).images[0]
+        difference = np.abs(got - np.asarray(expected).astype(np.int16))
+        # Another process computes it: allow float rounding to move a level here and there.
+        assert difference.max() <= 2 and difference.mean() < 0.02, (
+            file.name,
+            difference.max(),
+            difference.mean(),
+        )
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert np.abs(restored[a] - restored[b]).mean() > 5
+
+
+@pytest.mark.slow
+def test_requests_beyond_the_queue_are_refused(app):
+    from gradio_client.utils import QueueError
+
+    total = CONCURRENCY + QUEUE_SIZE + 5
+    clients = [app.client() for _ in range(total)]
+    barrier = threading.Barrier(total)
+    outcomes: list[object] = [None] * total
+
+    def send(index: int) -> None:
+        barrier.wait()
+        job = clients[index].submit(
+            *restore_args(EXAMPLES / "astronaut_aligned.jpg", seed=index), api_name="/restore"
+        )
+        try:
+            outcomes[index] = job.result(timeout=300)
+        except QueueError as exc:
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(total)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=400)
+    refused = [o for o in outcomes if isinstance(o, QueueError)]
+    served = [o for o in outcomes if isinstance(o, tuple)]
+    assert len(refused) + len(served) == total, outcomes
+    assert refused and all("Queue is full" in str(o) for o in refused)
+    # Those running plus those waiting always get in; how many more depends on timing.
+    assert len(served) >= CONCURRENCY + QUEUE_SIZE
+    assert all(pixels(o[2]).shape == (512, 512, 3) for o in served)
+    # And the app serves again once the queue has drained.
+    result = app.client().predict(*restore_args(EXAMPLES / "astronaut_aligned.jpg"), api_name="/restore")
+    assert pixels(result[2]).shape == (512, 512, 3)
+
+
+# --------------------------------------------------------------------------- no weights
+
+
+@pytest.mark.slow
+def test_without_weights_the_page_loads_with_a_banner_and_the_preview_works(app_without_weights):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    page = app_without_weights.get("")
+    assert "<html" in page.lower()
+    config = app_without_weights.get("config")
+    assert 'id=\\"weights-banner\\"' in config or 'id="weights-banner"' in config
+    assert "Restoring is unavailable" in config and "osdface-test/weights-not-cached" in config
+
+    client = app_without_weights.client()
+    path, note = client.predict(
+        handle_file(str(EXAMPLES / "grace_hopper_aligned.jpg")), 35000, 0, api_name="/degrade"
+    )
+    clean = pixels(EXAMPLES / "grace_hopper_aligned.jpg")
+    assert pixels(path).shape == clean.shape and np.abs(pixels(path) - clean).mean() > 1
+    assert "35,000 m" in note
+    with pytest.raises(AppError, match="weights could not be loaded.*osdface-test/weights-not-cached.*Fix"):
+        client.predict(*restore_args(EXAMPLES / "grace_hopper_aligned.jpg"), api_name="/restore")
+
+
+# --------------------------------------------------------------------------- browser
+
+
+def _chromium() -> str:
+    """Debian's chromium; missing: a failure on CI (CI=true), else a skip."""
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    problem = None
+    if not Path(path).exists():
+        problem = "Debian's chromium is not installed (apt-get install -y chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            problem = "Python Playwright is not installed (pip install playwright)"
+    if problem:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_restore_with_turbulence_and_ablation(app, browser, artifacts_dir):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(app.url)
+        page.get_by_role("button", name="Restore").wait_for(timeout=60_000)
+        page.locator("#input-image input[type=file]").set_input_files(
+            str(EXAMPLES / "astronaut_aligned_classic.jpg")
+        )
+        page.get_by_label("Aligned face (512x512, FFHQ)").check()
+        page.locator("#turbulence input").check()
+        page.locator("#ablation input").check()
+        page.locator("#restore-button").click()
+        page.locator("#timing table").wait_for(timeout=180_000)
+        labels = {
+            "out-input": "Input",
+            "out-turbulent": "Turbulent input",
+            "out-restored": "OSDFace (VRE)",
+            "out-without": "OSDFace without VRE",
+        }
+        for element, label in labels.items():
+            block = page.locator(f"#{element}")
+            image = block.locator("img").first
+            image.wait_for(timeout=30_000)
+            assert block.get_by_text(label, exact=True).first.is_visible()
+            assert image.evaluate(DECODED_WIDTH) == 512, element
+        assert page.locator("#timing").get_by_text("1 face restored in").is_visible()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artifacts_dir / "app_restore.png"), full_page=True)
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_without_weights_shows_the_banner_and_previews(app_without_weights, browser, artifacts_dir):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(app_without_weights.url)
+        banner = page.locator("#weights-banner")
+        banner.wait_for(timeout=60_000)
+        assert "Restoring is unavailable" in banner.inner_text()
+        page.locator("#input-image input[type=file]").set_input_files(
+            str(EXAMPLES / "grace_hopper_aligned.jpg")
+        )
+        page.locator("#preview-button").click()
+        turbulent = page.locator("#out-turbulent img").first
+        turbulent.wait_for(timeout=120_000)
+        assert turbulent.evaluate(DECODED_WIDTH) == 512
+        page.locator("#restore-button").click()
+        page.get_by_text("the model weights could not be loaded", exact=False).last.wait_for(timeout=60_000)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artifacts_dir / "app_without_weights.png"), full_page=True)
+    finally:
+        page.close()

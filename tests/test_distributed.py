@@ -1,0 +1,100 @@
+"""Scale-out with Accelerate: work split between processes, results gathered in order.
+
+The end-to-end test launches ``accelerate launch`` with 2 CPU processes (gloo) and checks
+that ``eval-fr`` writes exactly what a single process writes. Both runs use one thread per
+process (``OMP_NUM_THREADS=1``, as torchrun sets for several processes): floating-point
+results then do not depend on the thread count, so the outputs can be compared bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_eval_support import ROOT, accelerate_command, launch_env, run, write_face_set, write_random_arcface
+
+from osdface.distributed import ProcessGroup, process_group
+
+
+def test_shards_cover_the_items_in_order():
+    for count in range(1, 5):
+        for length in range(0, 10):
+            items = list(range(length))
+            shards = [ProcessGroup(index=i, count=count).shard(items) for i in range(count)]
+            assert [x for shard in shards for x in shard] == items
+            sizes = [len(shard) for shard in shards]
+            assert max(sizes) - min(sizes) <= 1
+            assert sizes == sorted(sizes, reverse=True)  # the extra items go to the first processes
+    assert ProcessGroup(index=1, count=2).shard(["a", "b", "c", "d", "e"]) == ["d", "e"]
+
+
+def test_single_process_needs_no_accelerate():
+    group = ProcessGroup()
+    assert (group.is_main, group.is_distributed, group.device) == (True, False, None)
+    assert group.gather([1, 2]) == [1, 2]
+    assert group.broadcast({"a": 1}) == {"a": 1}
+    group.barrier()
+    # not launched: accelerate is not even imported
+    code = (
+        "import sys; from osdface.distributed import process_group; g = process_group(); "
+        "print(g.index, g.count, g.device, 'accelerate' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["0", "1", "None", "False"]
+
+
+def test_bad_world_size(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE"):
+        process_group()
+
+
+@pytest.mark.slow
+def test_eval_fr_on_two_cpu_processes_equals_one(tmp_path, tiny_hub):
+    faces_dir, pairs_file = write_face_set(tmp_path)
+    facexlib_dir = tmp_path / "facexlib"
+    write_random_arcface(facexlib_dir)
+    args = [
+        "eval-fr", str(faces_dir), str(pairs_file), "--aligned", "--extension", "png",
+        "--lengths", "30000", "--degrade", "one", "--without-restoration", "--save-images", "--no-progress",
+        "--facexlib-dir", str(facexlib_dir),
+    ]  # fmt: skip
+    env = launch_env(tiny_hub)
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    run([sys.executable, "-m", "osdface.cli", *args, "-o", str(single)], env)
+    launched = run([*accelerate_command(2), *args, "-o", str(multi)], env)
+    assert "4 images to process on 2 processes" in launched.stderr
+    assert "images processed per process: [2, 2]" in launched.stderr
+    assert launched.stdout.count("wrote ") == 4  # only the main process reports
+
+    assert (multi / "scores.csv").read_text() == (single / "scores.csv").read_text()
+    reports = [json.loads((folder / "metrics.json").read_text()) for folder in (single, multi)]
+    for report in reports:
+        del report["config"]["output_dir"]
+    assert reports[0] == reports[1]
+    assert [c["name"] for c in reports[0]["conditions"]] == ["clean", "turbulent_30000", "osdface_30000"]
+
+    images = sorted(p.relative_to(single).as_posix() for p in (single / "images").rglob("*.png"))
+    assert len(images) == 4 + 2 * 3  # clean faces, and the 3 second images under 2 conditions
+    assert images == sorted(p.relative_to(multi).as_posix() for p in (multi / "images").rglob("*.png"))
+    for name in images:
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(single / name)), np.asarray(Image.open(multi / name))
+        )
+
+    # the cache holds the same embeddings, merged into one file per condition
+    for condition in ("clean", "turbulent_30000", "osdface_30000"):
+        parts = [sorted((folder / "cache" / condition).rglob("part-*.npz")) for folder in (single, multi)]
+        assert [len(p) for p in parts] == [1, 1]
+        loaded = [np.load(p[0]) for p in parts]
+        order = [np.argsort(data["keys"]) for data in loaded]
+        np.testing.assert_array_equal(loaded[0]["keys"][order[0]], loaded[1]["keys"][order[1]])
+        np.testing.assert_array_equal(loaded[0]["embeddings"][order[0]], loaded[1]["embeddings"][order[1]])
