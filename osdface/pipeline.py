@@ -208,23 +208,16 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
     def _preprocess(self, image) -> torch.Tensor:
         """Any accepted input -> (B, 3, 512, 512) float32 in [0, 1] on CPU or its own device."""
-        if isinstance(image, torch.Tensor):
-            batch = image.unsqueeze(0) if image.ndim == 3 else image
-            batch = batch.float()
-        else:
-            images = list(image) if isinstance(image, list | tuple) else [image]
-            tensors = []
-            for item in images:
-                if isinstance(item, torch.Tensor):
-                    tensors.append(item.float().reshape(-1, *item.shape[-3:]))
-                    continue
-                if isinstance(item, PIL.Image.Image):
-                    item = np.asarray(item.convert("RGB"))
+        items = list(image) if isinstance(image, list | tuple) else [image]
+        tensors = []
+        for item in items:
+            if isinstance(item, PIL.Image.Image):
+                item = np.asarray(item.convert("RGB"))
+            if isinstance(item, np.ndarray):
                 array = item.astype(np.float32) / 255.0 if item.dtype == np.uint8 else item.astype(np.float32)
-                tensors.append(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).unsqueeze(0))
-            tensors = [_resize(t) for t in tensors]
-            batch = torch.cat(tensors)
-        return _resize(batch)
+                item = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+            tensors.append(_resize(item.float().reshape(-1, *item.shape[-3:])))
+        return torch.cat(tensors)
 
     # ------------------------------------------------------------------ the step
 
