@@ -17,6 +17,7 @@ Weights come from the authors' files: ``associate_2.ckpt`` (a training checkpoin
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -31,6 +32,10 @@ CODEBOOK_SIZE = 1024
 CODEBOOK_DIM = 512
 PROMPT_DIM = 1024
 CHECKPOINT_PREFIX = "vqvae_LQ."
+# The sub-modules of vqvae_LQ that the VRE is made of; its decoder, post_quant_conv etc. are not.
+VRE_CHECKPOINT_PARTS = ("encoder.", "quant_conv.", "quantize.")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -282,33 +287,97 @@ class VisualRepresentationEmbedder(nn.Module):
     ) -> VisualRepresentationEmbedder:
         """Build from ``associate_2.ckpt`` and ``embedding_change_weights.pth`` (CPU, float32).
 
-        ``config=None`` reads the architecture's widths off the checkpoint (the released file
-        gives ``VREConfig()``). Raises ``ValueError`` listing missing / unexpected keys and shape
-        mismatches."""
+        ``associate_2.ckpt`` is DAEFR's association-stage Lightning checkpoint: two VQ
+        autoencoders (``vqvae.*`` HQ, ``vqvae_LQ.*`` LQ) with decoders, losses, optimizer state
+        and more. Exactly the keys the VRE needs are taken from ``vqvae_LQ.`` (encoder,
+        ``quant_conv``, codebook); each must be present with the right shape (``ValueError``
+        listing missing and mis-shaped keys); everything else is ignored and counted in
+        ``model.load_report`` (and logged). ``config=None`` reads the widths off the checkpoint
+        (the released file gives ``VREConfig()``)."""
         checkpoint = load_pickled_state_dict(vre_checkpoint)
         state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
         if not isinstance(state, dict):
             raise ValueError(
                 f"{vre_checkpoint}: expected a checkpoint dict with a 'state_dict', got {type(state)}"
             )
-        vre_state = {
+        candidates = {
             key[len(CHECKPOINT_PREFIX) :]: value
             for key, value in state.items()
-            if key.startswith(CHECKPOINT_PREFIX) and not key.startswith(CHECKPOINT_PREFIX + "decoder.")
+            if key.startswith(tuple(CHECKPOINT_PREFIX + part for part in VRE_CHECKPOINT_PARTS))
         }
-        if not vre_state:
+        if not candidates:
             raise ValueError(
-                f"{vre_checkpoint}: no key starts with '{CHECKPOINT_PREFIX}'; is this the VRE checkpoint "
-                f"(associate_2.ckpt)? First keys: {sorted(state)[:5]}"
+                f"{vre_checkpoint}: no key starts with '{CHECKPOINT_PREFIX}encoder.'; is this the VRE "
+                f"checkpoint (associate_2.ckpt)? First keys: {sorted(state)[:5]}"
             )
-        model = cls(config or VREConfig.from_state_dict(vre_state))
+        model = cls(config or VREConfig.from_state_dict(candidates))
+        needed = [k for k in model.state_dict() if not k.startswith("projection.")]
+        vre_state = {k: candidates[k] for k in needed if k in candidates}
+        _load_exact(model, vre_state, exclude_prefix="projection.", source=str(vre_checkpoint))
         projection_state = load_pickled_state_dict(projection)
         if not isinstance(projection_state, dict):
             raise ValueError(f"{projection}: expected a state dict, got {type(projection_state)}")
-
-        _load_exact(model, vre_state, exclude_prefix="projection.", source=str(vre_checkpoint))
         _load_exact(model.projection, projection_state, exclude_prefix=None, source=str(projection))
+        used = {CHECKPOINT_PREFIX + k for k in vre_state}
+        model.load_report = VRELoadReport.build(checkpoint, state, used, len(projection_state))
+        model.load_report.log(str(vre_checkpoint))
         return model.eval().requires_grad_(False)
+
+    @classmethod
+    def from_safetensors(cls, path: str | os.PathLike) -> VisualRepresentationEmbedder:
+        """Build from ``vre.safetensors`` (written by ``osdface export``): the whole VRE, encoder,
+        ``quant_conv``, codebook and ``projection.*``, in one file with no pickle. Key set and
+        shapes must match exactly."""
+        from safetensors.torch import load_file
+
+        state = load_file(str(path), device="cpu")
+        model = cls(VREConfig.from_state_dict(state))
+        _load_exact(model, state, exclude_prefix=None, source=str(path))
+        model.load_report = VRELoadReport(len(state), {}, [], source_format="safetensors")
+        return model.eval().requires_grad_(False)
+
+    def to(self, *args, **kwargs):
+        """Moves between devices but stays float32: the nearest-codebook search and the
+        distinct-token selection flip tokens in half precision (float16 changed 2 of 77 on the
+        parity fixtures, bfloat16 most), so a pipeline's ``.to(device, torch.float16)`` leaves
+        the VRE in float32."""
+        device, _, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
+        return super().to(device=device, non_blocking=non_blocking) if device is not None else self
+
+
+@dataclass
+class VRELoadReport:
+    """What ``from_checkpoints`` took from the checkpoint and what it ignored."""
+
+    used: int  # tensors loaded into the encoder, quant_conv and codebook
+    ignored: dict[str, int]  # ignored state_dict tensors, counted by top-level prefix
+    ignored_entries: list[str]  # other top-level checkpoint entries (optimizer_states, ...)
+    projection: int = 0  # tensors of embedding_change_weights.pth
+    source_format: str = "checkpoint"
+
+    @classmethod
+    def build(cls, checkpoint: dict, state: dict, used: set[str], projection: int) -> VRELoadReport:
+        ignored: dict[str, int] = {}
+        for key in state:
+            if key not in used:
+                parts = key.split(".")
+                # Inside vqvae_LQ the second level says what was left (decoder, post_quant_conv).
+                prefix = ".".join(parts[:2]) if parts[0] + "." == CHECKPOINT_PREFIX else parts[0]
+                ignored[prefix] = ignored.get(prefix, 0) + 1
+        entries = sorted(str(k) for k in checkpoint if k != "state_dict") if state is not checkpoint else []
+        return cls(len(used), dict(sorted(ignored.items())), entries, projection)
+
+    def log(self, source: str) -> None:
+        logger.info(
+            "VRE from %s: %d tensors used, ignored %s; other entries ignored: %s",
+            source,
+            self.used,
+            self.ignored or "nothing",
+            self.ignored_entries or "none",
+        )
+        suspicious = {k: n for k, n in self.ignored.items() if k.split(".")[-1] + "." in VRE_CHECKPOINT_PARTS}
+        if suspicious:
+            logger.warning("VRE checkpoint %s has extra keys inside the VRE's own modules: %s", source, suspicious)
 
 
 def _load_exact(module: nn.Module, state: dict, exclude_prefix: str | None, source: str) -> None:

@@ -27,6 +27,8 @@ DEFAULT_BASE_MODEL = "Manojb/stable-diffusion-2-1-base"
 VRE_CHECKPOINT = "associate_2.ckpt"
 PROJECTION_WEIGHTS = "embedding_change_weights.pth"
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
+# Written by ``osdface export``: the whole VRE in one safetensors file, preferred when present.
+VRE_SAFETENSORS = "vre.safetensors"
 
 # Files of the base repo, by component (diffusers / transformers folder layout).
 BASE_FILES: dict[str, tuple[str, ...]] = {
@@ -145,6 +147,32 @@ def fetch(source: str, filename: str, revision: str | None = None, *, env_var: s
         raise WeightsUnavailableError(
             f"Could not fetch {where}: {exc}. " + _fix_hint(source, env_var)
         ) from exc
+
+
+def fetch_optional(source: str, filename: str, revision: str | None = None) -> Path | None:
+    """Like ``fetch``, but ``None`` when the file is not in the repo or folder (or, offline, not
+    in the cache): for files that replace others when present (``vre.safetensors``)."""
+    local = Path(source).expanduser()
+    if local.is_dir():
+        return local / filename if (local / filename).is_file() else None
+    if source.startswith((".", "/", "~")) or source.count("/") != 1:
+        return None  # ``fetch`` of the required files reports the bad source
+    from huggingface_hub import errors, hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id=source, filename=filename, revision=revision))
+    except (errors.EntryNotFoundError, errors.LocalEntryNotFoundError):
+        return None
+    except (errors.HfHubHTTPError, OSError):
+        return None  # the required files' ``fetch`` raises the full, actionable error
+
+
+def resolved_revision(path: Path) -> str | None:
+    """The commit SHA of a file fetched from the Hub (its snapshot folder), else None."""
+    parts = Path(path).parts
+    if "snapshots" in parts and parts.index("snapshots") + 1 < len(parts):
+        return parts[parts.index("snapshots") + 1]
+    return None
 
 
 def _offline_message(where: str, source: str, filename: str, revision: str | None, env_var: str) -> str:

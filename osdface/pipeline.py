@@ -129,26 +129,37 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         base_revision: str | None = None,
         *,
         fuse_lora: bool = True,
+        torch_dtype: torch.dtype | None = None,
     ) -> OSDFacePipeline:
         """Load the OSDFace weights and the SD 2.1 base model (each a Hub repo id or a local
         folder; defaults in ``osdface.hub``, overridable by ``OSDFACE_WEIGHTS`` and
-        ``OSDFACE_BASE_MODEL``) on CPU in float32. Raises ``hub.WeightsUnavailableError``."""
+        ``OSDFACE_BASE_MODEL``) on CPU in float32, then ``torch_dtype`` for the UNet and VAE
+        (the VRE stays float32). ``vre.safetensors`` (``osdface export``) is preferred to the two
+        pickles when the weights repo has it. Raises ``hub.WeightsUnavailableError``; a LoRA
+        that does not apply completely raises ``osdface.lora.LoraError``. ``pipe.load_report``
+        says what was loaded (``osdface doctor`` prints it)."""
+        from osdface import lora
+
         sources = hub.ModelSources.resolve(weights, base_model, revision, base_revision)
 
         def weights_file(name: str) -> Path:
             return hub.fetch(sources.weights, name, sources.revision, env_var=hub.ENV_WEIGHTS)
 
-        vre_path, projection_path, lora_path = (
-            weights_file(hub.VRE_CHECKPOINT),
-            weights_file(hub.PROJECTION_WEIGHTS),
-            weights_file(hub.LORA_WEIGHTS),
-        )
+        vre_path = hub.fetch_optional(sources.weights, hub.VRE_SAFETENSORS, sources.revision)
+        projection_path = None
+        if vre_path is None:
+            vre_path, projection_path = weights_file(hub.VRE_CHECKPOINT), weights_file(hub.PROJECTION_WEIGHTS)
+        lora_path = weights_file(hub.LORA_WEIGHTS)
         vae_root = hub.fetch_base_component(sources, "vae")
         unet_root = hub.fetch_base_component(sources, "unet")
         scheduler_root = hub.fetch_base_component(sources, "scheduler")
 
-        with _reading(vre_path, sources.weights, f"{hub.VRE_CHECKPOINT} / {hub.PROJECTION_WEIGHTS}"):
-            embedder = VisualRepresentationEmbedder.from_checkpoints(vre_path, projection_path)
+        if projection_path is None:
+            with _reading(vre_path, sources.weights, hub.VRE_SAFETENSORS):
+                embedder = VisualRepresentationEmbedder.from_safetensors(vre_path)
+        else:
+            with _reading(vre_path, sources.weights, f"{hub.VRE_CHECKPOINT} / {hub.PROJECTION_WEIGHTS}"):
+                embedder = VisualRepresentationEmbedder.from_checkpoints(vre_path, projection_path)
         with _reading(vae_root / "vae", sources.base_model, "vae/"):
             vae = AutoencoderKL.from_pretrained(vae_root, subfolder="vae")
         with _reading(unet_root / "unet", sources.base_model, "unet/"):
@@ -158,14 +169,22 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
         pipe = cls(vae=vae, unet=unet, scheduler=scheduler, embedder=embedder)
         pipe._sources = sources
-        with _reading(lora_path, sources.weights, hub.LORA_WEIGHTS):
-            # An explicit weight_name keeps diffusers from looking the file up on the Hub.
-            pipe.load_lora_weights(str(lora_path.parent), weight_name=lora_path.name, adapter_name="osdface")
+        with _reading(lora_path, sources.weights, hub.LORA_WEIGHTS, passthrough=(lora.LoraError,)):
+            # Keys normalised to one layout first: diffusers drops mixed layouts' tensors.
+            lora_report = lora.load_lora(pipe, lora_path)
         if fuse_lora:
             pipe.fuse_lora(components=["unet"], lora_scale=1.0)
             pipe.unload_lora_weights()  # drops the adapter layers; the fused weights stay
         for module in (pipe.vae, pipe.unet, pipe.embedder):
             module.eval().requires_grad_(False)
+        pipe.load_report = {
+            "sources": sources,
+            "files": {"vre": vre_path, "projection": projection_path, "lora": lora_path},
+            "vre": getattr(embedder, "load_report", None),
+            "lora": lora_report,
+        }
+        if torch_dtype is not None:
+            pipe.to(dtype=torch_dtype)  # the VRE ignores the dtype: it stays float32
         return pipe
 
     def load_text_encoder(self) -> None:
@@ -243,11 +262,11 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         """
         # 1. Check and convert the inputs.
         self.check_inputs(image, prompt, output_type, color_fix)
-        device, dtype = self.unet.device, self.unet.dtype
+        device, dtype = self._execution_device, self.unet.dtype
         clock = _StageClock(device)
         wall = time.perf_counter()
         reference = self._preprocess(image).to(device)  # (B, 3, 512, 512) in [0, 1]
-        lq = (reference * 2.0 - 1.0).to(dtype)
+        lq = reference * 2.0 - 1.0  # float32: the VRE runs in float32; the VAE casts in _encode
         batch = lq.shape[0]
         prompts = [prompt] * batch if isinstance(prompt, str) else prompt
         if prompts is not None and len(prompts) != batch:
@@ -281,12 +300,13 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         images = _postprocess(restored, output_type)
         timings = clock.result()
         timings["total"] = time.perf_counter() - wall
+        self.maybe_free_model_hooks()
         return OSDFacePipelineOutput(images=images, timings=timings)
 
     def _condition(self, lq, prompts, clock: _StageClock, stream) -> torch.Tensor:
         if prompts is None:
             clock.start("vre", stream)
-            embeds = self.embedder(lq.to(self.embedder.dtype)).prompt_embeds.to(self.unet.dtype)
+            embeds = self.embedder(lq.float()).prompt_embeds.to(self.unet.dtype)
             clock.stop("vre")
             return embeds
         clock.start("text_encoder", stream)
@@ -303,7 +323,7 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
     def _encode(self, lq, generator, clock: _StageClock, stream) -> torch.Tensor:
         clock.start("vae_encode", stream)
-        posterior = self.vae.encode(lq, return_dict=False)[0]
+        posterior = self.vae.encode(lq.to(self.vae.dtype), return_dict=False)[0]
         latents = posterior.sample(generator=generator) * self.vae.config.scaling_factor
         clock.stop("vae_encode")
         return latents
@@ -331,14 +351,15 @@ class _reading:
     """Context manager: a failure while reading a fetched file becomes a WeightsUnavailableError
     that names the file and the fix (re-download)."""
 
-    def __init__(self, path: Path, source: str, filename: str):
+    def __init__(self, path: Path, source: str, filename: str, passthrough: tuple = ()):
         self.path, self.source, self.filename = path, source, filename
+        self.passthrough = passthrough
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc is None or isinstance(exc, hub.WeightsUnavailableError):
+        if exc is None or isinstance(exc, (hub.WeightsUnavailableError, *self.passthrough)):
             return False
         if isinstance(exc, Exception):
             raise hub.corrupt_file_error(self.path, self.source, self.filename, exc) from exc

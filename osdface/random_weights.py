@@ -97,7 +97,31 @@ TINY_TEXT_CONFIG = {
     "hidden_act": "gelu",
     "projection_dim": 512,
 }
-LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "conv1", "conv2"]
+# Attention, transformer projections, feed-forward and ResNet convs (3x3 and 1x1 shortcut):
+# diffusers' export then writes a mixed lora.down/up + lora_A/lora_B layout, as the authors' may.
+LORA_TARGETS = [
+    "to_q",
+    "to_k",
+    "to_v",
+    "to_out.0",
+    "proj_in",
+    "proj_out",
+    "ff.net.0.proj",
+    "ff.net.2",
+    "conv1",
+    "conv2",
+    "conv_shortcut",
+]
+# How each real tool spells a UNet LoRA file (see ``write_lora_file``).
+LORA_LAYOUTS = (
+    "diffusers_mixed",
+    "peft",
+    "peft_no_prefix",
+    "diffusers_mixed_no_prefix",
+    "peft_metadata_alpha",
+    "kohya",
+    "lora_linear_layer_alpha",
+)
 
 
 @dataclass
@@ -156,44 +180,150 @@ def random_pipeline(size: str = "full", seed: int = 0):
 # --------------------------------------------------------------------------- Hub layout
 
 
+class DAEFRTrainingConfig:
+    """A user class in a checkpoint's hyper-parameters, as Lightning pickles them: loading must
+    neither need nor run it."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+
+def daefr_checkpoint(vre_lq_state: dict[str, torch.Tensor]) -> dict:
+    """A checkpoint laid out like DAEFR's association-stage Lightning file (``associate_2.ckpt``)
+    around the given ``vqvae_LQ.encoder/quant_conv/quantize`` tensors: both VQ autoencoders with
+    decoders and ``post_quant_conv``, ``loss.*`` and ``loss_LQ.*``, ``logit_scale``, and the
+    Lightning entries (optimizer and scheduler states, callbacks, hyper-parameters holding
+    non-tensor objects). The extra tensors are small: only their keys matter."""
+    import pathlib
+
+    import numpy as np
+
+    generator = torch.Generator().manual_seed(1)
+
+    def small(*shape):
+        return torch.randn(*shape, generator=generator)
+
+    state = dict(vre_lq_state)
+    for branch in ("vqvae_LQ.", "vqvae."):
+        state.update(
+            {
+                branch + "post_quant_conv.weight": small(8, 8, 1, 1),
+                branch + "post_quant_conv.bias": small(8),
+                branch + "decoder.conv_in.weight": small(8, 8, 3, 3),
+                branch + "decoder.mid.block_1.norm1.weight": small(8),
+                branch + "decoder.up.0.block.0.conv1.weight": small(8, 8, 3, 3),
+                branch + "decoder.conv_out.bias": small(3),
+            }
+        )
+    for key in ("encoder.conv_in.weight", "encoder.conv_out.bias", "quant_conv.weight", "quantize.embedding.weight"):
+        state["vqvae." + key] = small(4, 4)  # the HQ branch: other weights, never used
+    for loss in ("loss.", "loss_LQ."):
+        state[loss + "discriminator.main.0.weight"] = small(8, 3, 4, 4)
+        state[loss + "perceptual_loss.net.slice1.0.weight"] = small(8, 3, 3, 3)
+        state[loss + "logvar"] = torch.zeros(())
+    state["logit_scale"] = torch.tensor(2.6593)
+    return {
+        "epoch": 41,
+        "global_step": 120000,
+        "pytorch-lightning_version": "1.9.0",
+        "state_dict": state,
+        "loops": {"fit_loop": {"state_dict": {}, "epoch_progress": {"current": {"completed": 41}}}},
+        "callbacks": {
+            "ModelCheckpoint{'monitor': 'val/rec_loss', 'mode': 'min'}": {
+                "best_model_score": torch.tensor(0.125),
+                "best_model_path": "logs/associate/checkpoints/last.ckpt",
+                "dirpath": pathlib.PurePosixPath("logs/associate/checkpoints"),
+                "kth_value": np.float64(0.25),
+            }
+        },
+        "optimizer_states": [
+            {
+                "state": {0: {"step": torch.tensor(3.0), "exp_avg": small(4), "exp_avg_sq": small(4)}},
+                "param_groups": [{"lr": 4.5e-6, "betas": (0.5, 0.9), "eps": 1e-8, "params": [0]}],
+            }
+        ],
+        "lr_schedulers": [{"base_lrs": [4.5e-6], "last_epoch": 41, "_step_count": 42, "lr_lambdas": [None]}],
+        "hyper_parameters": {
+            "ddconfig": argparse.Namespace(z_channels=512, resolution=512, ch_mult=[1, 2, 2, 2, 4, 8]),
+            "lossconfig": DAEFRTrainingConfig(target="taming.modules.losses.VQLPIPSWithDiscriminator"),
+            "n_embed": 1024,
+        },
+    }
+
+
 def save_vre_files(embedder: VisualRepresentationEmbedder, folder: Path) -> None:
-    """Write the VRE as the authors' two pickles: a training checkpoint and a plain state dict."""
+    """Write the VRE as the authors' two pickles: DAEFR's full association-stage training
+    checkpoint (``daefr_checkpoint``) and a plain state dict for the projection."""
     state = embedder.state_dict()
     vre_state = {CHECKPOINT_PREFIX + k: v for k, v in state.items() if not k.startswith("projection.")}
-    # What inference ignores, present in the released checkpoint: decoder weights, other modules,
-    # and non-tensor training state (a Namespace is what weights_only=True refuses by default).
-    vre_state[CHECKPOINT_PREFIX + "decoder.conv_in.weight"] = torch.zeros(4, 4, 3, 3)
-    vre_state["vqvae_HQ.encoder.conv_in.weight"] = torch.zeros(4, 3, 3, 3)
-    checkpoint = {
-        "state_dict": vre_state,
-        "epoch": 1,
-        "hyper_parameters": argparse.Namespace(n_embed=1024, embed_dim=512),
-    }
-    torch.save(checkpoint, folder / hub.VRE_CHECKPOINT)
+    torch.save(daefr_checkpoint(vre_state), folder / hub.VRE_CHECKPOINT)
     projection = {k[len("projection.") :]: v for k, v in state.items() if k.startswith("projection.")}
     torch.save(projection, folder / hub.PROJECTION_WEIGHTS)
 
 
-def save_lora(unet, folder: Path, rank: int = 8, seed: int = 0) -> None:
-    """A random UNet LoRA saved the way diffusers' training scripts save one."""
+def lora_unet(unet, rank: int = 8, alpha: int | None = None, seed: int = 0):
+    """A copy of ``unet`` with a random peft LoRA (adapter "default") on ``LORA_TARGETS``."""
     import copy
 
-    from diffusers import StableDiffusionPipeline
     from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
 
     unet = copy.deepcopy(unet)
-    unet.add_adapter(
-        LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=LORA_TARGETS)
-    )
+    config = LoraConfig(r=rank, lora_alpha=alpha or rank, init_lora_weights="gaussian", target_modules=LORA_TARGETS)
+    unet.add_adapter(config)
     torch.manual_seed(seed)
     with torch.no_grad():
         for name, param in unet.named_parameters():
             if "lora_B" in name:  # peft starts B at zero; a LoRA that does nothing proves nothing
                 param.normal_(0.0, 0.02)
-    StableDiffusionPipeline.save_lora_weights(
-        folder, unet_lora_layers=get_peft_model_state_dict(unet), weight_name=hub.LORA_WEIGHTS
-    )
+    return unet
+
+
+def write_lora_file(peft_unet, path: Path, layout: str = "diffusers_mixed") -> None:
+    """Save the LoRA of ``peft_unet`` (from ``lora_unet``) at ``path`` with the tools that write
+    each layout: diffusers' ``save_lora_weights`` (adds ``unet.``), ``convert_state_dict_to_diffusers``
+    (mixed lora.down/up + lora_A/lora_B), plain safetensors (no prefix), diffusers' adapter
+    metadata (``lora_alpha``), ``convert_state_dict_to_kohya`` (with ``.alpha``), and the
+    ``lora_linear_layer`` spelling with ``.alpha`` via diffusers' ``convert_state_dict``."""
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers, convert_state_dict_to_kohya
+    from diffusers.utils.state_dict_utils import convert_state_dict
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    peft_state = get_peft_model_state_dict(peft_unet)
+    config = peft_unet.peft_config["default"]
+
+    def diffusers_save(layers, **kwargs):
+        StableDiffusionPipeline.save_lora_weights(
+            path.parent, unet_lora_layers=layers, weight_name=path.name, **kwargs
+        )
+
+    if layout == "diffusers_mixed":
+        diffusers_save(convert_state_dict_to_diffusers(peft_state))
+    elif layout == "peft":
+        diffusers_save(peft_state)
+    elif layout == "peft_no_prefix":
+        save_file(peft_state, str(path))
+    elif layout == "diffusers_mixed_no_prefix":
+        save_file(convert_state_dict_to_diffusers(peft_state), str(path))
+    elif layout == "peft_metadata_alpha":
+        diffusers_save(peft_state, unet_lora_adapter_metadata=config.to_dict())
+    elif layout == "kohya":
+        save_file(convert_state_dict_to_kohya({"unet." + k: v for k, v in peft_state.items()}), str(path))
+    elif layout == "lora_linear_layer_alpha":
+        renamed = convert_state_dict(
+            peft_state, {".lora_A": ".lora_linear_layer.down", ".lora_B": ".lora_linear_layer.up"}
+        )
+        for key in [k for k in renamed if k.endswith(".lora_linear_layer.down.weight")]:
+            renamed[key.replace(".lora_linear_layer.down.weight", ".alpha")] = torch.tensor(float(config.lora_alpha))
+        diffusers_save(renamed)
+    else:
+        raise ValueError(f"layout must be one of {LORA_LAYOUTS}, got {layout!r}")
+
+
+def save_lora(unet, folder: Path, rank: int = 8, seed: int = 0, layout: str = "diffusers_mixed") -> None:
+    """A random UNet LoRA saved the way diffusers' training scripts save one."""
+    write_lora_file(lora_unet(unet, rank, seed=seed), folder / hub.LORA_WEIGHTS, layout)
 
 
 def _tiny_tokenizer_files(folder: Path) -> None:

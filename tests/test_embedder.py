@@ -7,8 +7,8 @@ the official file layouts and load them through ``from_checkpoints``.
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import zlib
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from osdface.embedder import VisualRepresentationEmbedder, VREConfig, load_pickled_state_dict, select_tokens
+from osdface.random_weights import daefr_checkpoint
 
 NAMES = ("clean", "degraded")
 
@@ -44,14 +45,13 @@ def manifest(fixtures_dir):
 
 @pytest.fixture(scope="module")
 def checkpoint_files(manifest, tmp_path_factory):
-    """associate_2.ckpt and embedding_change_weights.pth as released: a training checkpoint
-    with decoder keys and non-tensor state, and a plain state dict."""
+    """associate_2.ckpt and embedding_change_weights.pth as released: DAEFR's full
+    association-stage Lightning checkpoint (both VQ branches with decoders and post_quant_conv,
+    losses, logit_scale, optimizer/scheduler states, callbacks, hyper-parameters holding a
+    Namespace and a user class) around the manifest's keys, and a plain state dict."""
     folder = tmp_path_factory.mktemp("vre")
     state = {key: synthetic_tensor(key, shape) for key, shape in manifest["vre_checkpoint"].items()}
-    state["vqvae_LQ.decoder.conv_in.weight"] = torch.ones(8, 512, 3, 3)
-    state["vqvae_LQ.decoder.norm_out.bias"] = torch.ones(8)
-    checkpoint = {"state_dict": state, "epoch": 7, "hyper_parameters": argparse.Namespace(n_min=77)}
-    torch.save(checkpoint, folder / "associate_2.ckpt")
+    torch.save(daefr_checkpoint(state), folder / "associate_2.ckpt")
     projection = {key: synthetic_tensor(key, shape) for key, shape in manifest["embedding_change"].items()}
     torch.save(projection, folder / "embedding_change_weights.pth")
     return folder / "associate_2.ckpt", folder / "embedding_change_weights.pth"
@@ -72,6 +72,29 @@ def load_input(fixtures_dir, name: str) -> torch.Tensor:
     """As the authors convert: to_tensor(png) * 2 - 1, shape (1, 3, 512, 512)."""
     array = np.asarray(Image.open(fixtures_dir / f"vre_input_{name}.png").convert("RGB"), dtype=np.float32)
     return torch.from_numpy(array / 255.0).permute(2, 0, 1).unsqueeze(0) * 2 - 1
+
+
+def test_daefr_checkpoint_extras_are_ignored_and_reported(checkpoint_files, manifest, caplog):
+    checkpoint = load_pickled_state_dict(checkpoint_files[0])
+    keys = set(checkpoint["state_dict"])
+    assert {"vqvae_LQ.post_quant_conv.weight", "vqvae.decoder.conv_in.weight", "loss_LQ.logvar", "logit_scale"} <= keys
+    assert {"optimizer_states", "lr_schedulers", "callbacks", "hyper_parameters"} <= set(checkpoint)
+    with caplog.at_level(logging.INFO, logger="osdface.embedder"):
+        vre = VisualRepresentationEmbedder.from_checkpoints(*checkpoint_files)
+    report = vre.load_report
+    assert report.used == len(manifest["vre_checkpoint"])
+    assert report.projection == len(manifest["embedding_change"])
+    assert report.ignored == {
+        "logit_scale": 1,
+        "loss": 3,
+        "loss_LQ": 3,
+        "vqvae": 10,
+        "vqvae_LQ.decoder": 4,
+        "vqvae_LQ.post_quant_conv": 2,
+    }
+    assert sum(report.ignored.values()) + report.used == len(keys)
+    assert "optimizer_states" in report.ignored_entries and "hyper_parameters" in report.ignored_entries
+    assert "'vqvae_LQ.post_quant_conv': 2" in caplog.text
 
 
 def test_loaded_architecture_is_the_released_one(vre, manifest):
@@ -167,11 +190,11 @@ def test_fewer_than_77_distinct_tokens_on_full_vre(vre):
     )
 
 
-def test_checkpoint_with_wrong_keys_is_refused_with_the_keys(checkpoint_files, tmp_path):
+def test_checkpoint_with_wrong_keys_is_refused_with_the_keys(checkpoint_files, tmp_path, caplog):
     vre_file, projection_file = checkpoint_files
     state = load_pickled_state_dict(vre_file)["state_dict"]
     del state["vqvae_LQ.encoder.conv_in.bias"]
-    state["vqvae_LQ.encoder.extra.weight"] = torch.zeros(1)
+    del state["vqvae_LQ.quantize.embedding.weight"]
     state["vqvae_LQ.quant_conv.weight"] = torch.zeros(512, 512, 3, 3)
     torch.save({"state_dict": state}, tmp_path / "bad.ckpt")
     with pytest.raises(ValueError) as info:
@@ -179,9 +202,28 @@ def test_checkpoint_with_wrong_keys_is_refused_with_the_keys(checkpoint_files, t
             tmp_path / "bad.ckpt", projection_file, config=VREConfig()
         )
     message = str(info.value)
-    assert "missing keys (1): ['encoder.conv_in.bias']" in message
-    assert "unexpected keys (1): ['encoder.extra.weight']" in message
+    assert "missing keys (2): ['encoder.conv_in.bias', 'quantize.embedding.weight']" in message
+    assert "unexpected" not in message
     assert "quant_conv.weight: checkpoint (512, 512, 3, 3) vs model (512, 512, 1, 1)" in message
+
+
+def test_extra_key_inside_the_encoder_is_ignored_with_a_warning(checkpoint_files, tmp_path, caplog):
+    vre_file, projection_file = checkpoint_files
+    state = load_pickled_state_dict(vre_file)["state_dict"]
+    state["vqvae_LQ.encoder.extra.weight"] = torch.zeros(1)
+    torch.save({"state_dict": state}, tmp_path / "extra.ckpt")
+    with caplog.at_level(logging.WARNING, logger="osdface.embedder"):
+        vre = VisualRepresentationEmbedder.from_checkpoints(tmp_path / "extra.ckpt", projection_file)
+    assert vre.load_report.ignored["vqvae_LQ.encoder"] == 1
+    assert "extra keys inside the VRE's own modules: {'vqvae_LQ.encoder': 1}" in caplog.text
+
+
+def test_vre_stays_float32_when_moved_to_half_precision(vre):
+    import copy
+
+    moved = copy.deepcopy(vre).to("cpu", torch.bfloat16)
+    assert moved.dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in moved.parameters())
 
 
 def test_pickled_code_is_never_executed(tmp_path, checkpoint_files):
