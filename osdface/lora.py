@@ -117,6 +117,8 @@ def _parse_key(key: str, kohya_names: dict[str, str]) -> tuple[str, str, str | N
         if side is None or flat not in kohya_names:
             raise LoraError(f"unknown LoRA key {key!r}: no UNet module is called {flat!r} (kohya spelling)")
         return kohya_names[flat], side, None if side == "alpha" else "kohya lora_down/lora_up"
+    if key.startswith(("text_encoder", "lora_te")):
+        raise LoraError(f"unknown LoRA key {key!r}: a text-encoder LoRA; OSDFace's LoRA targets the UNet only")
     name = key.removeprefix("unet.")
     match = _OLD_PROCESSOR.match(name)
     if match:
