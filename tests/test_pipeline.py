@@ -161,3 +161,57 @@ def test_bad_options_are_refused(tiny_pipeline):
         tiny_pipeline(face(0), output_type="jpeg")
     with pytest.raises(ValueError, match="2 prompts for 1 images"):
         tiny_pipeline(face(0), prompt=["a", "b"])
+
+
+def test_from_pretrained_torch_dtype_keeps_the_vre_in_float32(tiny_hub):
+    pipe = OSDFacePipeline.from_pretrained(
+        tiny_hub.weights_repo, base_model=tiny_hub.base_repo, torch_dtype=torch.bfloat16
+    )
+    assert pipe.unet.dtype == pipe.vae.dtype == torch.bfloat16
+    assert pipe.embedder.dtype == torch.float32
+    out = pipe(face(11), generator=gen(), output_type="pt").images
+    assert out.shape == (1, 3, 512, 512) and torch.isfinite(out).all()
+
+
+@pytest.mark.slow
+def test_bfloat16_pipeline_selects_the_float32_tokens_on_the_parity_fixtures(fixtures_dir):
+    """The released-size VRE with the parity fixtures' synthetic weights, inside a bfloat16
+    pipeline: its tokens are exactly those of the float32 VRE (and the authors' within the
+    README's end-to-end tolerance)."""
+    import json
+
+    from test_embedder import load_input, synthetic_tensor
+
+    from osdface.embedder import VisualRepresentationEmbedder, VREConfig
+    from osdface.random_weights import build_base_components
+
+    manifest = json.loads((fixtures_dir / "vre_manifest.json").read_text())
+    state = {k.removeprefix("vqvae_LQ."): synthetic_tensor(k, s) for k, s in manifest["vre_checkpoint"].items()}
+    state.update({"projection." + k: synthetic_tensor(k, s) for k, s in manifest["embedding_change"].items()})
+    vre = VisualRepresentationEmbedder(VREConfig())
+    vre.load_state_dict(state)
+    vae, unet, scheduler = build_base_components("tiny")
+    pipe = OSDFacePipeline(vae=vae, unet=unet, scheduler=scheduler, embedder=vre.eval()).to(dtype=torch.bfloat16)
+    assert pipe.unet.dtype == torch.bfloat16 and pipe.embedder.dtype == torch.float32
+    seen = []
+    handle = pipe.embedder.register_forward_hook(lambda module, args, out: seen.append(out.token_indices))
+    image = np.asarray(PIL.Image.open(fixtures_dir / "vre_input_degraded.png").convert("RGB"))
+    pipe(image, generator=gen(), output_type="pt")
+    handle.remove()
+    reference = vre(load_input(fixtures_dir, "degraded")).token_indices
+    assert seen[0].tolist() == reference.tolist()
+    with np.load(fixtures_dir / "vre_golden.npz") as golden:
+        assert (seen[0][0].numpy() == golden["degraded_token_indices"]).sum() >= 75
+
+
+def test_model_cpu_offload_runs_and_matches(tiny_hub, tiny_pipeline):
+    """diffusers' model offload (hooks moving each model to the execution device when called,
+    freed after the call): on CPU, with device="cpu", the output is unchanged."""
+    pipe = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
+    pipe.enable_model_cpu_offload(device="cpu")
+    assert pipe._execution_device == torch.device("cpu:0")
+    assert len(pipe._all_hooks) == 3  # embedder, vae, unet (no text encoder loaded)
+    image = face(12)
+    offloaded = pipe(image, generator=gen(), output_type="pt").images
+    expected = tiny_pipeline(image, generator=gen(), output_type="pt").images
+    assert torch.equal(offloaded, expected)
