@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"osdface {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in COMMANDS:
+    from osdface import doctor, export
+
+    for register in (*COMMANDS, doctor.register, export.register):
         register(subparsers)
     return parser
 

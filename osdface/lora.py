@@ -36,6 +36,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from osdface.hub import WeightsUnavailableError
+
 ADAPTER_NAME = "osdface"
 logger = logging.getLogger(__name__)
 
@@ -57,8 +59,9 @@ _OLD_PROCESSOR = re.compile(r"^(?P<base>.*)\.processor\.(?P<proj>to_q|to_k|to_v|
 _KOHYA_PREFIX = "lora_unet_"
 
 
-class LoraError(ValueError):
-    """The LoRA file has keys that cannot be applied, or loading did not apply all of it."""
+class LoraError(WeightsUnavailableError, ValueError):
+    """The LoRA file has keys that cannot be applied, or loading did not apply all of it (the
+    app shows it like any unusable weight file)."""
 
 
 @dataclass

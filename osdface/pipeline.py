@@ -169,7 +169,7 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
         pipe = cls(vae=vae, unet=unet, scheduler=scheduler, embedder=embedder)
         pipe._sources = sources
-        with _reading(lora_path, sources.weights, hub.LORA_WEIGHTS, passthrough=(lora.LoraError,)):
+        with _reading(lora_path, sources.weights, hub.LORA_WEIGHTS):
             # Keys normalised to one layout first: diffusers drops mixed layouts' tensors.
             lora_report = lora.load_lora(pipe, lora_path)
         if fuse_lora:
@@ -351,15 +351,14 @@ class _reading:
     """Context manager: a failure while reading a fetched file becomes a WeightsUnavailableError
     that names the file and the fix (re-download)."""
 
-    def __init__(self, path: Path, source: str, filename: str, passthrough: tuple = ()):
+    def __init__(self, path: Path, source: str, filename: str):
         self.path, self.source, self.filename = path, source, filename
-        self.passthrough = passthrough
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc is None or isinstance(exc, (hub.WeightsUnavailableError, *self.passthrough)):
+        if exc is None or isinstance(exc, hub.WeightsUnavailableError):
             return False
         if isinstance(exc, Exception):
             raise hub.corrupt_file_error(self.path, self.source, self.filename, exc) from exc
