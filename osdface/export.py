@@ -23,7 +23,8 @@ from pathlib import Path
 
 PAPER = "https://arxiv.org/abs/2411.17163"
 AUTHORS_REPO = "https://github.com/jkwang28/OSDFace"
-LICENSE = "apache-2.0"
+# The authors' repository carries no licence file: the card says so rather than guess one.
+LICENSE = "other"
 
 
 @dataclass
@@ -90,6 +91,8 @@ def model_card(sources, result: ExportResult) -> str:
     revision = sources.revision or "default branch"
     return f"""---
 license: {LICENSE}
+license_name: osdface-authors-terms
+license_link: {AUTHORS_REPO}
 library_name: diffusers
 tags:
 - face-restoration
@@ -101,8 +104,9 @@ base_model: {sources.base_model}
 
 Weights of **OSDFace: One-Step Diffusion Model for Face Restoration** (Wang et al., CVPR 2025,
 [paper]({PAPER}), authors' code: [{AUTHORS_REPO}]({AUTHORS_REPO})), converted from the release
-`{sources.weights}` ({revision}) by `osdface export` (OSDFace Studio). Licence: {LICENSE}, as the
-authors' release; check their repository for the terms that apply.
+`{sources.weights}` ({revision}) by `osdface export` (OSDFace Studio). Licence: the authors'
+terms; their repository published no licence file when this was written, so ask them before
+redistributing.
 
 * `vre.safetensors`: the Visual Representation Embedder (VQ encoder, `quant_conv`, 1024 x 512
   codebook, 512 -> 256 -> 1024 token projection) in one file; no pickle.

@@ -191,3 +191,67 @@ print(json.dumps(out))
     assert "Revision 'bad-revision' does not exist in Hub repo 'owner/repo'" in bad_revision
     assert "File 'associate_2.ckpt' is missing from Hub repo 'owner/repo'" in missing_file
     assert "the Hub could not be reached" in unreachable and "owner/missing-repo" in unreachable
+
+
+class FakeHubWithUploads(FakeHub):
+    """The same fake Hub, also accepting what ``HfApi.create_repo`` and ``upload_folder`` send
+    (repo creation, pre-upload, an NDJSON commit of base64 files); received files are kept in
+    ``server.received``."""
+
+    def do_POST(self):  # noqa: N802
+        import base64
+
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        path = self.path.split("?")[0]
+        endpoint = f"http://{self.headers['Host']}"
+        if path == "/api/repos/create":
+            request = json.loads(body)
+            answer = {"url": f"{endpoint}/{request.get('organization') or 'me'}/{request['name']}"}
+        elif "/preupload/" in path:
+            files = json.loads(body)["files"]
+            answer = {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}
+        elif "/commit/" in path:
+            for line in body.decode().splitlines():
+                item = json.loads(line)
+                if item["key"] == "file":
+                    self.server.received[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+            answer = {"commitUrl": f"{endpoint}/me/osdface-safetensors/commit/" + "a" * 40, "commitOid": "a" * 40}
+        else:
+            answer = {}
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_export_push_to_hub_against_a_loopback_hub(tiny_hub, tmp_path):
+    """``osdface export OUT --push-to-hub`` uploads every exported file, byte for byte."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHubWithUploads)
+    server.received = {}
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    out = tmp_path / "export"
+    env = {
+        **os.environ,
+        **tiny_hub.env,
+        "HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
+        "HF_TOKEN": "hf_fake_token_for_a_loopback_server",
+    }
+    try:
+        # Offline for the weights (read from the cache), online for the upload: HF_HUB_OFFLINE
+        # is read at import, so the subprocess flips it only after the export.
+        script = (
+            "import sys; from osdface.export import export_release, push_to_hub; "
+            f"export_release({str(out)!r}); "
+            "import huggingface_hub.constants as c; c.HF_HUB_OFFLINE = False; "
+            f"print(push_to_hub({str(out)!r}, 'me/osdface-safetensors'))"
+        )
+        result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "commit/" + "a" * 40 in result.stdout
+    assert sorted(server.received) == ["README.md", hub.LORA_WEIGHTS, hub.VRE_SAFETENSORS]
+    for name, data in server.received.items():
+        assert data == (out / name).read_bytes()
