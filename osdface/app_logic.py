@@ -21,6 +21,7 @@ the reason and the fix). Anything else is a bug and propagates.
 from __future__ import annotations
 
 import html
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -290,6 +291,10 @@ class Studio:
             pipeline = OSDFacePipeline.from_pretrained(settings.weights, base_model=settings.base_model)
         except WeightsUnavailableError as exc:
             return cls(None, settings=settings, load_error=str(exc))
+        from osdface.doctor import load_report_lines
+
+        for line in load_report_lines(pipeline.load_report):  # the same report as `osdface doctor`
+            logging.getLogger(__name__).info(line)
         ablation_error = None
         try:
             # Loaded now, not on the first ablation: on ZeroGPU nothing may load inside the GPU call.

@@ -150,7 +150,9 @@ def _restore_section(report: DoctorReport, pipe, image_path: Path) -> None:
     import torch
     from PIL import Image
 
-    face = np.asarray(Image.open(image_path).convert("RGB").resize((512, 512), Image.BICUBIC))  # (H, W, 3) uint8
+    face = np.asarray(
+        Image.open(image_path).convert("RGB").resize((512, 512), Image.BICUBIC)
+    )  # (H, W, 3) uint8
     report.runtime["example"] = str(image_path)
     lq = torch.from_numpy(face.copy()).permute(2, 0, 1)[None].float().div(255).mul(2).sub(1)
     distinct = int((pipe.embedder(lq.to(pipe.embedder.device)).token_indices >= 0).sum())
@@ -211,7 +213,11 @@ def run_doctor(settings: DoctorSettings) -> DoctorReport:
         report.exit_code = 2
         return report
     device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = getattr(torch, settings.dtype) if settings.dtype else (torch.float16 if device.type == "cuda" else torch.float32)
+    dtype = (
+        getattr(torch, settings.dtype)
+        if settings.dtype
+        else (torch.float16 if device.type == "cuda" else torch.float32)
+    )
     pipe = pipe.to(device, dtype)
     report.runtime.update(
         device=str(device),
@@ -260,13 +266,17 @@ def format_text(report: DoctorReport) -> str:
         lines.append(f"  [{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
         if not check.ok:
             lines.append(f"         fix: {check.fix}")
-    lines.append(f"  result: {'all checks passed' if report.exit_code == 0 else 'FAILED'} (exit {report.exit_code})")
+    lines.append(
+        f"  result: {'all checks passed' if report.exit_code == 0 else 'FAILED'} (exit {report.exit_code})"
+    )
     return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="OSDFace weights: Hub repo id or folder (default OSDFACE_WEIGHTS)")
-    parser.add_argument("--base-model", help="SD 2.1 base: Hub repo id or folder (default OSDFACE_BASE_MODEL)")
+    parser.add_argument(
+        "--base-model", help="SD 2.1 base: Hub repo id or folder (default OSDFACE_BASE_MODEL)"
+    )
     parser.add_argument("--revision", help="weights revision: branch, tag or commit (pin a commit SHA)")
     parser.add_argument("--base-revision", help="base-model revision")
     parser.add_argument("--device", help="default cuda if available, else cpu")
@@ -289,7 +299,9 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "doctor", help="check weights, device and a test restoration (first thing to run)", description=__doc__
+        "doctor",
+        help="check weights, device and a test restoration (first thing to run)",
+        description=__doc__,
     )
     add_arguments(parser)
     parser.set_defaults(func=run)

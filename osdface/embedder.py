@@ -377,7 +377,9 @@ class VRELoadReport:
         )
         suspicious = {k: n for k, n in self.ignored.items() if k.split(".")[-1] + "." in VRE_CHECKPOINT_PARTS}
         if suspicious:
-            logger.warning("VRE checkpoint %s has extra keys inside the VRE's own modules: %s", source, suspicious)
+            logger.warning(
+                "VRE checkpoint %s has extra keys inside the VRE's own modules: %s", source, suspicious
+            )
 
 
 def _load_exact(module: nn.Module, state: dict, exclude_prefix: str | None, source: str) -> None:

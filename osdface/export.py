@@ -43,7 +43,9 @@ def _base_unet_skeleton(sources):
 
     from osdface import hub
 
-    config_path = hub.fetch(sources.base_model, "unet/config.json", sources.base_revision, env_var=hub.ENV_BASE_MODEL)
+    config_path = hub.fetch(
+        sources.base_model, "unet/config.json", sources.base_revision, env_var=hub.ENV_BASE_MODEL
+    )
     with init_empty_weights():
         return UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(config_path.parent))
 
@@ -70,12 +72,18 @@ def export_release(
     }
     result = ExportResult(out, sources={name: file_info(path, name) for name, path in paths.items()})
 
-    embedder = VisualRepresentationEmbedder.from_checkpoints(paths[hub.VRE_CHECKPOINT], paths[hub.PROJECTION_WEIGHTS])
+    embedder = VisualRepresentationEmbedder.from_checkpoints(
+        paths[hub.VRE_CHECKPOINT], paths[hub.PROJECTION_WEIGHTS]
+    )
     state = {k: v.contiguous() for k, v in embedder.state_dict().items()}
     save_file(state, str(out / hub.VRE_SAFETENSORS), metadata={"format": "pt", "source": sources.weights})
 
     pairs, _ = lora.read_lora_file(paths[hub.LORA_WEIGHTS], _base_unet_skeleton(sources))
-    save_file(lora.normalised_state_dict(pairs, fold_scale=False), str(out / hub.LORA_WEIGHTS), metadata={"format": "pt"})
+    save_file(
+        lora.normalised_state_dict(pairs, fold_scale=False),
+        str(out / hub.LORA_WEIGHTS),
+        metadata={"format": "pt"},
+    )
     result.lora_pairs = len(pairs)
 
     for name in (hub.VRE_SAFETENSORS, hub.LORA_WEIGHTS):
@@ -86,7 +94,9 @@ def export_release(
 
 def model_card(sources, result: ExportResult) -> str:
     def rows(files: dict[str, dict]) -> str:
-        return "\n".join(f"| `{name}` | {info['size']:,} | `{info['sha256']}` |" for name, info in files.items())
+        return "\n".join(
+            f"| `{name}` | {info['size']:,} | `{info['sha256']}` |" for name, info in files.items()
+        )
 
     revision = sources.revision or "default branch"
     return f"""---
@@ -143,7 +153,9 @@ def run(args: argparse.Namespace) -> int:
     from osdface.hub import WeightsUnavailableError
 
     try:
-        result = export_release(args.out_dir, args.weights, args.revision, args.base_model, args.base_revision)
+        result = export_release(
+            args.out_dir, args.weights, args.revision, args.base_model, args.base_revision
+        )
     except WeightsUnavailableError as exc:
         print(f"export failed: {exc}")
         return 2
@@ -155,10 +167,14 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "export", help="convert the release to safetensors (optionally push it to the Hub)", description=__doc__
+        "export",
+        help="convert the release to safetensors (optionally push it to the Hub)",
+        description=__doc__,
     )
     parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the exported folder to this Hub repo")
+    parser.add_argument(
+        "--push-to-hub", metavar="REPO_ID", help="upload the exported folder to this Hub repo"
+    )
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
     parser.add_argument("--weights", help="OSDFace weights: Hub repo id or folder (default OSDFACE_WEIGHTS)")
     parser.add_argument("--revision", help="weights revision (pin a commit SHA)")

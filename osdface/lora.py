@@ -55,7 +55,9 @@ _SPELLINGS = (
     (".lora_up.weight", "up", "kohya lora_down/lora_up"),
     (".alpha", "alpha", None),
 )
-_OLD_PROCESSOR = re.compile(r"^(?P<base>.*)\.processor\.(?P<proj>to_q|to_k|to_v|to_out)_lora\.(?P<side>down|up)\.weight$")
+_OLD_PROCESSOR = re.compile(
+    r"^(?P<base>.*)\.processor\.(?P<proj>to_q|to_k|to_v|to_out)_lora\.(?P<side>down|up)\.weight$"
+)
 _KOHYA_PREFIX = "lora_unet_"
 
 
@@ -121,7 +123,9 @@ def _parse_key(key: str, kohya_names: dict[str, str]) -> tuple[str, str, str | N
             raise LoraError(f"unknown LoRA key {key!r}: no UNet module is called {flat!r} (kohya spelling)")
         return kohya_names[flat], side, None if side == "alpha" else "kohya lora_down/lora_up"
     if key.startswith(("text_encoder", "lora_te")):
-        raise LoraError(f"unknown LoRA key {key!r}: a text-encoder LoRA; OSDFace's LoRA targets the UNet only")
+        raise LoraError(
+            f"unknown LoRA key {key!r}: a text-encoder LoRA; OSDFace's LoRA targets the UNet only"
+        )
     name = key.removeprefix("unet.")
     match = _OLD_PROCESSOR.match(name)
     if match:
@@ -147,7 +151,9 @@ def _metadata_alpha(metadata: dict | None, module: str) -> float | None:
     return None if alpha is None else float(alpha)
 
 
-def parse_lora(state: dict[str, torch.Tensor], unet: nn.Module, metadata: dict | None = None) -> dict[str, LoraPair]:
+def parse_lora(
+    state: dict[str, torch.Tensor], unet: nn.Module, metadata: dict | None = None
+) -> dict[str, LoraPair]:
     """Group the file's keys into one ``LoraPair`` per UNet module; raise ``LoraError`` naming
     every key that is unknown, incomplete, aimed at no module or of the wrong shape."""
     modules = dict(unet.named_modules())
@@ -169,7 +175,9 @@ def parse_lora(state: dict[str, torch.Tensor], unet: nn.Module, metadata: dict |
         if pair.down is None or pair.up is None:
             problems.append(f"incomplete pair for {module!r} (keys {pair.keys})")
         elif not isinstance(modules.get(module), nn.Linear | nn.Conv2d):
-            problems.append(f"pair targets no Linear/Conv2d module of the UNet: {module!r} (keys {pair.keys})")
+            problems.append(
+                f"pair targets no Linear/Conv2d module of the UNet: {module!r} (keys {pair.keys})"
+            )
         elif not _shapes_fit(pair, modules[module]):
             weight = tuple(modules[module].weight.shape)
             problems.append(
@@ -223,7 +231,9 @@ def load_lora(pipe, path: str | os.PathLike, adapter_name: str = ADAPTER_NAME) -
     (through diffusers' own ``load_lora_into_unet``), verify, and report."""
     pairs, metadata = read_lora_file(path, pipe.unet)
     state = normalised_state_dict(pairs)
-    pipe.load_lora_into_unet(state, network_alphas=None, unet=pipe.unet, adapter_name=adapter_name, _pipeline=pipe)
+    pipe.load_lora_into_unet(
+        state, network_alphas=None, unet=pipe.unet, adapter_name=adapter_name, _pipeline=pipe
+    )
     applied = verify_lora(pipe.unet, pairs, adapter_name)
     has_alpha_tensor = any(k.endswith(".alpha") for p in pairs.values() for k in p.keys)
     report = LoraReport(

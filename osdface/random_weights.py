@@ -215,7 +215,12 @@ def daefr_checkpoint(vre_lq_state: dict[str, torch.Tensor]) -> dict:
                 branch + "decoder.conv_out.bias": small(3),
             }
         )
-    for key in ("encoder.conv_in.weight", "encoder.conv_out.bias", "quant_conv.weight", "quantize.embedding.weight"):
+    for key in (
+        "encoder.conv_in.weight",
+        "encoder.conv_out.bias",
+        "quant_conv.weight",
+        "quantize.embedding.weight",
+    ):
         state["vqvae." + key] = small(4, 4)  # the HQ branch: other weights, never used
     for loss in ("loss.", "loss_LQ."):
         state[loss + "discriminator.main.0.weight"] = small(8, 3, 4, 4)
@@ -268,7 +273,9 @@ def lora_unet(unet, rank: int = 8, alpha: int | None = None, seed: int = 0):
     from peft import LoraConfig
 
     unet = copy.deepcopy(unet)
-    config = LoraConfig(r=rank, lora_alpha=alpha or rank, init_lora_weights="gaussian", target_modules=LORA_TARGETS)
+    config = LoraConfig(
+        r=rank, lora_alpha=alpha or rank, init_lora_weights="gaussian", target_modules=LORA_TARGETS
+    )
     unet.add_adapter(config)
     torch.manual_seed(seed)
     with torch.no_grad():
@@ -315,7 +322,9 @@ def write_lora_file(peft_unet, path: Path, layout: str = "diffusers_mixed") -> N
             peft_state, {".lora_A": ".lora_linear_layer.down", ".lora_B": ".lora_linear_layer.up"}
         )
         for key in [k for k in renamed if k.endswith(".lora_linear_layer.down.weight")]:
-            renamed[key.replace(".lora_linear_layer.down.weight", ".alpha")] = torch.tensor(float(config.lora_alpha))
+            renamed[key.replace(".lora_linear_layer.down.weight", ".alpha")] = torch.tensor(
+                float(config.lora_alpha)
+            )
         diffusers_save(renamed)
     else:
         raise ValueError(f"layout must be one of {LORA_LAYOUTS}, got {layout!r}")

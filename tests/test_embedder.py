@@ -77,7 +77,12 @@ def load_input(fixtures_dir, name: str) -> torch.Tensor:
 def test_daefr_checkpoint_extras_are_ignored_and_reported(checkpoint_files, manifest, caplog):
     checkpoint = load_pickled_state_dict(checkpoint_files[0])
     keys = set(checkpoint["state_dict"])
-    assert {"vqvae_LQ.post_quant_conv.weight", "vqvae.decoder.conv_in.weight", "loss_LQ.logvar", "logit_scale"} <= keys
+    assert {
+        "vqvae_LQ.post_quant_conv.weight",
+        "vqvae.decoder.conv_in.weight",
+        "loss_LQ.logvar",
+        "logit_scale",
+    } <= keys
     assert {"optimizer_states", "lr_schedulers", "callbacks", "hyper_parameters"} <= set(checkpoint)
     with caplog.at_level(logging.INFO, logger="osdface.embedder"):
         vre = VisualRepresentationEmbedder.from_checkpoints(*checkpoint_files)

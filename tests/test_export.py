@@ -13,7 +13,9 @@ from osdface.cli import main as cli_main
 
 def test_export_then_load_gives_identical_outputs(tiny_hub, tiny_pipeline, tmp_path, capsys):
     out = tmp_path / "export"
-    status = cli_main(["export", str(out), "--weights", tiny_hub.weights_repo, "--base-model", tiny_hub.base_repo])
+    status = cli_main(
+        ["export", str(out), "--weights", tiny_hub.weights_repo, "--base-model", tiny_hub.base_repo]
+    )
     assert status == 0
     assert sorted(p.name for p in out.iterdir()) == ["README.md", hub.LORA_WEIGHTS, hub.VRE_SAFETENSORS]
     card = (out / "README.md").read_text()

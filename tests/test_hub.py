@@ -209,13 +209,18 @@ class FakeHubWithUploads(FakeHub):
             answer = {"url": f"{endpoint}/{request.get('organization') or 'me'}/{request['name']}"}
         elif "/preupload/" in path:
             files = json.loads(body)["files"]
-            answer = {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}
+            answer = {
+                "files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]
+            }
         elif "/commit/" in path:
             for line in body.decode().splitlines():
                 item = json.loads(line)
                 if item["key"] == "file":
                     self.server.received[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
-            answer = {"commitUrl": f"{endpoint}/me/osdface-safetensors/commit/" + "a" * 40, "commitOid": "a" * 40}
+            answer = {
+                "commitUrl": f"{endpoint}/me/osdface-safetensors/commit/" + "a" * 40,
+                "commitOid": "a" * 40,
+            }
         else:
             answer = {}
         data = json.dumps(answer).encode()
@@ -247,7 +252,9 @@ def test_export_push_to_hub_against_a_loopback_hub(tiny_hub, tmp_path):
             "import huggingface_hub.constants as c; c.HF_HUB_OFFLINE = False; "
             f"print(push_to_hub({str(out)!r}, 'me/osdface-safetensors'))"
         )
-        result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+        )
     finally:
         server.shutdown()
     assert result.returncode == 0, result.stderr[-2000:]

@@ -64,9 +64,16 @@ def test_every_layout_applies_every_pair_and_fuses_exactly(tiny_hub, tmp_path, s
     report = pipe.load_report["lora"]
     assert (report.pairs_in_file, report.pairs_applied) == (69, 69)
     assert report.ranks == [RANK] and report.scales == [EXPECTED_SCALE.get(layout, 1.0)]
-    assert {"to_q", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2", "conv1", "conv_shortcut"} <= set(
-        report.module_kinds
-    )
+    assert {
+        "to_q",
+        "to_out.0",
+        "proj_in",
+        "proj_out",
+        "ff.net.0.proj",
+        "ff.net.2",
+        "conv1",
+        "conv_shortcut",
+    } <= set(report.module_kinds)
     if layout.startswith("diffusers_mixed"):
         assert report.layouts == {"peft lora_A/lora_B": 37, "diffusers lora.down/up": 32}
 
@@ -130,7 +137,9 @@ def test_a_pair_left_out_by_the_loader_is_an_error(tmp_path, source_unet):
     state = lora.normalised_state_dict(pairs)
     dropped = "mid_block.attentions.0.transformer_blocks.0.attn1.to_q"
     del state[f"unet.{dropped}.lora_A.weight"], state[f"unet.{dropped}.lora_B.weight"]
-    pipe.load_lora_into_unet(state, network_alphas=None, unet=pipe.unet, adapter_name="osdface", _pipeline=pipe)
+    pipe.load_lora_into_unet(
+        state, network_alphas=None, unet=pipe.unet, adapter_name="osdface", _pipeline=pipe
+    )
     with pytest.raises(lora.LoraError) as info:
         lora.verify_lora(pipe.unet, pairs, "osdface")
     assert "1 pair(s) not loaded" in str(info.value)

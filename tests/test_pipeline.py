@@ -186,12 +186,16 @@ def test_bfloat16_pipeline_selects_the_float32_tokens_on_the_parity_fixtures(fix
     from osdface.random_weights import build_base_components
 
     manifest = json.loads((fixtures_dir / "vre_manifest.json").read_text())
-    state = {k.removeprefix("vqvae_LQ."): synthetic_tensor(k, s) for k, s in manifest["vre_checkpoint"].items()}
+    state = {
+        k.removeprefix("vqvae_LQ."): synthetic_tensor(k, s) for k, s in manifest["vre_checkpoint"].items()
+    }
     state.update({"projection." + k: synthetic_tensor(k, s) for k, s in manifest["embedding_change"].items()})
     vre = VisualRepresentationEmbedder(VREConfig())
     vre.load_state_dict(state)
     vae, unet, scheduler = build_base_components("tiny")
-    pipe = OSDFacePipeline(vae=vae, unet=unet, scheduler=scheduler, embedder=vre.eval()).to(dtype=torch.bfloat16)
+    pipe = OSDFacePipeline(vae=vae, unet=unet, scheduler=scheduler, embedder=vre.eval()).to(
+        dtype=torch.bfloat16
+    )
     assert pipe.unet.dtype == torch.bfloat16 and pipe.embedder.dtype == torch.float32
     seen = []
     handle = pipe.embedder.register_forward_hook(lambda module, args, out: seen.append(out.token_indices))
