@@ -13,12 +13,17 @@ On a machine without CUDA, or with ``ACCELERATE_USE_CPU=1``, the processes talk 
 CPU (gloo). Accelerate's own ``--cpu`` flag starts a single process unless MPI is set up,
 so launch several CPU processes with ``--multi_gpu --num_processes N`` on a CPU-only
 machine (the name is historical: it means "torchrun-style multi-process").
+
+Every command runs through :func:`run_command` (once, in ``osdface.cli.main``): each
+process leaves the same way, on success and on failure (see its docstring for why).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import sys
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -117,3 +122,75 @@ def process_group() -> ProcessGroup:
     cpu = _env_flag("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
     state = PartialState(cpu=cpu, timeout=PROCESS_GROUP_TIMEOUT)
     return ProcessGroup(index=state.process_index, count=state.num_processes, device=str(state.device))
+
+
+def run_command(command: Callable[[], int | None]) -> int:
+    """``command()`` as an exit status, then one orderly shutdown, also when it fails.
+
+    Why: with torch 2.14.1 (gloo) and accelerate 1.15.0 nothing destroys the process group
+    at exit. Its C++ threads (``gloo_tcp_loop``, two ``pt_gloo_runloop``) then still run
+    while Python finalises and ``exit()`` runs C++ static destructors; the group is torn down
+    at whatever point garbage collection reaches it, or never, and under load a process that
+    finished its work dies with ``terminate called without an active exception`` (SIGABRT).
+    Upstream: pytorch/pytorch#65513 (a ``ProcessGroupGloo`` whose destructor did not run
+    before exit aborts the process; fixed there by calling ``destroy_process_group``),
+    pytorch/pytorch#190489 (the same message from a gloo job that misses the call, open),
+    pytorch/pytorch#179291 (an atexit ``destroy_process_group`` in torch, abandoned).
+    So the process group is destroyed here, while the interpreter is fully alive, and the
+    threads this process started (tqdm's monitor) are joined.
+
+    Success (status 0): wait for every process, so none closes its connections while
+    another still talks to it, then destroy the group. Failure (an exception, or a non-zero
+    status, which a single process may return alone): no barrier, since the others may be
+    anywhere (inside a gather, say) and a collective would pair with theirs; destroy the
+    group right away, so the others see the connection close instead of waiting for the
+    timeout, and name this process in the error. The launcher then stops the rest.
+    """
+    try:
+        status = int(command() or 0)
+    except BaseException as exc:
+        _report_failure(exc)
+        _shutdown(success=False)
+        raise
+    if status:
+        _report_failure(f"exit status {status}")
+    _shutdown(success=status == 0)
+    return status
+
+
+def _distributed_initialised() -> bool:
+    # a plain command may never import torch: look it up instead of importing it
+    dist = sys.modules.get("torch.distributed")
+    return dist is not None and dist.is_available() and dist.is_initialized()
+
+
+def _report_failure(error: BaseException | str) -> None:
+    """Name this process in the launcher's combined output (a single process says nothing
+    more: its own error message is enough)."""
+    if _distributed_initialised():
+        import torch.distributed as dist
+
+        what = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        where = f"process {dist.get_rank()} of {dist.get_world_size()}"
+        print(f"osdface: {where} failed: {what}", file=sys.stderr, flush=True)
+
+
+def _shutdown(success: bool) -> None:
+    if _distributed_initialised():
+        import torch.distributed as dist
+
+        if success:
+            dist.barrier()
+        dist.destroy_process_group()
+    _join_tqdm_monitors()
+
+
+def _join_tqdm_monitors() -> None:
+    """Stop and join tqdm's monitor threads (one per tqdm class used, daemon threads that
+    tqdm otherwise leaves running into interpreter finalisation)."""
+    monitor_module = sys.modules.get("tqdm._monitor")
+    if monitor_module is None:
+        return
+    for thread in threading.enumerate():
+        if isinstance(thread, monitor_module.TMonitor) and thread is not threading.current_thread():
+            thread.exit()  # sets its event and joins; tqdm starts a new one when needed
