@@ -128,16 +128,20 @@ def run_command(command: Callable[[], int | None]) -> int:
     """``command()`` as an exit status, then one orderly shutdown, also when it fails.
 
     Why: with torch 2.14.1 (gloo) and accelerate 1.15.0 nothing destroys the process group
-    at exit. Its C++ threads (``gloo_tcp_loop``, two ``pt_gloo_runloop``) then still run
-    while Python finalises and ``exit()`` runs C++ static destructors; the group is torn down
-    at whatever point garbage collection reaches it, or never, and under load a process that
-    finished its work dies with ``terminate called without an active exception`` (SIGABRT).
-    Upstream: pytorch/pytorch#65513 (a ``ProcessGroupGloo`` whose destructor did not run
-    before exit aborts the process; fixed there by calling ``destroy_process_group``),
-    pytorch/pytorch#190489 (the same message from a gloo job that misses the call, open),
-    pytorch/pytorch#179291 (an atexit ``destroy_process_group`` in torch, abandoned).
-    So the process group is destroyed here, while the interpreter is fully alive, and the
-    threads this process started (tqdm's monitor) are joined.
+    when a process ends without ``destroy_process_group``: a debugger shows that the
+    ``ProcessGroupGloo``, gloo's TCP device and its loop are never destructed, and their
+    threads (``gloo_tcp_loop``, two ``pt_gloo_runloop``), with tqdm's daemon monitor, run on
+    through Python's finalisation and the C++ static destructors of ``exit()``. Now and then,
+    more often under load, a process that finished its work then dies there with
+    ``terminate called without an active exception`` (SIGABRT): a thread touching the
+    finalising interpreter or torch's torn-down state. Upstream: pytorch/pytorch#65513 (a
+    ``ProcessGroupGloo`` whose destructor had not run before exit aborts the process; fixed
+    there by calling ``destroy_process_group``), pytorch/pytorch#190489 (the same message
+    from a gloo job missing that call; open), pytorch/pytorch#179291 (gloo work objects
+    released by those threads during finalisation abort with SIGABRT; an atexit
+    ``destroy_process_group`` in torch itself, abandoned). So the group is destroyed here,
+    while the interpreter is fully alive (which joins gloo's threads), and tqdm's monitor
+    threads are joined.
 
     Success (status 0): wait for every process, so none closes its connections while
     another still talks to it, then destroy the group. Failure (an exception, or a non-zero
