@@ -34,6 +34,9 @@ T = TypeVar("T")
 # torch's default (10 minutes on NCCL) a long study could time out there. The wait cannot
 # outlive a crash: the launcher stops every process when one of them fails.
 PROCESS_GROUP_TIMEOUT = timedelta(hours=24)
+# After a failure, how long destroying the process group may take before the process leaves
+# without it (see run_command).
+FAILED_SHUTDOWN_TIMEOUT_S = 60.0
 
 
 def _env_flag(name: str) -> bool:
@@ -148,17 +151,19 @@ def run_command(command: Callable[[], int | None]) -> int:
     status, which a single process may return alone): no barrier, since the others may be
     anywhere (inside a gather, say) and a collective would pair with theirs; destroy the
     group right away, so the others see the connection close instead of waiting for the
-    timeout, and name this process in the error. The launcher then stops the rest.
+    timeout, and name this process in the error. The launcher then stops the rest. Should
+    that destruction wait on a collective another process is still inside, this process
+    leaves without it after ``FAILED_SHUTDOWN_TIMEOUT_S`` rather than hang.
     """
     try:
         status = int(command() or 0)
     except BaseException as exc:
         _report_failure(exc)
-        _shutdown(success=False)
+        _shutdown(failed_status=1)
         raise
     if status:
         _report_failure(f"exit status {status}")
-    _shutdown(success=status == 0)
+    _shutdown(failed_status=status)
     return status
 
 
@@ -179,14 +184,39 @@ def _report_failure(error: BaseException | str) -> None:
         print(f"osdface: {where} failed: {what}", file=sys.stderr, flush=True)
 
 
-def _shutdown(success: bool) -> None:
+def _shutdown(failed_status: int) -> None:
+    """``failed_status`` 0: the command succeeded; otherwise the status to leave with."""
     if _distributed_initialised():
         import torch.distributed as dist
 
-        if success:
+        if failed_status == 0:
             dist.barrier()
-        dist.destroy_process_group()
+            dist.destroy_process_group()
+        else:
+            _destroy_within(FAILED_SHUTDOWN_TIMEOUT_S, failed_status)
     _join_tqdm_monitors()
+
+
+def _destroy_within(seconds: float, status: int) -> None:
+    import torch.distributed as dist
+
+    def leave() -> None:
+        print(
+            f"osdface: the process group did not shut down within {seconds:g} s of the failure; "
+            "leaving without it",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(status)  # the main thread is stuck in C++: only this ends the process
+
+    timer = threading.Timer(seconds, leave)
+    timer.daemon = True
+    timer.start()
+    try:
+        dist.destroy_process_group()
+    finally:
+        timer.cancel()
+        timer.join()
 
 
 def _join_tqdm_monitors() -> None:

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -81,6 +82,28 @@ def test_run_command_returns_the_status_and_joins_tqdm_monitors():
         run_command(failing)
     for _ in tqdm(range(2), disable=True):  # tqdm starts a new monitor after the join
         pass
+
+
+@pytest.mark.slow
+def test_a_failed_process_does_not_wait_for_a_stuck_shutdown():
+    """After a failure, destroying the group may wait on a collective another process is
+    still in: the process leaves with its status once FAILED_SHUTDOWN_TIMEOUT_S is over."""
+    code = (
+        "import time, torch.distributed as dist, osdface.distributed as d\n"
+        "d._distributed_initialised = lambda: True\n"
+        "dist.get_rank, dist.get_world_size = (lambda: 1), (lambda: 2)\n"
+        "dist.destroy_process_group = lambda: time.sleep(120)\n"
+        "d.FAILED_SHUTDOWN_TIMEOUT_S = 0.5\n"
+        "print(time.monotonic(), flush=True)\n"
+        "d.run_command(lambda: 3)\n"
+        "print('not reached')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=200)
+    assert out.returncode == 3, out.stderr
+    assert time.monotonic() - float(out.stdout.split()[0]) < 60  # not the 120 s of the stuck destroy
+    assert "osdface: process 1 of 2 failed: exit status 3" in out.stderr
+    assert "did not shut down within 0.5 s of the failure" in out.stderr
+    assert "not reached" not in out.stdout
 
 
 @pytest.mark.slow
