@@ -18,7 +18,15 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from test_eval_support import ROOT, accelerate_command, launch_env, run, write_face_set, write_random_arcface
+from test_eval_support import (
+    COMMAND_TIMEOUT_S,
+    ROOT,
+    accelerate_command,
+    launch_env,
+    run,
+    write_face_set,
+    write_random_arcface,
+)
 
 from osdface.distributed import ProcessGroup, process_group, run_command
 
@@ -166,7 +174,7 @@ def test_one_failing_process_stops_both_with_its_error(tmp_path, tiny_hub):
     ]  # fmt: skip
     result = subprocess.run(
         [*accelerate_command(2), *args], env=launch_env(tiny_hub), cwd=ROOT, capture_output=True, text=True,
-        timeout=240,
+        timeout=COMMAND_TIMEOUT_S,  # a hang would last the 24-hour collective timeout
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
