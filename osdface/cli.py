@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    from osdface.distributed import run_command
+
+    # every process of every command leaves through the same orderly shutdown
+    return run_command(lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
-from test_eval_support import ROOT, accelerate_command, launch_env, run, write_face_set, write_random_arcface
+from test_eval_support import (
+    COMMAND_TIMEOUT_S,
+    ROOT,
+    accelerate_command,
+    launch_env,
+    run,
+    write_face_set,
+    write_random_arcface,
+)
 
-from osdface.distributed import ProcessGroup, process_group
+from osdface.distributed import ProcessGroup, process_group, run_command
 
 
 def test_shards_cover_the_items_in_order():
@@ -55,6 +65,53 @@ def test_bad_world_size(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(ValueError, match="WORLD_SIZE"):
         process_group()
+
+
+def test_run_command_returns_the_status_and_joins_tqdm_monitors():
+    import threading
+
+    from tqdm import tqdm
+    from tqdm._monitor import TMonitor
+
+    def command():
+        for _ in tqdm(range(2), disable=True):  # a disabled bar starts the monitor thread too
+            pass
+        assert any(isinstance(t, TMonitor) for t in threading.enumerate())
+        return 3
+
+    assert run_command(command) == 3
+    assert not any(isinstance(t, TMonitor) for t in threading.enumerate())
+    assert run_command(lambda: None) == 0
+
+    def failing():
+        raise OSError("broken")
+
+    with pytest.raises(OSError, match="broken"):
+        run_command(failing)
+    for _ in tqdm(range(2), disable=True):  # tqdm starts a new monitor after the join
+        pass
+
+
+@pytest.mark.slow
+def test_a_failed_process_does_not_wait_for_a_stuck_shutdown():
+    """After a failure, destroying the group may wait on a collective another process is
+    still in: the process leaves with its status once FAILED_SHUTDOWN_TIMEOUT_S is over."""
+    code = (
+        "import time, torch.distributed as dist, osdface.distributed as d\n"
+        "d._distributed_initialised = lambda: True\n"
+        "dist.get_rank, dist.get_world_size = (lambda: 1), (lambda: 2)\n"
+        "dist.destroy_process_group = lambda: time.sleep(120)\n"
+        "d.FAILED_SHUTDOWN_TIMEOUT_S = 0.5\n"
+        "print(time.monotonic(), flush=True)\n"
+        "d.run_command(lambda: 3)\n"
+        "print('not reached')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=200)
+    assert out.returncode == 3, out.stderr
+    assert time.monotonic() - float(out.stdout.split()[0]) < 60  # not the 120 s of the stuck destroy
+    assert "osdface: process 1 of 2 failed: exit status 3" in out.stderr
+    assert "did not shut down within 0.5 s of the failure" in out.stderr
+    assert "not reached" not in out.stdout
 
 
 @pytest.mark.slow
@@ -98,3 +155,39 @@ def test_eval_fr_on_two_cpu_processes_equals_one(tmp_path, tiny_hub):
         order = [np.argsort(data["keys"]) for data in loaded]
         np.testing.assert_array_equal(loaded[0]["keys"][order[0]], loaded[1]["keys"][order[1]])
         np.testing.assert_array_equal(loaded[0]["embeddings"][order[0]], loaded[1]["embeddings"][order[1]])
+
+
+@pytest.mark.slow
+def test_one_failing_process_stops_both_with_its_error(tmp_path, tiny_hub):
+    """A broken image in the second process's share: that process raises, both exit non-zero
+    with its error in the output, and nothing waits for the 24-hour collective timeout."""
+    faces_dir, pairs_file = write_face_set(tmp_path)
+    # the 4 images are split in pair order: process 1 gets Grace_Hopper_0001 and _0002
+    broken = faces_dir / "Grace_Hopper" / "Grace_Hopper_0002.png"
+    broken.write_bytes(b"not a png")
+    facexlib_dir = tmp_path / "facexlib"
+    write_random_arcface(facexlib_dir)
+    args = [
+        "eval-fr", str(faces_dir), str(pairs_file), "--aligned", "--extension", "png",
+        "--lengths", "30000", "--degrade", "one", "--without-restoration", "--no-progress",
+        "--facexlib-dir", str(facexlib_dir), "-o", str(tmp_path / "out"),
+    ]  # fmt: skip
+    result = subprocess.run(
+        [*accelerate_command(2), *args], env=launch_env(tiny_hub), cwd=ROOT, capture_output=True, text=True,
+        timeout=COMMAND_TIMEOUT_S,  # a hang would last the 24-hour collective timeout
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    # eval-fr reports an unreadable image and stops with status 2; the shutdown names the process
+    assert f"error: {broken}: not an image" in output, output[-4000:]
+    assert "osdface: process 1 of 2 failed: exit status 2" in output
+    assert "terminate called" not in output
+    # the launcher's summary: process 1 exited with its status, process 0 either saw the
+    # connection close (an uncaught error: status 1) or was stopped by the launcher first
+    exits = {
+        int(rank): int(code)
+        for rank, code in re.findall(r"local_rank: (\d+)\).*\n\s+exitcode\s+: (-?\d+)", output)
+    }
+    assert exits.get(1) == 2, output[-4000:]
+    assert exits.get(0) in (1, -15), output[-4000:]
+    assert not (tmp_path / "out" / "metrics.json").exists()

@@ -109,7 +109,14 @@ def accelerate_command(processes: int) -> list[str]:
     ]  # fmt: skip
 
 
+# Only there to stop a hung command: on a shared 2-core machine under load a single-process
+# eval-fr took over 5 minutes, so a tighter limit fails healthy runs.
+COMMAND_TIMEOUT_S = 900
+
+
 def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
+    )
     assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr[-4000:]}"
     return result
