@@ -10,6 +10,11 @@ with the number of faces; off ZeroGPU that decorator does nothing, so this file 
 on any GPU or on the CPU.
 """
 
+# ruff: noqa: E402 - start-up is timed from the first line, before the slow imports below.
+import time  # isort: skip
+
+STARTED = time.perf_counter()
+
 # On ZeroGPU, `spaces` must be imported before anything initialises CUDA.
 import spaces  # isort: skip
 
@@ -24,7 +29,9 @@ from pathlib import Path
 
 import gradio as gr
 
+from osdface import progress
 from osdface.app_logic import (
+    CPU_SECONDS_PER_FACE,
     DEFAULT_MAX_FACES,
     DEFAULT_MAX_MEGAPIXELS,
     DEFAULT_PROPAGATION_LENGTH,
@@ -38,6 +45,7 @@ from osdface.app_logic import (
     StudioSettings,
     note_markdown,
 )
+from osdface.startup import load_studio
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 PAPER_URL = "https://arxiv.org/abs/2411.17163"
@@ -54,6 +62,11 @@ Upload a degraded portrait (or a whole photo with several faces) and press **Res
 **compare without VRE** to see what the visual representation embedder adds.
 """
 
+ABLATION_NOTE = (
+    "Not the paper's ablation: this conditions the OSDFace LoRA UNet on SD 2.1's text encoder, while "
+    'the paper\'s "w/o VRE" model was trained that way; ours is not retrained, so do not read it '
+    "as the paper's ablation numbers."
+)
 ABOUT = f"""
 **OSDFace** restores a face in a *single* diffusion step. The degraded face is encoded by
 Stable Diffusion 2.1's VAE, the UNet (fine-tuned with LoRA) predicts the noise once at
@@ -63,9 +76,9 @@ of steps of earlier diffusion restorers.
 **VRE, the visual representation embedder.** Instead of a text prompt, the UNet's
 cross-attention is conditioned on what the degraded face itself looks like: a VQ tokenizer
 trained on faces turns the input into 77 visual tokens from a face codebook, which a small
-projection maps into SD 2.1's prompt space. **Without VRE** (the paper's ablation) the same
+projection maps into SD 2.1's prompt space. **Without VRE** the same
 one-step model is conditioned on SD 2.1's text encoder instead, with your prompt or the empty
-(null) prompt, and so knows much less about the face.
+(null) prompt, and so knows much less about the face. {ABLATION_NOTE}
 
 **Atmospheric turbulence.** Faces seen over a long horizontal path (here 20 to 40 km through
 air of constant strength Cn² = 1e-16 m^-2/3, a 0.2 m aperture) are warped by random,
@@ -80,12 +93,25 @@ Paper: Jingkai Wang et al., *OSDFace: One-Step Diffusion Model for Face Restorat
 [arXiv:2411.17163]({PAPER_URL}). Code and weights: [{CODE_URL}]({CODE_URL}).
 """
 
+SHARE_NOTE = (
+    "**This page is public:** it is served on a gradio.live share link that anyone who has the link "
+    "can open, for up to 1 week (Gradio's limit, best effort) or until this app stops."
+)
+RESTORE_UNAVAILABLE = "Restore is off: the model weights are missing (see the banner above)"
+SLIDER_HEIGHT = 512
+# Prior for the time-left estimate until stages are measured (a GPU takes well under a second).
+GPU_SECONDS_PER_FACE = 0.2
+
 CSS = """
 .osd-banner { border: 2px solid #d9534f; background: rgba(217, 83, 79, 0.10); border-radius: 8px;
               padding: 12px 16px; }
 .osd-banner strong { color: #d9534f; }
 .osd-banner .osd-reason { white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: 0.9em; }
 .osd-notes { font-size: 0.92em; opacity: 0.9; }
+/* Messages are plain text with one item a line: keep the lines in the toast. */
+[data-testid="toast-text"] { white-space: pre-line; }
+/* The before/after slider shows the whole image at its aspect ratio. */
+#before-after img { object-fit: contain; }
 """
 
 # (file, mode, turbulence, propagation length, seed, ablation, prompt, colour fix), label
@@ -130,8 +156,14 @@ def _errors_for_the_user() -> Iterator[None]:
     try:
         yield
     except (RequestError, ServiceUnavailableError) as exc:
-        # The message is shown as HTML: escape it, or a "<folder>" in a fix would vanish.
-        raise gr.Error(html.escape(str(exc), quote=False), duration=None, print_exception=False) from exc
+        raise gr.Error(plain_message(str(exc)), duration=None, print_exception=False) from exc
+
+
+def plain_message(text: str) -> str:
+    """A message for the toast and for API clients alike: plain text, no HTML entities. The
+    browser renders the toast as HTML, where a "<name>" would vanish as an unknown tag, so
+    angle brackets become the look-alike quotation marks; line breaks are kept by the CSS."""
+    return text.replace("<", "\u2039").replace(">", "\u203a")
 
 
 def _upload_path(value: object) -> str | None:
@@ -157,21 +189,30 @@ def _path_or_none(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
-def build_demo(studio: Studio) -> gr.Blocks:
-    """The page and its endpoints (``restore`` and ``degrade``)."""
+def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = None) -> gr.Blocks:
+    """The page and its endpoints (``restore`` and ``degrade``). ``share``: the page says it is
+    served on a public link; ``hub_note``: why the Hub was not used (shown in the banner)."""
 
     @spaces.GPU(duration=studio.gpu_seconds)
     def restore_on_gpu(prepared):
         return studio.run(prepared)
 
+    stage_times = progress.StageTimes(CPU_SECONDS_PER_FACE)
+    if studio.pipeline is not None:
+        progress.attach(studio.pipeline)
+        if studio.device.type != "cpu":
+            stage_times = progress.StageTimes(GPU_SECONDS_PER_FACE)
     demo = gr.Blocks(title="OSDFace Studio: one-step diffusion face restoration", delete_cache=CACHE_CLEANUP)
 
-    def restore(image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix):
+    def restore(
+        image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix, bar=gr.Progress()
+    ):
         """Restore the faces of an image with OSDFace (VRE), optionally after simulated turbulence
         and alongside the text-conditioned ablation. Returns PNG paths (input, turbulent input or
         None, OSDFace, without VRE or None), the before/after pair, the face gallery, and the
         timing and identity tables (Markdown)."""
-        with _errors_for_the_user():
+        tracker = progress.RunProgress(lambda fraction, text: bar(fraction, desc=text), stage_times)
+        with _errors_for_the_user(), progress.tracking(tracker):
             request = RestoreRequest(
                 image=_upload_path(image),
                 mode=mode,
@@ -182,8 +223,11 @@ def build_demo(studio: Studio) -> gr.Blocks:
                 prompt=prompt or "",
                 color_fix=color_fix,
             )
+            tracker.step("read")
             prepared = studio.prepare(request)
+            tracker.plan(prepared.face_count, 2 if request.ablation else 1, paste=request.mode == MODE_PHOTO)
             result = restore_on_gpu(prepared)
+            tracker.step("write")
             outcome = studio.finish(prepared, result, _request_folder(demo.GRADIO_CACHE))
         return (
             str(outcome.input),
@@ -207,112 +251,14 @@ def build_demo(studio: Studio) -> gr.Blocks:
 
     with demo:
         gr.Markdown(INTRO)
+        if share:
+            gr.Markdown(SHARE_NOTE, elem_id="share-note", elem_classes="osd-notes")
         if not studio.available:
-            gr.HTML(
-                '<div class="osd-banner" role="alert" id="weights-banner"><strong>Restoring is unavailable: '
-                "the model weights could not be loaded.</strong><br>"
-                f'<span class="osd-reason">{html.escape(studio.load_error or "", quote=False)}</span><br>'
-                "The turbulence preview below still works; <em>Restore</em> will answer with this error "
-                "until the app is restarted with the weights available.</div>"
-            )
+            gr.HTML(banner_html(studio, hub_note))
         for summary, details in studio.status_notes():
             gr.Markdown(note_markdown(summary, details), elem_classes="osd-notes")
-
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5):
-                image = gr.Image(
-                    label="Input photo or face",
-                    sources=["upload", "webcam", "clipboard"],
-                    type="filepath",
-                    height=440,
-                    elem_id="input-image",
-                )
-                color_fix = gr.Radio(
-                    [("None", "none"), ("AdaIN", "adain"), ("Wavelet", "wavelet")],
-                    value="none",
-                    label="Color fix (match the input's colours)",
-                )
-                run = gr.Button("Restore", variant="primary", size="lg", elem_id="restore-button")
-            with gr.Column(scale=4):
-                mode = gr.Radio(
-                    [
-                        ("Whole photo (find every face)", MODE_PHOTO),
-                        ("Aligned face (512x512, FFHQ)", MODE_ALIGNED),
-                    ],
-                    value=MODE_PHOTO,
-                    label="Mode",
-                )
-                with gr.Group():
-                    turbulence = gr.Checkbox(
-                        label="Atmospheric turbulence: degrade the input first",
-                        value=False,
-                        elem_id="turbulence",
-                    )
-                    low, high = PROPAGATION_LENGTH_RANGE
-                    propagation_length = gr.Slider(
-                        low, high, value=DEFAULT_PROPAGATION_LENGTH, step=1000, label="Propagation length (m)"
-                    )
-                    seed = gr.Number(
-                        value=0, precision=0, minimum=0, label="Seed (turbulence and VAE sample)"
-                    )
-                preview = gr.Button("Preview turbulence only", variant="secondary", elem_id="preview-button")
-                with gr.Group():
-                    ablation = gr.Checkbox(
-                        label="Compare without VRE (text-conditioned ablation)",
-                        value=False,
-                        elem_id="ablation",
-                    )
-                    prompt = gr.Textbox(
-                        value="",
-                        label="Prompt for the ablation",
-                        placeholder="empty = null prompt",
-                        max_lines=2,
-                        visible=False,
-                    )
-
-        gr.Examples(
-            examples=[
-                [str(EXAMPLES_DIR / row[0]), *row[1:]]
-                for row, _ in EXAMPLES
-                if (EXAMPLES_DIR / row[0]).is_file()
-            ],
-            example_labels=[label for row, label in EXAMPLES if (EXAMPLES_DIR / row[0]).is_file()],
-            inputs=[image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix],
-            cache_examples=False,
-            label="Examples (public-domain portraits; see examples/SOURCES.md)",
-        )
-        with gr.Row(equal_height=True):
-            output_kwargs = {
-                "type": "filepath",
-                "format": "png",
-                "interactive": False,
-                "buttons": ["download", "fullscreen"],
-            }
-            out_input = gr.Image(label="Input", elem_id="out-input", **output_kwargs)
-            out_turbulent = gr.Image(
-                label="Turbulent input", elem_id="out-turbulent", visible=False, **output_kwargs
-            )
-            out_restored = gr.Image(label="OSDFace (VRE)", elem_id="out-restored", **output_kwargs)
-            out_without = gr.Image(
-                label="OSDFace without VRE", elem_id="out-without", visible=False, **output_kwargs
-            )
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1):
-                slider = gr.ImageSlider(
-                    label="Before / after (OSDFace)", type="filepath", interactive=False, max_height=512
-                )
-            with gr.Column(scale=1):
-                gallery = gr.Gallery(
-                    label="Faces: before and after",
-                    columns=3,
-                    object_fit="contain",
-                    height=300,
-                    interactive=False,
-                    elem_id="faces-gallery",
-                )
-                timing = gr.Markdown(label="Timing", elem_id="timing")
-                identity = gr.Markdown(label="Identity", elem_id="identity")
-
+        inputs, run, preview, ablation, prompt, turbulence, mode = _input_widgets(studio)
+        outputs, out_turbulent, out_without, without_column = _output_widgets()
         with gr.Accordion("About OSDFace, VRE and the turbulence setting", open=False):
             gr.Markdown(ABOUT)
 
@@ -320,42 +266,168 @@ def build_demo(studio: Studio) -> gr.Blocks:
         # pixel count is checked from the header before anything decodes it.
         run.click(
             restore,
-            inputs=[image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix],
-            outputs=[out_input, out_turbulent, out_restored, out_without, slider, gallery, timing, identity],
+            inputs=inputs,
+            outputs=outputs,
             api_name="restore",
             preprocess=False,
             # On failure only the main result shows "Error", not every output.
-            show_progress_on=[out_restored],
+            show_progress_on=[outputs[2]],
         )
         preview.click(
             degrade,
-            inputs=[image, propagation_length, seed],
-            outputs=[out_turbulent, timing],
+            inputs=[inputs[0], inputs[3], inputs[4]],
+            outputs=[out_turbulent, outputs[6]],
             api_name="degrade",
             preprocess=False,
             show_progress_on=[out_turbulent],
         ).success(
             lambda: gr.Image(visible=True), outputs=out_turbulent, api_visibility="private", queue=False
         )
-
-        turbulence.change(
-            lambda on: gr.Image(visible=on), turbulence, out_turbulent, api_visibility="private", queue=False
-        )
-        ablation.change(
-            lambda on: (gr.Image(visible=on), gr.Textbox(visible=on)),
-            ablation,
-            [out_without, prompt],
-            api_visibility="private",
-            queue=False,
-        )
-        mode.change(
-            lambda value: gr.Gallery(visible=value == MODE_PHOTO),
-            mode,
-            gallery,
-            api_visibility="private",
-            queue=False,
-        )
+        _toggles(turbulence, out_turbulent, ablation, without_column, prompt, mode, outputs[5])
     return demo
+
+
+def banner_html(studio: Studio, hub_note: str | None = None) -> str:
+    """The red banner of a start without the model: every missing source, the flags to fix it."""
+    reason = "\n".join(part for part in (hub_note, studio.load_error) if part)
+    return (
+        '<div class="osd-banner" role="alert" id="weights-banner"><strong>Restoring is unavailable: '
+        "the model weights could not be loaded.</strong><br>"
+        f'<span class="osd-reason">{html.escape(reason, quote=False)}</span><br>'
+        "The turbulence preview below still works; <em>Restore</em> is off until the app is "
+        "restarted with the weights available (<code>python app.py --weights FOLDER_OR_REPO "
+        "--base-model FOLDER_OR_REPO</code>).</div>"
+    )
+
+
+def _input_widgets(studio: Studio):
+    """The input column and the settings column; returns the restore inputs (in the handler's
+    order), the two buttons, and the widgets whose changes show or hide others."""
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            image = gr.Image(
+                label="Input photo or face",
+                sources=["upload", "webcam", "clipboard"],
+                type="filepath",
+                height=440,
+                elem_id="input-image",
+            )
+            color_fix = gr.Radio(
+                [("None", "none"), ("AdaIN", "adain"), ("Wavelet", "wavelet")],
+                value="none",
+                label="Color fix (match the input's colours)",
+            )
+            run = gr.Button(
+                "Restore" if studio.available else RESTORE_UNAVAILABLE,
+                variant="primary",
+                size="lg",
+                elem_id="restore-button",
+                interactive=studio.available,
+            )
+        with gr.Column(scale=4):
+            mode = gr.Radio(**mode_choices(studio), label="Mode", elem_id="mode")
+            with gr.Group():
+                turbulence = gr.Checkbox(
+                    label="Atmospheric turbulence: degrade the input first", value=False, elem_id="turbulence"
+                )
+                low, high = PROPAGATION_LENGTH_RANGE
+                propagation_length = gr.Slider(
+                    low, high, value=DEFAULT_PROPAGATION_LENGTH, step=1000, label="Propagation length (m)"
+                )
+                seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (turbulence and VAE sample)")
+            preview = gr.Button("Preview turbulence only", variant="secondary", elem_id="preview-button")
+            with gr.Group():
+                ablation = gr.Checkbox(
+                    label="Compare without VRE (text-conditioned ablation)", value=False, elem_id="ablation"
+                )
+                prompt = gr.Textbox(
+                    value="",
+                    label="Prompt for the ablation",
+                    placeholder="empty = null prompt",
+                    max_lines=2,
+                    visible=False,
+                )
+    inputs = [image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix]
+    gr.Examples(
+        examples=[
+            [str(EXAMPLES_DIR / row[0]), *row[1:]] for row, _ in EXAMPLES if (EXAMPLES_DIR / row[0]).is_file()
+        ],
+        example_labels=[label for row, label in EXAMPLES if (EXAMPLES_DIR / row[0]).is_file()],
+        inputs=inputs,
+        cache_examples=False,
+        label="Examples (public-domain portraits; see examples/SOURCES.md)",
+    )
+    return inputs, run, preview, ablation, prompt, turbulence, mode
+
+
+def mode_choices(studio: Studio) -> dict:
+    """The mode radio's choices and value: without a face detector it starts on "Aligned face"
+    and the whole-photo choice says why it is off."""
+    photo_label = "Whole photo (find every face)"
+    value = MODE_PHOTO
+    if studio.available and studio.restorer is None:
+        photo_label = "Whole photo: off, the face detector's weights are missing (see the note above)"
+        value = MODE_ALIGNED
+    return {
+        "choices": [(photo_label, MODE_PHOTO), ("Aligned face (512x512, FFHQ)", MODE_ALIGNED)],
+        "value": value,
+    }
+
+
+def _output_widgets():
+    """The result row, the before/after slider, the gallery and the tables; returns the
+    restore outputs (in the handler's order) and the widgets toggled by the settings."""
+    with gr.Row(equal_height=True):
+        output_kwargs = {
+            "type": "filepath",
+            "format": "png",
+            "interactive": False,
+            "buttons": ["download", "fullscreen"],
+        }
+        out_input = gr.Image(label="Input", elem_id="out-input", **output_kwargs)
+        out_turbulent = gr.Image(
+            label="Turbulent input", elem_id="out-turbulent", visible=False, **output_kwargs
+        )
+        out_restored = gr.Image(label="OSDFace (VRE)", elem_id="out-restored", **output_kwargs)
+        with gr.Column(visible=False, min_width=160) as without_column:
+            out_without = gr.Image(label="OSDFace without VRE", elem_id="out-without", **output_kwargs)
+            gr.Markdown(ABLATION_NOTE, elem_id="ablation-note", elem_classes="osd-notes")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
+            # A fixed height and "contain": the slider keeps the image's aspect ratio.
+            slider = gr.ImageSlider(
+                label="Before / after (OSDFace)",
+                type="filepath",
+                interactive=False,
+                height=SLIDER_HEIGHT,
+                elem_id="before-after",
+            )
+        with gr.Column(scale=1):
+            gallery = gr.Gallery(
+                label="Faces: before and after",
+                columns=3,
+                object_fit="contain",
+                height=300,
+                interactive=False,
+                elem_id="faces-gallery",
+            )
+            timing = gr.Markdown(label="Timing", elem_id="timing")
+            identity = gr.Markdown(label="Identity", elem_id="identity")
+    outputs = [out_input, out_turbulent, out_restored, out_without, slider, gallery, timing, identity]
+    return outputs, out_turbulent, out_without, without_column
+
+
+def _toggles(turbulence, out_turbulent, ablation, without_column, prompt, mode, gallery) -> None:
+    """Show each optional output only when its setting is on."""
+    private = {"api_visibility": "private", "queue": False}
+    turbulence.change(lambda on: gr.Image(visible=on), turbulence, out_turbulent, **private)
+    ablation.change(
+        lambda on: (gr.Column(visible=on), gr.Textbox(visible=on)),
+        ablation,
+        [without_column, prompt],
+        **private,
+    )
+    mode.change(lambda value: gr.Gallery(visible=value == MODE_PHOTO), mode, gallery, **private)
 
 
 # --------------------------------------------------------------------------- command line
@@ -436,10 +508,14 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, Launc
 
 def main(argv: Sequence[str] | None = None) -> None:
     settings, launch = parse_args(argv)
-    studio = Studio.load(settings)
-    demo = build_demo(studio)
-    concurrency = launch.concurrency or (2 if studio.device.type == "cuda" or settings.zero_gpu else 1)
+    studio, hub_note = load_studio(settings)
+    if hub_note:
+        print(f"* {hub_note}", flush=True)
+    demo = build_demo(studio, share=launch.share, hub_note=hub_note)
+    on_gpu = studio.available and studio.device.type == "cuda"  # (no torch import without a model)
+    concurrency = launch.concurrency or (2 if on_gpu or settings.zero_gpu else 1)
     demo.queue(max_size=launch.queue_size, default_concurrency_limit=concurrency)
+    # quiet: Gradio's own lines would tell the user to edit launch(); ours name the --share flag.
     demo.launch(
         share=launch.share,
         server_name=launch.host,
@@ -449,7 +525,30 @@ def main(argv: Sequence[str] | None = None) -> None:
         show_error=True,
         theme=gr.themes.Soft(),
         css=CSS,
+        quiet=True,
+        prevent_thread_lock=True,
     )
+    print(
+        launch_message(demo.local_url, demo.share_url, launch.share, time.perf_counter() - STARTED),
+        flush=True,
+    )
+    demo.block_thread()
+
+
+def launch_message(local_url: str, share_url: str | None, share: bool, seconds: float) -> str:
+    """What the terminal shows once the page is up."""
+    lines = [f"* Running on local URL:  {local_url} (started in {seconds:.1f} s)"]
+    if share and share_url:
+        lines.append(
+            f"* Running on public URL: {share_url}\n"
+            "  This link is PUBLIC: anyone who has it can use this app, for up to 1 week (Gradio's "
+            "limit, best effort) or until you stop the app."
+        )
+    elif share:
+        lines.append("* The public link could not be created (see the message above); the app is local only.")
+    else:
+        lines.append("* Local only. To get a temporary public link (gradio.live), restart with --share.")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
