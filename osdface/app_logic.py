@@ -403,8 +403,8 @@ class Studio:
             )
         if request.mode == MODE_PHOTO and self.restorer is None:
             raise ServiceUnavailableError(
-                "Whole-photo mode is unavailable because the face detector could not be loaded. "
-                f"{self.detector_error} Meanwhile, crop and align the face yourself (512x512, FFHQ "
+                "Whole-photo mode is unavailable because the face detector could not be loaded.\n"
+                f"{self.detector_error}\nMeanwhile, crop and align the face yourself (512x512, FFHQ "
                 "alignment) and choose the mode 'Aligned face'."
             )
         timings: dict[str, float] = {}
