@@ -160,8 +160,18 @@ def test_messages_over_the_api_are_plain_text_with_one_place_a_line(detectorless
 @pytest.mark.parametrize(
     ("width", "height", "mode", "expected"),
     [
-        (30000, 30000, "aligned", "image is 30000x30000 = 900.0 megapixels, over the limit of 25.0 megapixels"),
-        (10000, 10000, "aligned", "image is 10000x10000 = 100.0 megapixels, over the limit of 25.0 megapixels"),
+        (
+            30000,
+            30000,
+            "aligned",
+            "image is 30000x30000 = 900.0 megapixels, over the limit of 25.0 megapixels",
+        ),
+        (
+            10000,
+            10000,
+            "aligned",
+            "image is 10000x10000 = 100.0 megapixels, over the limit of 25.0 megapixels",
+        ),
         (6000, 4000, "aligned", "An aligned face must be square, and this image is 6000x4000"),
     ],
     ids=["pillow-bomb-size", "over-our-limit", "non-square-aligned"],
@@ -208,10 +218,7 @@ def test_progress_reports_each_stage_and_face_with_the_time_left(detectorless, t
     updates = asyncio.run(_all_updates(job))
     assert job.result(timeout=120)[2] is not None
     texts = [
-        unit.desc
-        for update in updates
-        for unit in getattr(update, "progress_data", None) or []
-        if unit.desc
+        unit.desc for update in updates for unit in getattr(update, "progress_data", None) or [] if unit.desc
     ]
     joined = "\n".join(texts)
     for part in (

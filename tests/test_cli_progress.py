@@ -34,8 +34,23 @@ def test_the_bar_counts_faces(tiny_hub, tmp_path):
     Image.fromarray(portrait("grace_hopper")).save(photos / "grace_hopper.png")
 
     env = {**os.environ, **tiny_hub.env, "TQDM_MININTERVAL": "0", "PYTHONUNBUFFERED": "1"}
-    command = [str(Path(sys.executable).parent / "osdface"), "restore", str(photos), "-o", str(tmp_path / "out")]
-    command += ["--facexlib-dir", str(facexlib_dir), "--max-faces", "3", "--batch-size", "1", "--device", "cpu"]
+    command = [
+        str(Path(sys.executable).parent / "osdface"),
+        "restore",
+        str(photos),
+        "-o",
+        str(tmp_path / "out"),
+    ]
+    command += [
+        "--facexlib-dir",
+        str(facexlib_dir),
+        "--max-faces",
+        "3",
+        "--batch-size",
+        "1",
+        "--device",
+        "cpu",
+    ]
     command += ["--weights", tiny_hub.weights_repo, "--base-model", tiny_hub.base_repo]
     run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=500)
     assert run.returncode == 0, run.stderr[-3000:]
