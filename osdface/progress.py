@@ -32,7 +32,7 @@ STAGE_LABELS = {
     "unet": "UNet step",
     "decode": "VAE decode",
     "paste": "Pasting the faces back",
-    "identity": "Identity scores",
+    "finish": "Finishing (identity scores)",
     "write": "Writing the PNGs",
 }
 # Until a stage has been measured in this process: its share of the benchmark's seconds per
@@ -208,8 +208,13 @@ class RunProgress(Listener):
 
     def batch_done(self, batch: int) -> None:
         self._close_stage()
-        self.stage = None
         self.done[self.kind] = self.done.get(self.kind, 0) + batch
+        # No hook marks what follows a pass's last batch: whole photos paste their faces back.
+        if self.faces and self.done[self.kind] >= self.faces:
+            if self.paste:
+                self.step("paste")
+            elif sum(self.done.values()) >= self.faces * self.passes:
+                self.step("finish")
 
     # ---------------------------------------------------------------- internals
 
