@@ -18,22 +18,19 @@ STARTED = time.perf_counter()
 # On ZeroGPU, `spaces` must be imported before anything initialises CUDA.
 import spaces  # isort: skip
 
-import argparse
 import html
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
 from osdface import progress
+from osdface.app_cli import launch_message, parse_args
 from osdface.app_logic import (
     CPU_SECONDS_PER_FACE,
-    DEFAULT_MAX_FACES,
-    DEFAULT_MAX_MEGAPIXELS,
     DEFAULT_PROPAGATION_LENGTH,
     MODE_ALIGNED,
     MODE_PHOTO,
@@ -42,77 +39,23 @@ from osdface.app_logic import (
     RestoreRequest,
     ServiceUnavailableError,
     Studio,
-    StudioSettings,
     note_markdown,
+)
+from osdface.app_text import (
+    ABLATION_NOTE,  # noqa: F401 - part of the page's text, read by tests
+    ABOUT,
+    CSS,
+    GPU_SECONDS_PER_FACE,
+    INTRO,
+    RESTORE_UNAVAILABLE,
+    SHARE_NOTE,
+    SLIDER_HEIGHT,
 )
 from osdface.startup import load_studio
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
-PAPER_URL = "https://arxiv.org/abs/2411.17163"
-CODE_URL = "https://github.com/jkwang28/OSDFace"
 # Gradio's cache (uploads and the PNGs we return): every half hour, delete files over an hour old.
 CACHE_CLEANUP = (1800, 3600)
-
-INTRO = f"""
-# OSDFace Studio
-**One-step diffusion face restoration** (OSDFace, CVPR 2025) · [paper]({PAPER_URL}) · [authors' code]({CODE_URL})
-
-Upload a degraded portrait (or a whole photo with several faces) and press **Restore**. Switch on
-**atmospheric turbulence** to degrade it first as a long-range camera would see it, and
-**compare without VRE** to see what the visual representation embedder adds.
-"""
-
-ABLATION_NOTE = (
-    "Not the paper's ablation: this conditions the OSDFace LoRA UNet on SD 2.1's text encoder, while "
-    'the paper\'s "w/o VRE" model was trained that way; ours is not retrained, so do not read it '
-    "as the paper's ablation numbers."
-)
-ABOUT = f"""
-**OSDFace** restores a face in a *single* diffusion step. The degraded face is encoded by
-Stable Diffusion 2.1's VAE, the UNet (fine-tuned with LoRA) predicts the noise once at
-timestep 399, and the clean latent is decoded: about 0.1 s per face on a GPU instead of the tens
-of steps of earlier diffusion restorers.
-
-**VRE, the visual representation embedder.** Instead of a text prompt, the UNet's
-cross-attention is conditioned on what the degraded face itself looks like: a VQ tokenizer
-trained on faces turns the input into 77 visual tokens from a face codebook, which a small
-projection maps into SD 2.1's prompt space. **Without VRE** the same
-one-step model is conditioned on SD 2.1's text encoder instead, with your prompt or the empty
-(null) prompt, and so knows much less about the face. {ABLATION_NOTE}
-
-**Atmospheric turbulence.** Faces seen over a long horizontal path (here 20 to 40 km through
-air of constant strength Cn² = 1e-16 m^-2/3, a 0.2 m aperture) are warped by random,
-spatially varying tilts and smeared by short-exposure blur. The simulator follows Chimitt &
-Chan (2020); the longer the path, the stronger both effects. OSDFace was not trained on such
-images: this is a test of how far it generalises.
-
-**Identity scores** compare ArcFace embeddings of each face with the clean input face: a
-restoration can look sharp and still drift away from the person.
-
-Paper: Jingkai Wang et al., *OSDFace: One-Step Diffusion Model for Face Restoration*, CVPR 2025,
-[arXiv:2411.17163]({PAPER_URL}). Code and weights: [{CODE_URL}]({CODE_URL}).
-"""
-
-SHARE_NOTE = (
-    "**This page is public:** it is served on a gradio.live share link that anyone who has the link "
-    "can open, for up to 1 week (Gradio's limit, best effort) or until this app stops."
-)
-RESTORE_UNAVAILABLE = "Restore is off: the model weights are missing (see the banner above)"
-SLIDER_HEIGHT = 512
-# Prior for the time-left estimate until stages are measured (a GPU takes well under a second).
-GPU_SECONDS_PER_FACE = 0.2
-
-CSS = """
-.osd-banner { border: 2px solid #d9534f; background: rgba(217, 83, 79, 0.10); border-radius: 8px;
-              padding: 12px 16px; }
-.osd-banner strong { color: #d9534f; }
-.osd-banner .osd-reason { white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: 0.9em; }
-.osd-notes { font-size: 0.92em; opacity: 0.9; }
-/* Messages are plain text with one item a line: keep the lines in the toast. */
-[data-testid="toast-text"] { white-space: pre-line; }
-/* The before/after slider shows the whole image at its aspect ratio. */
-#before-after img { object-fit: contain; }
-"""
 
 # (file, mode, turbulence, propagation length, seed, ablation, prompt, colour fix), label
 EXAMPLES = [
@@ -128,22 +71,6 @@ EXAMPLES = [
     (("grace_hopper_classic.jpg", MODE_PHOTO, False, 30000, 0, False, "", "none"), "Whole photo, blurred"),
     (("astronaut.jpg", MODE_PHOTO, True, 40000, 1, True, "", "adain"), "Whole photo + 40 km turbulence"),
 ]
-
-
-@dataclass(frozen=True)
-class LaunchSettings:
-    """How the server runs (the models' settings are ``StudioSettings``).
-
-    queue_size: requests waiting beyond this are refused with "queue is full".
-    concurrency: restorations running at once (None: 1 on the CPU, 2 on a GPU).
-    """
-
-    share: bool = False
-    host: str | None = None
-    port: int | None = None
-    queue_size: int = 16
-    concurrency: int | None = None
-    max_file_size: str = "30mb"
 
 
 # --------------------------------------------------------------------------- request handlers
@@ -189,6 +116,43 @@ def _path_or_none(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
+def _stage_times(studio: Studio) -> progress.StageTimes:
+    """The stage times behind the time-left estimate; hooks the pipeline to report its stages."""
+    if studio.pipeline is None:
+        return progress.StageTimes(CPU_SECONDS_PER_FACE)
+    progress.attach(studio.pipeline)
+    on_cpu = studio.device.type == "cpu"
+    return progress.StageTimes(CPU_SECONDS_PER_FACE if on_cpu else GPU_SECONDS_PER_FACE)
+
+
+def _restore_request(image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix):
+    """The restore endpoint's inputs as a ``RestoreRequest``."""
+    return RestoreRequest(
+        image=_upload_path(image),
+        mode=mode,
+        turbulence=bool(turbulence),
+        propagation_length=propagation_length,
+        seed=seed,
+        ablation=bool(ablation),
+        prompt=prompt or "",
+        color_fix=color_fix,
+    )
+
+
+def _restore_outputs(outcome) -> tuple:
+    """A ``RestoreOutcome`` as the restore endpoint's outputs (paths as strings)."""
+    return (
+        str(outcome.input),
+        _path_or_none(outcome.turbulent_input),
+        str(outcome.restored),
+        _path_or_none(outcome.without_vre),
+        (str(outcome.slider[0]), str(outcome.slider[1])),
+        [(str(path), caption) for path, caption in outcome.gallery],
+        outcome.timing_markdown,
+        outcome.identity_markdown,
+    )
+
+
 def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = None) -> gr.Blocks:
     """The page and its endpoints (``restore`` and ``degrade``). ``share``: the page says it is
     served on a public link; ``hub_note``: why the Hub was not used (shown in the banner)."""
@@ -197,11 +161,7 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
     def restore_on_gpu(prepared):
         return studio.run(prepared)
 
-    stage_times = progress.StageTimes(CPU_SECONDS_PER_FACE)
-    if studio.pipeline is not None:
-        progress.attach(studio.pipeline)
-        if studio.device.type != "cpu":
-            stage_times = progress.StageTimes(GPU_SECONDS_PER_FACE)
+    stage_times = _stage_times(studio)
     demo = gr.Blocks(title="OSDFace Studio: one-step diffusion face restoration", delete_cache=CACHE_CLEANUP)
 
     def restore(
@@ -213,15 +173,8 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
         timing and identity tables (Markdown)."""
         tracker = progress.RunProgress(lambda fraction, text: bar(fraction, desc=text), stage_times)
         with _errors_for_the_user(), progress.tracking(tracker):
-            request = RestoreRequest(
-                image=_upload_path(image),
-                mode=mode,
-                turbulence=bool(turbulence),
-                propagation_length=propagation_length,
-                seed=seed,
-                ablation=bool(ablation),
-                prompt=prompt or "",
-                color_fix=color_fix,
+            request = _restore_request(
+                image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix
             )
             tracker.step("read")
             prepared = studio.prepare(request)
@@ -229,16 +182,7 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
             result = restore_on_gpu(prepared)
             tracker.step("write")
             outcome = studio.finish(prepared, result, _request_folder(demo.GRADIO_CACHE))
-        return (
-            str(outcome.input),
-            _path_or_none(outcome.turbulent_input),
-            str(outcome.restored),
-            _path_or_none(outcome.without_vre),
-            (str(outcome.slider[0]), str(outcome.slider[1])),
-            [(str(path), caption) for path, caption in outcome.gallery],
-            outcome.timing_markdown,
-            outcome.identity_markdown,
-        )
+        return _restore_outputs(outcome)
 
     def degrade(image, propagation_length, seed):
         """Only the turbulence simulator (works without the model weights): the turbulent copy
@@ -433,79 +377,6 @@ def _toggles(turbulence, out_turbulent, ablation, without_column, prompt, mode, 
 # --------------------------------------------------------------------------- command line
 
 
-def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, LaunchSettings]:
-    parser = argparse.ArgumentParser(
-        description="OSDFace Studio: the Gradio app for one-step diffusion face restoration."
-    )
-    parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
-    parser.add_argument(
-        "--host", default=None, help="address to listen on (default: 127.0.0.1, or GRADIO_SERVER_NAME)"
-    )
-    parser.add_argument("--port", type=int, default=None, help="port (default: 7860, or GRADIO_SERVER_PORT)")
-    parser.add_argument(
-        "--weights",
-        default=None,
-        help="OSDFace weights: Hub repo id or folder (default: OSDFACE_WEIGHTS or alecccdd/OSDFace)",
-    )
-    parser.add_argument(
-        "--base-model",
-        default=None,
-        help="SD 2.1 base: Hub repo id or folder (default: OSDFACE_BASE_MODEL or Manojb/stable-diffusion-2-1-base)",
-    )
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument(
-        "--facexlib-dir",
-        default=None,
-        help="folder with facexlib's weight files (default: OSDFACE_FACEXLIB_DIR, the cache, then a download)",
-    )
-    parser.add_argument(
-        "--queue-size", type=int, default=16, help="requests that may wait; more are refused (default: 16)"
-    )
-    parser.add_argument(
-        "--concurrency", type=int, default=None, help="restorations at once (default: 1 on CPU, 2 on GPU)"
-    )
-    parser.add_argument(
-        "--max-megapixels",
-        type=float,
-        default=DEFAULT_MAX_MEGAPIXELS,
-        help=f"refuse larger images (default: {DEFAULT_MAX_MEGAPIXELS:g})",
-    )
-    parser.add_argument(
-        "--max-faces",
-        type=int,
-        default=DEFAULT_MAX_FACES,
-        help=f"restore at most this many faces per photo, the largest (default: {DEFAULT_MAX_FACES})",
-    )
-    parser.add_argument("--max-file-size", default="30mb", help="largest upload, e.g. 30mb (default: 30mb)")
-    args = parser.parse_args(argv)
-    if args.queue_size < 1:
-        parser.error(f"--queue-size must be at least 1, got {args.queue_size}")
-    if args.concurrency is not None and args.concurrency < 1:
-        parser.error(f"--concurrency must be at least 1, got {args.concurrency}")
-    if args.max_megapixels <= 0:
-        parser.error(f"--max-megapixels must be > 0, got {args.max_megapixels}")
-    if args.max_faces < 1:
-        parser.error(f"--max-faces must be at least 1, got {args.max_faces}")
-    studio = StudioSettings(
-        weights=args.weights,
-        base_model=args.base_model,
-        device=args.device,
-        facexlib_dir=Path(args.facexlib_dir) if args.facexlib_dir else None,
-        max_megapixels=args.max_megapixels,
-        max_faces=args.max_faces,
-        zero_gpu=os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"),
-    )
-    launch = LaunchSettings(
-        share=args.share,
-        host=args.host,
-        port=args.port,
-        queue_size=args.queue_size,
-        concurrency=args.concurrency,
-        max_file_size=args.max_file_size,
-    )
-    return studio, launch
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     settings, launch = parse_args(argv)
     studio, hub_note = load_studio(settings)
@@ -533,22 +404,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         flush=True,
     )
     demo.block_thread()
-
-
-def launch_message(local_url: str, share_url: str | None, share: bool, seconds: float) -> str:
-    """What the terminal shows once the page is up."""
-    lines = [f"* Running on local URL:  {local_url} (started in {seconds:.1f} s)"]
-    if share and share_url:
-        lines.append(
-            f"* Running on public URL: {share_url}\n"
-            "  This link is PUBLIC: anyone who has it can use this app, for up to 1 week (Gradio's "
-            "limit, best effort) or until you stop the app."
-        )
-    elif share:
-        lines.append("* The public link could not be created (see the message above); the app is local only.")
-    else:
-        lines.append("* Local only. To get a temporary public link (gradio.live), restart with --share.")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":
