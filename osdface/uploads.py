@@ -9,6 +9,7 @@ non-square image in aligned mode is refused without being decoded.
 from __future__ import annotations
 
 import os
+import struct
 
 import numpy as np
 
@@ -28,15 +29,17 @@ def header_size(source: str | os.PathLike) -> tuple[int, int] | None:
     try:
         with open(source, "rb") as stream:
             prefix = stream.read(_PREFIX_BYTES)
+            if not prefix:
+                return None  # an empty file: the loader says so
             for name in Image.ID:
                 factory, accept = Image.OPEN[name]
-                if accept is not None and not accept(prefix):
-                    continue
-                stream.seek(0)
                 try:
+                    if accept is not None and not accept(prefix):
+                        continue
+                    stream.seek(0)
                     image = factory(stream, str(source))
-                except (SyntaxError, IndexError, TypeError, ValueError, OSError, EOFError):
-                    continue  # not this format (Pillow's own loop skips these the same way)
+                except (SyntaxError, IndexError, TypeError, struct.error, ValueError, OSError, EOFError):
+                    continue  # not this format (Image.open's own loop skips these the same way)
                 return image.size
     except OSError:
         return None
