@@ -112,12 +112,18 @@ def missing_sources(
     weights: str | os.PathLike | None, base_model: str | os.PathLike | None
 ) -> list[tuple[tuple[str, str, str], str]]:
     """Each missing source as ((what, app flag, environment variable), error). The OSDFace
-    weights and the SD 2.1 base model are checked separately, a few files each: from the cache
-    or a folder this takes no time (online it fetches what the loading needs anyway)."""
+    weights and the SD 2.1 base model are checked separately: the weight files (online, the
+    loading needs them anyway) and the base model's config files. From the cache or a folder
+    this takes no time."""
     from osdface import hub
 
     sources = hub.ModelSources.resolve(weights, base_model)
     weight_files = (hub.VRE_CHECKPOINT, hub.PROJECTION_WEIGHTS, hub.LORA_WEIGHTS)
+    # Only the base model's small config files: online, a check must not download gigabytes.
+    base_configs = [
+        files[0] for part, files in hub.BASE_FILES.items() if part in ("vae", "unet", "scheduler")
+    ]
+    base = {"revision": sources.base_revision, "env_var": hub.ENV_BASE_MODEL}
     problems = []
     for flags, check in (
         (
@@ -126,7 +132,7 @@ def missing_sources(
         ),
         (
             BASE_FLAGS,
-            lambda: [hub.fetch_base_component(sources, part) for part in ("unet", "vae", "scheduler")],
+            lambda: [hub.fetch(sources.base_model, name, **base) for name in base_configs],
         ),
     ):
         try:
