@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from osdface.imageio import ImageTooLargeError, UnreadableImageError, describe_source, load_image, to_pil
+from osdface import progress
+from osdface.imageio import to_pil
+from osdface.uploads import check_aligned_face, check_upload, read_image  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     import torch
@@ -290,7 +292,10 @@ class Studio:
         try:
             pipeline = OSDFacePipeline.from_pretrained(settings.weights, base_model=settings.base_model)
         except WeightsUnavailableError as exc:
-            return cls(None, settings=settings, load_error=str(exc))
+            from osdface.startup import missing_sources_message
+
+            error = missing_sources_message(settings.weights, settings.base_model, str(exc))
+            return cls(None, settings=settings, load_error=error)
         from osdface.doctor import load_report_lines
 
         for line in load_report_lines(pipeline.load_report):  # the same report as `osdface doctor`
@@ -393,7 +398,7 @@ class Studio:
         request.check()
         if self.pipeline is None:
             raise ServiceUnavailableError(
-                f"Restoring is unavailable: the model weights could not be loaded. {self.load_error} "
+                f"Restoring is unavailable: the model weights could not be loaded.\n{self.load_error}\n"
                 "(The turbulence preview still works.)"
             )
         if request.ablation and self.ablation_error:
@@ -403,18 +408,20 @@ class Studio:
             )
         if request.mode == MODE_PHOTO and self.restorer is None:
             raise ServiceUnavailableError(
-                "Whole-photo mode is unavailable because the face detector could not be loaded. "
-                f"{self.detector_error} Meanwhile, crop and align the face yourself (512x512, FFHQ "
+                "Whole-photo mode is unavailable because the face detector could not be loaded.\n"
+                f"{self.detector_error}\nMeanwhile, crop and align the face yourself (512x512, FFHQ "
                 "alignment) and choose the mode 'Aligned face'."
             )
         timings: dict[str, float] = {}
         tick = time.perf_counter()
+        check_upload(request.image, self.settings.max_pixels, aligned=request.mode == MODE_ALIGNED)
         clean = read_image(request.image, self.settings.max_pixels)
         timings["read"] = time.perf_counter() - tick
         if request.mode == MODE_ALIGNED:
             check_aligned_face(clean)
         photo = clean
         if request.turbulence:
+            progress.step("turbulence")
             tick = time.perf_counter()
             photo = add_turbulence(clean, request.propagation_length, int(request.seed))
             timings["turbulence"] = time.perf_counter() - tick
@@ -422,6 +429,7 @@ class Studio:
         faces: list[DetectedFace] = []
         found = 1
         if request.mode == MODE_PHOTO:
+            progress.step("detect")
             tick = time.perf_counter()
             detected = self.restorer.detector(photo)
             options = self._options(request)
@@ -634,50 +642,6 @@ class _KnownFaces:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def read_image(source: str | os.PathLike | None, max_pixels: int) -> np.ndarray:
-    """An uploaded file -> (H, W, 3) RGB uint8, with messages a user can act on."""
-    if source is None or (isinstance(source, str) and not source.strip()):
-        raise RequestError(
-            "No image yet: upload a photo (or paste one, or take one with the webcam), then try again."
-        )
-    try:
-        return load_image(source, max_pixels=max_pixels)
-    except ImageTooLargeError as exc:
-        raise RequestError(
-            f"This image is too large for the app ({_without_name(exc, source).rstrip('.')}). Downscale it "
-            "(a face needs only about 512 pixels across) and upload it again."
-        ) from exc
-    except UnreadableImageError as exc:
-        raise RequestError(
-            f"This file cannot be read as an image ({_without_name(exc, source).rstrip('.')}). "
-            "Upload a JPEG, PNG, WebP, BMP or TIFF photo."
-        ) from exc
-
-
-def _without_name(exc: Exception, source: str | os.PathLike) -> str:
-    """The loader's message without the server-side file path it starts with, and without its
-    programmer's fix (the app gives its own)."""
-    text = str(exc)
-    prefix = f"{describe_source(source)}: "
-    if text.startswith(prefix):
-        text = text[len(prefix) :]
-    return text.split(" Fix:")[0].strip() or type(exc).__name__
-
-
-def check_aligned_face(image: np.ndarray) -> None:
-    """An aligned face is square (FaceRestorer allows 1% off) and not tiny."""
-    height, width = image.shape[:2]
-    if abs(height - width) > 0.01 * max(height, width):
-        raise RequestError(
-            f"An aligned face must be square, and this image is {width}x{height}. Choose the mode "
-            "'Whole photo' to detect and align the faces, or upload a 512x512 FFHQ-aligned face."
-        )
-    if width < 32:
-        raise RequestError(
-            f"This face is only {width}x{height} pixels; upload at least 32x32 (512x512 is best)."
-        )
 
 
 def add_turbulence(image: np.ndarray, propagation_length: float, seed: int) -> np.ndarray:

@@ -175,12 +175,16 @@ class FacexlibWeights:
 
 
 def _missing_message(name: str, url: str, tried: list[str], cache_dir: Path) -> str:
+    # One item a line (places tried, then fixes): the app's toast and the CLI keep the lines.
+    # Placeholders are plain words (FOLDER), not <folder>, which a browser would take for a tag.
     lines = "\n".join(f"  - {entry}" for entry in tried)
     return (
-        f"facexlib weight file {name!r} is not available. Tried:\n{lines}\n"
-        f"Fix: download {url} on a machine with internet access, put it in a folder and set "
-        f"{ENV_LOCAL_DIR}=<folder> (or pass --facexlib-dir <folder> to the osdface CLI); or copy it "
-        f"to {cache_dir / name}; or set {ENV_REPO} to a Hugging Face Hub repo that holds {name}."
+        f"facexlib weight file {name!r} is not available. Places tried:\n{lines}\n"
+        f"Fix, any one of:\n"
+        f"  - download {url} on a machine with internet access into a folder, then pass "
+        f"--facexlib-dir FOLDER (the app and the osdface CLI) or set {ENV_LOCAL_DIR}=FOLDER\n"
+        f"  - copy it to {cache_dir / name}\n"
+        f"  - set {ENV_REPO} to a Hugging Face Hub repo that holds {name}"
     )
 
 

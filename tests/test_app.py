@@ -12,7 +12,9 @@ Two apps are started, each shared by the tests of this module:
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -27,6 +29,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_app_newcomer import app_module, detectorless  # noqa: F401 - the page without a face detector
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -44,6 +47,15 @@ CHROMIUM_ARGS = [
 
 # JavaScript: wait until an <img> is decoded, then give its width in pixels.
 DECODED_WIDTH = "img => img.decode().then(() => img.naturalWidth)"
+# JavaScript: the size of the picture as shown (object-fit: contain fits it inside the box).
+SHOWN_SIZE = """img => {
+    const box = img.getBoundingClientRect();
+    const scale = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight);
+    const fit = getComputedStyle(img).objectFit;
+    return fit === "contain"
+        ? {width: img.naturalWidth * scale, height: img.naturalHeight * scale, fit}
+        : {width: box.width, height: box.height, fit};
+}"""
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -157,9 +169,14 @@ def app(tiny_hub, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app_without_weights(tiny_hub, tmp_path_factory):
+    """Neither repo cached, and the Hub unreachable (its endpoint a closed local port; not
+    offline by HF_HUB_OFFLINE): the app must find that out once and show the banner at once."""
     workdir = tmp_path_factory.mktemp("app-no-weights")
     env = _base_env(tiny_hub, workdir)
+    env.pop("HF_HUB_OFFLINE", None)
+    env["HF_ENDPOINT"] = f"http://127.0.0.1:{_free_port()}"
     env["OSDFACE_WEIGHTS"] = "osdface-test/weights-not-cached"
+    env["OSDFACE_BASE_MODEL"] = "osdface-test/base-not-cached"
     running = RunningApp([], env, workdir)
     yield running
     running.stop()
@@ -327,6 +344,15 @@ def test_requests_beyond_the_queue_are_refused(app):
     assert pixels(result[2]).shape == (512, 512, 3)
 
 
+def test_the_terminal_names_the_share_flag_not_launch(app):
+    deadline = time.monotonic() + 30  # printed just after the server answers
+    while "restart with --share" not in app.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    log = app.log.read_text()
+    assert "restart with --share" in log and "share=True" not in log
+    assert re.search(r"Running on local URL:  http://127\.0\.0\.1:\d+/ \(started in \d+\.\d s\)", log)
+
+
 # --------------------------------------------------------------------------- no weights
 
 
@@ -337,9 +363,26 @@ def test_without_weights_the_page_loads_with_a_banner_and_the_preview_works(app_
 
     page = app_without_weights.get("")
     assert "<html" in page.lower()
-    config = app_without_weights.get("config")
-    assert 'id=\\"weights-banner\\"' in config or 'id="weights-banner"' in config
-    assert "Restoring is unavailable" in config and "osdface-test/weights-not-cached" in config
+    config = json.loads(app_without_weights.get("config"))
+    props = {c["props"].get("elem_id"): c["props"] for c in config["components"]}
+    banner = next(c["props"]["value"] for c in config["components"] if "weights-banner" in str(c["props"]))
+    assert "Restoring is unavailable" in banner
+    # Every missing source at once, with the app's flags next to the environment variables.
+    assert "2 of 2 model sources could not be loaded" in banner
+    assert "osdface-test/weights-not-cached" in banner and "osdface-test/base-not-cached" in banner
+    for flag in ("--weights", "--base-model", "--facexlib-dir", "OSDFACE_WEIGHTS", "OSDFACE_BASE_MODEL"):
+        assert flag in banner, flag
+    assert "could not be reached at start-up" in banner
+    # Restore says so on the button, and cannot be pressed.
+    assert props["restore-button"]["interactive"] is False
+    assert props["restore-button"]["value"].startswith("Restore is off: the model weights are missing")
+    # The Hub was probed once, not retried file by file.
+    deadline = time.monotonic() + 30  # printed just after the server answers
+    while "started in" not in app_without_weights.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    log = app_without_weights.log.read_text()
+    assert "could not be reached at start-up" in log and "Retrying in" not in log
+    assert "Running on local URL:" in log and "started in" in log
 
     client = app_without_weights.client()
     path, note = client.predict(
@@ -348,7 +391,9 @@ def test_without_weights_the_page_loads_with_a_banner_and_the_preview_works(app_
     clean = pixels(EXAMPLES / "grace_hopper_aligned.jpg")
     assert pixels(path).shape == clean.shape and np.abs(pixels(path) - clean).mean() > 1
     assert "35,000 m" in note
-    with pytest.raises(AppError, match="weights could not be loaded.*osdface-test/weights-not-cached.*Fix"):
+    with pytest.raises(
+        AppError, match="(?s)weights could not be loaded.*osdface-test/weights-not-cached.*Fix"
+    ):
         client.predict(*restore_args(EXAMPLES / "grace_hopper_aligned.jpg"), api_name="/restore")
 
 
@@ -386,19 +431,26 @@ def browser():
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_browser_restore_with_turbulence_and_ablation(app, browser, artifacts_dir):
+def test_browser_restore_with_turbulence_and_ablation(app, browser, artifacts_dir, tmp_path):
+    # A 1000x1000 aligned face: the turbulence stage lasts long enough to be seen.
+    face = tmp_path / "face_1000.png"
+    Image.open(EXAMPLES / "astronaut_aligned_classic.jpg").convert("RGB").resize((1000, 1000)).save(face)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         page.goto(app.url)
         page.get_by_role("button", name="Restore").wait_for(timeout=60_000)
-        page.locator("#input-image input[type=file]").set_input_files(
-            str(EXAMPLES / "astronaut_aligned_classic.jpg")
-        )
+        page.locator("#input-image input[type=file]").set_input_files(str(face))
         page.get_by_label("Aligned face (512x512, FFHQ)").check()
         page.locator("#turbulence input").check()
         page.locator("#ablation input").check()
+        page.locator("#ablation-note").get_by_text("not retrained").wait_for(timeout=10_000)
         page.locator("#restore-button").click()
+        # The progress element, by stage and face, while the request runs.
+        stage = page.get_by_text(re.compile(r"Simulating turbulence|Face 1 of 1 \(with"))
+        stage.first.wait_for(timeout=60_000)
+        page.screenshot(path=str(artifacts_dir / "app_progress.png"), full_page=True)
         page.locator("#timing table").wait_for(timeout=180_000)
+        widths = {"out-input": 1000, "out-turbulent": 1000, "out-restored": 512, "out-without": 512}
         labels = {
             "out-input": "Input",
             "out-turbulent": "Turbulent input",
@@ -410,8 +462,14 @@ def test_browser_restore_with_turbulence_and_ablation(app, browser, artifacts_di
             image = block.locator("img").first
             image.wait_for(timeout=30_000)
             assert block.get_by_text(label, exact=True).first.is_visible()
-            assert image.evaluate(DECODED_WIDTH) == 512, element
+            assert image.evaluate(DECODED_WIDTH) == widths[element], element
         assert page.locator("#timing").get_by_text("1 face restored in").is_visible()
+        # The before/after slider shows the square face square.
+        slider_image = page.locator("#before-after img").first
+        slider_image.wait_for(timeout=30_000)
+        slider_image.evaluate(DECODED_WIDTH)
+        shown = slider_image.evaluate(SHOWN_SIZE)
+        assert shown["width"] > 100 and abs(shown["width"] / shown["height"] - 1) < 0.05, shown
         page.wait_for_timeout(500)
         page.screenshot(path=str(artifacts_dir / "app_restore.png"), full_page=True)
     finally:
@@ -426,7 +484,12 @@ def test_browser_without_weights_shows_the_banner_and_previews(app_without_weigh
         page.goto(app_without_weights.url)
         banner = page.locator("#weights-banner")
         banner.wait_for(timeout=60_000)
-        assert "Restoring is unavailable" in banner.inner_text()
+        text = banner.inner_text()
+        assert "Restoring is unavailable" in text and "2 of 2 model sources could not be loaded" in text
+        assert "--weights" in text and "--base-model" in text
+        restore = page.locator("#restore-button")
+        assert restore.is_disabled()
+        assert "Restore is off: the model weights are missing" in restore.inner_text()
         page.locator("#input-image input[type=file]").set_input_files(
             str(EXAMPLES / "grace_hopper_aligned.jpg")
         )
@@ -434,9 +497,31 @@ def test_browser_without_weights_shows_the_banner_and_previews(app_without_weigh
         turbulent = page.locator("#out-turbulent img").first
         turbulent.wait_for(timeout=120_000)
         assert turbulent.evaluate(DECODED_WIDTH) == 512
-        page.locator("#restore-button").click()
-        page.get_by_text("the model weights could not be loaded", exact=False).last.wait_for(timeout=60_000)
         page.wait_for_timeout(500)
         page.screenshot(path=str(artifacts_dir / "app_without_weights.png"), full_page=True)
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_toast_shows_the_plain_message_line_by_line(detectorless, browser, artifacts_dir):  # noqa: F811
+    url, _ = detectorless
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(url)
+        page.locator("#restore-button").wait_for(timeout=60_000)
+        assert page.locator("#mode input[value=aligned]").is_checked()
+        page.locator("#input-image input[type=file]").set_input_files(str(EXAMPLES / "grace_hopper.jpg"))
+        page.locator("#mode input[value=photo]").check()
+        page.locator("#restore-button").click()
+        toast = page.locator("[data-testid=toast-text]").first
+        toast.wait_for(timeout=60_000)
+        text = toast.inner_text()
+        assert "OSDFACE_FACEXLIB_DIR=FOLDER" in text and "--facexlib-dir FOLDER" in text
+        assert (
+            "&lt;" not in text and "Places tried:\n" in text and "\n- local folder" in text.replace("  ", "")
+        )
+        page.screenshot(path=str(artifacts_dir / "app_toast_without_detector.png"))
     finally:
         page.close()

@@ -337,18 +337,25 @@ class RestoreCommand:
                 restorer = self.load_restorer()
             return restorer
 
-        with tqdm(
-            total=len(todo), unit="image", desc="restore", file=sys.stderr, disable=not group.is_main
-        ) as bar:
+        from osdface import progress
+
+        # The bar advances per restored face (a photo may hold many); files are counted alongside.
+        with (
+            tqdm(unit="face", desc="restore", file=sys.stderr, disable=not group.is_main) as bar,
+            progress.tracking(progress.FaceCounter(bar.update)),
+        ):
+            files_done = 0
 
             def on_result(result: FileResult) -> None:
+                nonlocal files_done
                 if result.status == "failed":
                     bar.write(f"FAILED {result.input}: {result.error}", file=sys.stderr)
-                bar.update(1)
+                files_done += 1
+                bar.set_postfix_str(f"file {files_done}/{len(todo)}")
 
             try:
                 if needs_models:
-                    get_restorer()
+                    progress.attach(get_restorer().pipeline)
                 results = restore_files(
                     get_restorer,
                     todo,

@@ -1,0 +1,123 @@
+"""Reading an uploaded image for the app, with one voice for every refusal.
+
+The size of an upload is read from its header, before anything decodes it and before Pillow's
+own decompression-bomb check (which would refuse a 30000x30000 PNG with its own text and its
+own 179-megapixel limit): every over-size input gets our message with our limit, and a
+non-square image in aligned mode is refused without being decoded.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+
+from osdface.imageio import ImageTooLargeError, UnreadableImageError, describe_source, load_image
+
+# Bytes enough for every Pillow plugin's signature test.
+_PREFIX_BYTES = 16
+
+
+def header_size(source: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) from the file's header, or None when no Pillow plugin recognises it
+    (the loader then reports why). Only the header is parsed: the plugin's class is used
+    directly, since ``Image.open`` would first apply Pillow's decompression-bomb limit."""
+    from PIL import Image
+
+    Image.init()
+    try:
+        with open(source, "rb") as stream:
+            prefix = stream.read(_PREFIX_BYTES)
+            if not prefix:
+                return None  # an empty file: the loader says so
+            for name in Image.ID:
+                factory, accept = Image.OPEN[name]
+                try:
+                    if accept is not None and not accept(prefix):
+                        continue
+                    stream.seek(0)
+                    image = factory(stream, str(source))
+                except (SyntaxError, IndexError, TypeError, struct.error, ValueError, OSError, EOFError):
+                    continue  # not this format (Image.open's own loop skips these the same way)
+                return image.size
+    except OSError:
+        return None
+    return None
+
+
+def too_large_message(width: int, height: int, max_pixels: int) -> str:
+    return (
+        f"This image is too large for the app (image is {width}x{height} = {width * height / 1e6:.1f} "
+        f"megapixels, over the limit of {max_pixels / 1e6:.1f} megapixels). Downscale it (a face needs "
+        "only about 512 pixels across) and upload it again."
+    )
+
+
+def check_upload(source: str | os.PathLike | None, max_pixels: int, *, aligned: bool = False) -> None:
+    """Refuse, from the header alone, an image over ``max_pixels`` or (``aligned``) not square."""
+    from osdface.app_logic import RequestError
+
+    if source is None or (isinstance(source, str) and not source.strip()):
+        return  # read_image says what to do
+    size = header_size(source)
+    if size is None:
+        return
+    width, height = size
+    if width * height > max_pixels:
+        raise RequestError(too_large_message(width, height, max_pixels))
+    if aligned:
+        check_aligned_size(width, height)
+
+
+def read_image(source: str | os.PathLike | None, max_pixels: int) -> np.ndarray:
+    """An uploaded file -> (H, W, 3) RGB uint8, with messages a user can act on."""
+    from osdface.app_logic import RequestError
+
+    if source is None or (isinstance(source, str) and not source.strip()):
+        raise RequestError(
+            "No image yet: upload a photo (or paste one, or take one with the webcam), then try again."
+        )
+    check_upload(source, max_pixels)
+    try:
+        return load_image(source, max_pixels=max_pixels)
+    except ImageTooLargeError as exc:
+        raise RequestError(
+            f"This image is too large for the app ({_without_name(exc, source).rstrip('.')}). Downscale it "
+            "(a face needs only about 512 pixels across) and upload it again."
+        ) from exc
+    except UnreadableImageError as exc:
+        raise RequestError(
+            f"This file cannot be read as an image ({_without_name(exc, source).rstrip('.')}). "
+            "Upload a JPEG, PNG, WebP, BMP or TIFF photo."
+        ) from exc
+
+
+def _without_name(exc: Exception, source: str | os.PathLike) -> str:
+    """The loader's message without the server-side file path it starts with, and without its
+    programmer's fix (the app gives its own)."""
+    text = str(exc)
+    prefix = f"{describe_source(source)}: "
+    if text.startswith(prefix):
+        text = text[len(prefix) :]
+    return text.split(" Fix:")[0].strip() or type(exc).__name__
+
+
+def check_aligned_size(width: int, height: int) -> None:
+    """An aligned face is square (FaceRestorer allows 1% off) and not tiny."""
+    from osdface.app_logic import RequestError
+
+    if abs(height - width) > 0.01 * max(height, width):
+        raise RequestError(
+            f"An aligned face must be square, and this image is {width}x{height}. Choose the mode "
+            "'Whole photo' to detect and align the faces, or upload a 512x512 FFHQ-aligned face."
+        )
+    if width < 32:
+        raise RequestError(
+            f"This face is only {width}x{height} pixels; upload at least 32x32 (512x512 is best)."
+        )
+
+
+def check_aligned_face(image: np.ndarray) -> None:
+    """(H, W, 3) array: see ``check_aligned_size``."""
+    check_aligned_size(image.shape[1], image.shape[0])
