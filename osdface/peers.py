@@ -29,7 +29,20 @@ import torch
 from PIL import Image
 
 from osdface.hub import WeightsUnavailableError
-from osdface.peer_weights import PeerWeights, WeightFile, load_state_dict
+from osdface.peer_specs import PEERS, PeerSpec, parse_methods
+from osdface.peer_weights import PeerWeights, load_state_dict
+
+__all__ = [
+    "PEERS",
+    "FaceModel",
+    "FaceModelPipeline",
+    "OSDFaceModel",
+    "PeerSet",
+    "PeerSpec",
+    "SpandrelFaceModel",
+    "load_peer",
+    "parse_methods",
+]
 
 FACE_SIZE = 512
 
@@ -43,72 +56,6 @@ class FaceModel(Protocol):
     label: str
 
     def restore(self, faces: Sequence[Image.Image], *, seed: int | None = None) -> list[Image.Image]: ...
-
-
-@dataclass(frozen=True)
-class PeerSpec:
-    """A restorer spandrel can load: its release file, spandrel's architecture id, where it
-    comes from and its licence (shown wherever it can be chosen)."""
-
-    key: str
-    label: str
-    architecture: str
-    weights: WeightFile
-    source: str
-    licence: str
-    commercial_use: bool = True
-    extra_arches: bool = False
-
-    @property
-    def choice_label(self) -> str:
-        """The name in lists of choices, with the licence."""
-        note = "" if self.commercial_use else ", non-commercial only"
-        return f"{self.label} ({self.licence}{note})"
-
-
-_GFPGAN_RELEASES = "https://github.com/TencentARC/GFPGAN/releases/download"
-PEERS: dict[str, PeerSpec] = {
-    "gfpgan": PeerSpec(
-        key="gfpgan",
-        label="GFPGAN v1.4",
-        architecture="GFPGAN",
-        weights=WeightFile("gfpgan", "GFPGANv1.4.pth", f"{_GFPGAN_RELEASES}/v1.3.0/GFPGANv1.4.pth"),
-        source="https://github.com/TencentARC/GFPGAN",
-        licence="Apache-2.0",
-    ),
-    "restoreformer": PeerSpec(
-        key="restoreformer",
-        label="RestoreFormer",
-        architecture="RestoreFormer",
-        weights=WeightFile("restoreformer", "RestoreFormer.pth", f"{_GFPGAN_RELEASES}/v1.3.4/RestoreFormer.pth"),
-        source="https://github.com/wzhouxiff/RestoreFormer",
-        licence="Apache-2.0",
-    ),
-    "codeformer": PeerSpec(
-        key="codeformer",
-        label="CodeFormer",
-        architecture="CodeFormer",
-        weights=WeightFile(
-            "codeformer",
-            "codeformer.pth",
-            "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0/codeformer.pth",
-        ),
-        source="https://github.com/sczhou/CodeFormer",
-        licence="NTU S-Lab License 1.0",
-        commercial_use=False,
-        extra_arches=True,
-    ),
-}
-
-
-def parse_methods(text: str | Sequence[str], *, allowed: Sequence[str] = tuple(PEERS)) -> tuple[str, ...]:
-    """``"gfpgan, codeformer"`` -> ``("gfpgan", "codeformer")``: known names, each once, in order."""
-    names = [part.strip().lower() for part in (text.split(",") if isinstance(text, str) else text)]
-    names = [name for name in names if name]
-    unknown = [name for name in names if name not in allowed]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(allowed)}")
-    return tuple(dict.fromkeys(names))
 
 
 # --------------------------------------------------------------------------- spandrel peers
@@ -135,7 +82,9 @@ def load_descriptor(state_dict: dict[str, torch.Tensor], architecture: str, *, e
     try:
         descriptor = spandrel_registry(extra_arches).load(state_dict)
     except UnsupportedModelError as exc:
-        raise WeightsUnavailableError(f"{name}: spandrel does not recognise the file's architecture ({exc}).") from exc
+        raise WeightsUnavailableError(
+            f"{name}: spandrel does not recognise the file's architecture ({exc})."
+        ) from exc
     found = descriptor.architecture.id
     if found != architecture:
         raise WeightsUnavailableError(f"{name} holds a {found} model, expected {architecture}.")
@@ -194,7 +143,7 @@ class SpandrelFaceModel:
         outputs = []
         for start in range(0, faces.shape[0], self.batch_size):
             chunk = faces[start : start + self.batch_size].to(self.device, torch.float32)
-            outputs.append(((self._forward(chunk * 2 - 1).clamp(-1, 1) + 1) / 2))
+            outputs.append((self._forward(chunk * 2 - 1).clamp(-1, 1) + 1) / 2)
         return torch.cat(outputs)
 
     def restore(self, faces: Sequence[Image.Image], *, seed: int | None = None) -> list[Image.Image]:
@@ -262,7 +211,11 @@ class OSDFaceModel:
         self.color_fix = color_fix
 
     def restore(self, faces: Sequence[Image.Image], *, seed: int | None = None) -> list[Image.Image]:
-        generator = None if seed is None else [torch.Generator("cpu").manual_seed(seed + i) for i in range(len(faces))]
+        generator = (
+            None
+            if seed is None
+            else [torch.Generator("cpu").manual_seed(seed + i) for i in range(len(faces))]
+        )
         output = self.pipeline(list(faces), color_fix=self.color_fix, generator=generator)
         return [image.convert("RGB") for image in output.images]
 

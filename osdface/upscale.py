@@ -18,15 +18,18 @@ import cv2
 import numpy as np
 import torch
 
-from osdface.peer_weights import PeerWeights, WeightFile, load_state_dict
+from osdface.peer_specs import BACKGROUND_LICENCES, BACKGROUNDS, REALESRGAN_FILES
+from osdface.peer_weights import PeerWeights, load_state_dict
 
-_RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
-REALESRGAN_FILES: dict[str, WeightFile] = {
-    "realesrgan-x2": WeightFile("realesrgan_x2", "RealESRGAN_x2plus.pth", f"{_RELEASES}/v0.2.1/RealESRGAN_x2plus.pth"),
-    "realesrgan-x4": WeightFile("realesrgan_x4", "RealESRGAN_x4plus.pth", f"{_RELEASES}/v0.1.0/RealESRGAN_x4plus.pth"),
-}
-BACKGROUNDS = ("none", "lanczos", *REALESRGAN_FILES)
-BACKGROUND_LICENCES = {"realesrgan-x2": "BSD-3-Clause", "realesrgan-x4": "BSD-3-Clause"}
+__all__ = [
+    "BACKGROUNDS",
+    "BACKGROUND_LICENCES",
+    "REALESRGAN_FILES",
+    "LanczosUpscaler",
+    "TiledUpscaler",
+    "load_background",
+    "load_realesrgan",
+]
 
 
 class BackgroundUpscaler(Protocol):
@@ -117,7 +120,9 @@ def load_realesrgan(
     if descriptor.scale != expected:
         from osdface.hub import WeightsUnavailableError
 
-        raise WeightsUnavailableError(f"{file.filename} is a x{descriptor.scale} model, expected x{expected}.")
+        raise WeightsUnavailableError(
+            f"{file.filename} is a x{descriptor.scale} model, expected x{expected}."
+        )
     return TiledUpscaler(descriptor, name=name, **options).to(device)
 
 

@@ -22,15 +22,28 @@ def build_face_model(key: str, *, tiny: bool = True) -> torch.nn.Module:
             from spandrel.architectures.GFPGAN import GFPGAN
 
             return GFPGAN(
-                out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None,
-                fix_decoder=False, num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True,
+                out_size=512,
+                num_style_feat=512,
+                channel_multiplier=2,
+                decoder_load_path=None,
+                fix_decoder=False,
+                num_mlp=8,
+                input_is_latent=True,
+                different_w=True,
+                narrow=1,
+                sft_half=True,
             )
         if key == "codeformer":
             from spandrel_extra_arches.architectures.CodeFormer import CodeFormer
 
             return CodeFormer(
-                dim_embd=512, n_head=8, n_layers=9, codebook_size=1024, latent_size=256,
-                connect_list=["32", "64", "128", "256"], fix_modules=["quantize", "generator"],
+                dim_embd=512,
+                n_head=8,
+                n_layers=9,
+                codebook_size=1024,
+                latent_size=256,
+                connect_list=["32", "64", "128", "256"],
+                fix_modules=["quantize", "generator"],
             )
         if key == "restoreformer":
             from spandrel.architectures.RestoreFormer import RestoreFormer
@@ -38,7 +51,9 @@ def build_face_model(key: str, *, tiny: bool = True) -> torch.nn.Module:
             if not tiny:
                 return RestoreFormer()
             # GroupNorm needs multiples of 32 channels; six levels bring 512 down to the 16x16 attention
-            return RestoreFormer(n_embed=64, embed_dim=32, ch=32, ch_mult=(1,) * 6, num_res_blocks=1, z_channels=32)
+            return RestoreFormer(
+                n_embed=64, embed_dim=32, ch=32, ch_mult=(1,) * 6, num_res_blocks=1, z_channels=32
+            )
     raise ValueError(key)
 
 
@@ -57,7 +72,9 @@ def build_rrdbnet(scale: int, *, num_filters: int = 8, num_blocks: int = 1) -> t
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         if scale == 2:
-            return ESRGAN(in_nc=12, out_nc=3, num_filters=num_filters, num_blocks=num_blocks, scale=4, shuffle_factor=2)
+            return ESRGAN(
+                in_nc=12, out_nc=3, num_filters=num_filters, num_blocks=num_blocks, scale=4, shuffle_factor=2
+            )
         return ESRGAN(in_nc=3, out_nc=3, num_filters=num_filters, num_blocks=num_blocks, scale=4)
 
 

@@ -84,7 +84,12 @@ def test_missing_weights_name_every_source_and_the_fix(tmp_path, monkeypatch):
     with pytest.raises(WeightsUnavailableError) as info:
         load_peer("gfpgan", settings)
     message = str(info.value)
-    for part in ("GFPGANv1.4.pth", "osdface-test/not-cached", "releases/download/v1.3.0", "OSDFACE_PEERS_DIR"):
+    for part in (
+        "GFPGANv1.4.pth",
+        "osdface-test/not-cached",
+        "releases/download/v1.3.0",
+        "OSDFACE_PEERS_DIR",
+    ):
         assert part in message
 
 
