@@ -96,3 +96,55 @@ def test_cli_background_without_its_weights_exits_2_with_the_reason(
         == 2
     )
     assert "RealESRGAN_x4plus.pth" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- eval-fr --methods
+
+
+def test_eval_fr_methods_option_gives_one_condition_per_method(tmp_path, capsys):
+    import argparse
+
+    from osdface.commands.eval_fr import config_from_namespace, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    base = ["eval-fr", str(tmp_path), str(tmp_path / "pairs.txt"), "-o", str(tmp_path / "out")]
+    args = parser.parse_args([*base, "--methods", "osdface,gfpgan,codeformer", "--without-restoration"])
+    assert config_from_namespace(args).methods == ("turbulent", "osdface", "gfpgan", "codeformer")
+    assert config_from_namespace(parser.parse_args([*base, "--methods", "gfpgan"])).methods == ("gfpgan",)
+    assert main([*base, "--methods", "osdface,bsrgan"]) == 2
+    assert "unknown method(s) ['bsrgan']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_fr_scores_each_peer_on_the_same_turbulent_faces(tmp_path):
+    from test_eval_support import write_face_set
+
+    from osdface.evaluation.eval_fr import EvalFRConfig, run_eval_fr
+    from osdface.identity import ArcFaceEmbedder
+
+    faces_dir, pairs_file = write_face_set(tmp_path)
+    dark = _RecordingModel()
+    config = EvalFRConfig(
+        faces_dir=faces_dir,
+        pairs_file=pairs_file,
+        output_dir=tmp_path / "out",
+        lengths=(30000.0,),
+        methods=("turbulent", "gfpgan"),
+        aligned=True,
+        extension="png",
+        save_images=True,
+        progress=False,
+    )
+    embedder = ArcFaceEmbedder.random(seed=0)
+    result = run_eval_fr(config, embedder=embedder, peers={"gfpgan": dark})
+    assert [c.condition.name for c in result.conditions] == ["clean", "turbulent_30000", "gfpgan_30000"]
+    assert [c.condition.label for c in result.conditions][-1] == "GFPGAN v1.4, 30 km"
+    images = tmp_path / "out" / "images"
+    for path in (images / "turbulent_30000").rglob("*.png"):
+        turbulent = np.asarray(Image.open(path))
+        restored = np.asarray(
+            Image.open(images / "gfpgan_30000" / path.relative_to(images / "turbulent_30000"))
+        )
+        assert np.array_equal(restored, turbulent // 2)  # the peer restored that very face
+    assert len(dark.seen) == len(list((images / "turbulent_30000").rglob("*.png"))) > 0
