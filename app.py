@@ -24,6 +24,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from app_compare import add_compare_panel, wire_compare_panel
 from osdface.app_logic import (
     DEFAULT_MAX_FACES,
     DEFAULT_MAX_MEGAPIXELS,
@@ -38,6 +39,7 @@ from osdface.app_logic import (
     StudioSettings,
     note_markdown,
 )
+from osdface.app_peers import PeerStudio
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 PAPER_URL = "https://arxiv.org/abs/2411.17163"
@@ -313,12 +315,14 @@ def build_demo(studio: Studio) -> gr.Blocks:
                 timing = gr.Markdown(label="Timing", elem_id="timing")
                 identity = gr.Markdown(label="Identity", elem_id="identity")
 
+        compare_panel = add_compare_panel()  # "Compare with other restorers" (app_compare.py)
+
         with gr.Accordion("About OSDFace, VRE and the turbulence setting", open=False):
             gr.Markdown(ABOUT)
 
         # The image input is not preprocessed: the file goes to the handler unread, so that its
         # pixel count is checked from the header before anything decodes it.
-        run.click(
+        restored = run.click(
             restore,
             inputs=[image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix],
             outputs=[out_input, out_turbulent, out_restored, out_without, slider, gallery, timing, identity],
@@ -326,6 +330,15 @@ def build_demo(studio: Studio) -> gr.Blocks:
             preprocess=False,
             # On failure only the main result shows "Error", not every output.
             show_progress_on=[out_restored],
+        )
+        wire_compare_panel(
+            compare_panel,
+            restored,
+            [image, mode, turbulence, propagation_length, seed, color_fix],
+            PeerStudio(studio),
+            spaces.GPU,
+            lambda: _request_folder(demo.GRADIO_CACHE),
+            _upload_path,
         )
         preview.click(
             degrade,
