@@ -27,7 +27,7 @@ class ComparePanel:
 
 def add_compare_panel() -> ComparePanel:
     """The panel's widgets, where it is called in the layout: nothing chosen by default."""
-    with gr.Accordion("Compare with other restorers (same faces)", open=False, elem_id="compare-panel"):
+    with gr.Accordion("Compare with other methods (same faces)", open=False, elem_id="compare-panel"):
         with gr.Row():
             methods = gr.CheckboxGroup(
                 PEER_CHOICES,

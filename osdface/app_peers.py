@@ -214,7 +214,7 @@ def compare_markdown(job: PreparedCompare, results: list[MethodResult], identity
         lines.append("\nArcFace similarities are off: the ArcFace model could not be loaded.")
     for key, reason in job.unavailable.items():
         name = PEERS[key].label if key in PEERS else BACKGROUNDS.get(key, (key,))[0]
-        first_line = reason.splitlines()[0]
+        first_line = reason.splitlines()[0].removesuffix(" Tried:")
         lines.append(f"\n**{name} is unavailable:** {first_line}")
         lines.append(f"<details><summary>Details and fix</summary>\n\n```\n{reason}\n```\n</details>")
     return "\n".join(lines)
