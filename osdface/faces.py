@@ -470,7 +470,9 @@ class FaceRestorer:
         image = np.ascontiguousarray(self.background(photo, size))
         timings["background"] = time.perf_counter() - tick
         if image.shape != (size[1], size[0], 3) or image.dtype != np.uint8:
-            raise RuntimeError(f"the background upscaler returned {image.dtype} {image.shape}, expected {size}")
+            raise RuntimeError(
+                f"the background upscaler returned {image.dtype} {image.shape}, expected {size}"
+            )
         return image
 
     def _run_pipeline(
