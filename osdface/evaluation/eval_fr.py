@@ -157,6 +157,8 @@ class EvalFRConfig:
             raise ValueError(f"dtype must be float16, bfloat16 or float32, got {self.dtype!r}")
         if self.color_fix not in (None, "adain", "wavelet"):
             raise ValueError(f"color_fix must be None, 'adain' or 'wavelet', got {self.color_fix!r}")
+        if not 0.0 <= self.codeformer_w <= 1.0:
+            raise ValueError(f"codeformer_w must be in [0, 1], got {self.codeformer_w!r}")
         if self.extension.startswith(".") or not self.extension:
             raise ValueError(f"extension: give it without the dot, e.g. 'jpg', got {self.extension!r}")
 
