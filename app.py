@@ -27,6 +27,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from app_compare import add_compare_panel, wire_compare_panel
 from osdface import progress
 from osdface.app_cli import launch_message, parse_args
 from osdface.app_logic import (
@@ -41,6 +42,7 @@ from osdface.app_logic import (
     Studio,
     note_markdown,
 )
+from osdface.app_peers import PeerStudio
 from osdface.app_text import (
     ABLATION_NOTE,  # noqa: F401 - part of the page's text, read by tests
     ABOUT,
@@ -203,12 +205,13 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
             gr.Markdown(note_markdown(summary, details), elem_classes="osd-notes")
         inputs, run, preview, ablation, prompt, turbulence, mode = _input_widgets(studio)
         outputs, out_turbulent, out_without, without_column = _output_widgets()
+        compare_panel = add_compare_panel()  # "Compare with other restorers" (app_compare.py)
         with gr.Accordion("About OSDFace, VRE and the turbulence setting", open=False):
             gr.Markdown(ABOUT)
 
         # The image input is not preprocessed: the file goes to the handler unread, so that its
         # pixel count is checked from the header before anything decodes it.
-        run.click(
+        restored = run.click(
             restore,
             inputs=inputs,
             outputs=outputs,
@@ -217,6 +220,7 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
             # On failure only the main result shows "Error", not every output.
             show_progress_on=[outputs[2]],
         )
+        _wire_compare(demo, studio, compare_panel, restored, inputs)
         preview.click(
             degrade,
             inputs=[inputs[0], inputs[3], inputs[4]],
@@ -229,6 +233,20 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
         )
         _toggles(turbulence, out_turbulent, ablation, without_column, prompt, mode, outputs[5])
     return demo
+
+
+def _wire_compare(demo: gr.Blocks, studio: Studio, panel, restored, inputs) -> None:
+    """The "Compare with" panel runs after a successful Restore, on the same request settings."""
+    image, mode, turbulence, propagation_length, seed, _ablation, _prompt, color_fix = inputs
+    wire_compare_panel(
+        panel,
+        restored,
+        [image, mode, turbulence, propagation_length, seed, color_fix],
+        PeerStudio(studio),
+        spaces.GPU,
+        lambda: _request_folder(demo.GRADIO_CACHE),
+        _upload_path,
+    )
 
 
 def banner_html(studio: Studio, hub_note: str | None = None) -> str:

@@ -285,6 +285,8 @@ class FaceRestorer:
         loaded on the first photo.
     weights: where facexlib's weights come from (default ``FacexlibWeights.from_env()``).
     device: device of the facexlib models (default: the pipeline's, else CPU).
+    background: with ``upscale`` > 1, enlarges the photo before the faces are pasted on it
+        (an ``osdface.upscale.BackgroundUpscaler``, e.g. Real-ESRGAN); None: resampled.
     """
 
     def __init__(
@@ -297,8 +299,10 @@ class FaceRestorer:
         face_parser: torch.nn.Module | None = None,
         weights: FacexlibWeights | None = None,
         device: str | torch.device | None = None,
+        background: Callable[[np.ndarray, tuple[int, int]], np.ndarray] | None = None,
     ):
         self.pipeline = pipeline
+        self.background = background
         self.options = options or RestoreOptions()
         self.use_parse = use_parse or face_parser is not None
         self.weights = weights
@@ -399,6 +403,8 @@ class FaceRestorer:
         if not faces:
             if options.upscale == 1.0:
                 image = to_pil(photo)
+            elif self.background is not None:
+                image = to_pil(self._upscaled_background(photo, (out_w, out_h), timings))
             else:
                 image = to_pil(cv2.resize(photo, (out_w, out_h), interpolation=cv2.INTER_LANCZOS4))
             return RestoreResult(
@@ -427,8 +433,12 @@ class FaceRestorer:
             helper.add_restored_face(np.ascontiguousarray(np.asarray(crop)[:, :, ::-1]))
 
         tick = time.perf_counter()
-        pasted = helper.paste_faces_to_input_image()  # (H', W', 3) BGR uint8
-        timings["paste"] = time.perf_counter() - tick
+        background = None
+        if self.background is not None and options.upscale != 1.0:
+            upscaled = self._upscaled_background(photo, (out_w, out_h), timings)
+            background = np.ascontiguousarray(upscaled[:, :, ::-1])  # the helper works in BGR
+        pasted = helper.paste_faces_to_input_image(upsample_img=background)  # (H', W', 3) BGR uint8
+        timings["paste"] = time.perf_counter() - tick - timings.get("background", 0.0)
 
         restored_faces = [
             RestoredFace(
@@ -450,6 +460,20 @@ class FaceRestorer:
             timings=timings,
             upscale=options.upscale,
         )
+
+    def _upscaled_background(
+        self, photo: np.ndarray, size: tuple[int, int], timings: dict[str, float]
+    ) -> np.ndarray:
+        """(H, W, 3) RGB uint8 -> the background upscaler's (height, width, 3) RGB uint8 at
+        ``size`` (width, height), timed as ``background``."""
+        tick = time.perf_counter()
+        image = np.ascontiguousarray(self.background(photo, size))
+        timings["background"] = time.perf_counter() - tick
+        if image.shape != (size[1], size[0], 3) or image.dtype != np.uint8:
+            raise RuntimeError(
+                f"the background upscaler returned {image.dtype} {image.shape}, expected {size}"
+            )
+        return image
 
     def _run_pipeline(
         self, crops: list[Image.Image], first_index: int, options: RestoreOptions, timings: dict[str, float]

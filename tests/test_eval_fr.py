@@ -314,7 +314,8 @@ def test_item_seeds_are_fixed_and_distinct():
         ({"lengths": ()}, "at least one"),
         ({"lengths": (-5.0,)}, "positive"),
         ({"lengths": (2e4, 2e4)}, "each length once"),
-        ({"methods": ("gfpgan",)}, "unknown"),
+        ({"methods": ("bsrgan",)}, "unknown"),  # gfpgan is a method now (osdface.peers)
+        ({"codeformer_w": 1.5}, "codeformer_w"),
         ({"degrade": "half"}, "degrade"),
         ({"max_pairs": 0}, "max_pairs"),
         ({"extension": ".jpg"}, "without the dot"),

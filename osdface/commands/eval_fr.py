@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from osdface.evaluation.eval_fr import DEFAULT_LENGTHS, EvalFRConfig
+from osdface.peer_specs import PEERS
 
 
 def config_from_namespace(args: argparse.Namespace) -> EvalFRConfig:
@@ -26,6 +27,12 @@ def config_from_namespace(args: argparse.Namespace) -> EvalFRConfig:
     methods += ["osdface"]
     if args.without_vre:
         methods.append("no_vre")
+    if args.methods:  # --methods osdface,gfpgan,codeformer: one condition per method
+        from osdface.peer_specs import parse_methods
+
+        chosen = parse_methods(args.methods, allowed=("osdface", "no_vre", *PEERS))
+        others = [m for m in methods if m != "osdface"]
+        methods = others + [m for m in chosen if m not in others]
     return EvalFRConfig(
         faces_dir=Path(args.faces_dir),
         pairs_file=Path(args.pairs_file),
@@ -47,6 +54,7 @@ def config_from_namespace(args: argparse.Namespace) -> EvalFRConfig:
         device=args.device,
         facexlib_dir=Path(args.facexlib_dir) if args.facexlib_dir else None,
         progress=not args.no_progress,
+        codeformer_w=args.codeformer_w,
     )
 
 
@@ -130,6 +138,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="folder holding facexlib's weight files (else OSDFACE_FACEXLIB_DIR)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    labels = "; ".join(f"{key}: {spec.choice_label}" for key, spec in PEERS.items())
+    parser.add_argument(
+        "--methods",
+        default=None,
+        metavar="METHODS",
+        help=f"restoring methods, one condition each, e.g. osdface,gfpgan,codeformer (osdface, no_vre; {labels}). "
+        "Default: osdface",
+    )
+    parser.add_argument(
+        "--codeformer-w", type=float, default=0.5, help="CodeFormer's fidelity weight w (default: 0.5)"
+    )
     parser.set_defaults(func=_main)
 
 

@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from osdface.peers_cli import _peer_settings, add_peer_arguments, beside_writer
+
 if TYPE_CHECKING:
-    from osdface.faces import FaceRestorer, RestoreOptions
+    from osdface.faces import FaceRestorer, RestoreOptions, RestoreResult
 
 # Extensions searched for inside folders (files named on the command line are always tried).
 IMAGE_EXTENSIONS = frozenset(
@@ -168,6 +170,7 @@ def restore_files(
     *,
     overwrite: bool = False,
     on_result: Callable[[FileResult], None] | None = None,
+    compare: Callable[[Path, RestoreResult, Path], object] | None = None,
 ) -> list[FileResult]:
     """Restore each input into ``output_dir / input.output`` (PNG); one ``FileResult`` each.
 
@@ -175,7 +178,8 @@ def restore_files(
     output exists loads nothing); cache it if it is expensive. A file that cannot be read,
     is too large, or fails to restore (bad input, out of memory, cannot be written) is a
     failed result and the run goes on; any other error (weights missing, a bug) propagates.
-    Photos without a face are written unchanged (status ``no_face``).
+    Photos without a face are written unchanged (status ``no_face``). ``compare`` (e.g. an
+    ``osdface.compare.BesideWriter``) is called with (input, result, output) after each write.
     """
     import torch
 
@@ -195,6 +199,8 @@ def restore_files(
             try:
                 restored = restorer.restore(item.path, options)
                 _save_png(restored.image, target)
+                if compare is not None:
+                    compare(item.path, restored, target)
             except (UnreadableImageError, ImageTooLargeError) as exc:
                 result = FileResult(
                     input=item.path, status="failed", error=_without_name(str(exc), item.path)
@@ -250,6 +256,9 @@ class RestoreCommand:
     device: str | None = None
     dtype: str | None = None
     facexlib_dir: Path | None = None
+    compare: tuple[str, ...] = ()
+    background: str = "none"
+    fidelity: float = 0.5
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> RestoreCommand:
@@ -278,6 +287,7 @@ class RestoreCommand:
             device=args.device,
             dtype=args.dtype,
             facexlib_dir=Path(args.facexlib_dir) if args.facexlib_dir else None,
+            **_peer_settings(args),  # osdface.peers_cli: --compare, --background, --codeformer-w
         )
 
     def load_restorer(self) -> FaceRestorer:
@@ -287,6 +297,7 @@ class RestoreCommand:
         from osdface.distributed import process_group
         from osdface.faces import FaceRestorer
         from osdface.facexlib_weights import FacexlibWeights
+        from osdface.upscale import load_background
 
         # scale-out (osdface.distributed): a process started by `accelerate launch` uses the
         # device the launcher gave it (one GPU each), unless --device says otherwise
@@ -304,6 +315,7 @@ class RestoreCommand:
             use_parse=self.use_parse,
             weights=FacexlibWeights.from_env(local_dir=self.facexlib_dir),
             device=device,
+            background=load_background(self.background, device=device),
         )
         if not self.options.aligned:
             _ = restorer.detector  # loads RetinaFace now: a missing file is reported before any work
@@ -356,6 +368,7 @@ class RestoreCommand:
             try:
                 if needs_models:
                     progress.attach(get_restorer().pipeline)
+                compare = beside_writer(self, get_restorer) if self.compare and needs_models else None
                 results = restore_files(
                     get_restorer,
                     todo,
@@ -363,6 +376,7 @@ class RestoreCommand:
                     self.options,
                     overwrite=self.overwrite,
                     on_result=on_result,
+                    compare=compare,
                 )
             except WeightsUnavailableError as exc:
                 bar.close()
@@ -466,6 +480,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="folder holding facexlib's weight files (else OSDFACE_FACEXLIB_DIR)",
     )
+    add_peer_arguments(parser)
     parser.set_defaults(func=_main)
 
 

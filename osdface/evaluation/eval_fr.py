@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from osdface.evaluation.pairs import Pair, read_pairs, resolve, unique_images
+from osdface.peer_specs import PEERS
 
 if TYPE_CHECKING:
     import torch
@@ -59,12 +60,13 @@ if TYPE_CHECKING:
 
 DEFAULT_LENGTHS = (20000.0, 25000.0, 30000.0, 35000.0, 40000.0)
 # Methods applied to the turbulent faces, in plotting order.
-DEGRADED_METHODS = ("turbulent", "osdface", "no_vre")
+DEGRADED_METHODS = ("turbulent", "osdface", "no_vre", *PEERS)  # peers: osdface.peers (spandrel)
 METHOD_LABELS = {
     "clean": "clean",
     "turbulent": "turbulent",
     "osdface": "OSDFace",
     "no_vre": "OSDFace w/o VRE",
+    **{key: spec.label for key, spec in PEERS.items()},
 }
 # The pipeline's prompt per restoring method: None conditions on the VRE (the method), ""
 # on SD 2.1's null text prompt (the paper's "without VRE" ablation).
@@ -107,6 +109,7 @@ class EvalFRConfig:
     device: torch device; default the launcher's (one GPU per process), else CUDA when
         available, else CPU.
     facexlib_dir: a folder holding facexlib's weight files (RetinaFace, ArcFace).
+    codeformer_w: CodeFormer's fidelity weight (method ``codeformer``).
     """
 
     faces_dir: Path
@@ -129,6 +132,7 @@ class EvalFRConfig:
     device: str | None = None
     facexlib_dir: Path | None = None
     progress: bool = True
+    codeformer_w: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.lengths:
@@ -153,6 +157,8 @@ class EvalFRConfig:
             raise ValueError(f"dtype must be float16, bfloat16 or float32, got {self.dtype!r}")
         if self.color_fix not in (None, "adain", "wavelet"):
             raise ValueError(f"color_fix must be None, 'adain' or 'wavelet', got {self.color_fix!r}")
+        if not 0.0 <= self.codeformer_w <= 1.0:
+            raise ValueError(f"codeformer_w must be in [0, 1], got {self.codeformer_w!r}")
         if self.extension.startswith(".") or not self.extension:
             raise ValueError(f"extension: give it without the dot, e.g. 'jpg', got {self.extension!r}")
 
@@ -375,8 +381,10 @@ class _Worker:
         cache: EmbeddingCache,
         pipeline: Any | None,
         detector: FaceDetector | None,
+        peers: dict[str, Any] | None = None,
     ):
         self.config = config
+        self._peers = dict(peers or {})
         self.device = device
         self.embedder = embedder
         self.cache = cache
@@ -407,6 +415,14 @@ class _Worker:
             self._pipeline = pipe
         return self._pipeline
 
+    def peer(self, method: str) -> Any:
+        """The ``osdface.peers`` restorer ``method``, loaded on first need."""
+        if method not in self._peers:
+            from osdface.peers import load_peer
+
+            self._peers[method] = load_peer(method, device=self.device, fidelity=self.config.codeformer_w)
+        return self._peers[method]
+
     def process(self, key: str, conditions: Sequence[Condition]) -> None:
         """Embed ``key`` under ``conditions`` into the cache. Raises NoFaceFoundError."""
         clean = self.load_face(key)
@@ -421,6 +437,9 @@ class _Worker:
                     faces.append(clean)
                 elif condition.method == "turbulent":
                     faces.append(turbulent)
+                elif condition.method in PEERS:
+                    restored = self.peer(condition.method).restore([_pil(turbulent)])[0]
+                    faces.append(np.asarray(restored))  # (512, 512, 3) RGB uint8
                 else:
                     faces.append(self._restore(turbulent, key, length, RESTORE_PROMPTS[condition.method]))
         embeddings = self.embedder.embed(faces).numpy()
@@ -454,6 +473,12 @@ class _Worker:
             [face], prompt=prompt, generator=[generator], color_fix=self.config.color_fix
         )
         return np.asarray(output.images[0].convert("RGB"))  # (512, 512, 3) RGB uint8
+
+
+def _pil(face: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray(face)
 
 
 def _by_length(conditions: Iterable[Condition]) -> list[tuple[float | None, list[Condition]]]:
@@ -544,6 +569,10 @@ def _settings(
         settings["dtype"] = pipeline_dtype(config, device)
         settings["color_fix"] = config.color_fix
         settings["prompt"] = RESTORE_PROMPTS[condition.method]
+    if condition.method in PEERS:
+        settings["peer"] = PEERS[condition.method].weights.filename
+        if condition.method == "codeformer":
+            settings["codeformer_w"] = config.codeformer_w
     return settings
 
 
@@ -559,10 +588,12 @@ def run_eval_fr(
     pipeline: Any | None = None,
     detector: FaceDetector | None = None,
     group: ProcessGroup | None = None,
+    peers: dict[str, Any] | None = None,
 ) -> EvalFRResult | None:
     """Run the study (see the module docstring). Returns the result on the main process and
-    None on the others. ``embedder``, ``pipeline`` and ``detector`` replace the models
-    loaded from ``config`` (tests; an app holding them already)."""
+    None on the others. ``embedder``, ``pipeline``, ``detector`` and ``peers`` (method ->
+    ``osdface.peers.FaceModel``) replace the models loaded from ``config`` (tests; an app
+    holding them already)."""
     import torch
     from tqdm import tqdm
 
@@ -614,7 +645,9 @@ def run_eval_fr(
     # Every process has read the cache before any writes to it: they all see the same
     # `todo`, so their shards do not overlap.
     group.barrier()
-    worker = _Worker(config, device, embedder, cache, pipeline, detector)
+    worker = _Worker(config, device, embedder, cache, pipeline, detector, peers)
+    for method in {c.method for missing_conditions in todo.values() for c in missing_conditions} & set(PEERS):
+        worker.peer(method)  # a missing weight file stops the run now, not after hours of work
     skipped: list[tuple[str, str]] = []
     mine = group.shard(list(todo))
     for key in tqdm(

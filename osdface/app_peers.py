@@ -1,0 +1,220 @@
+"""The app's "Compare with other restorers" (the logic; the widgets are in ``app_compare.py``).
+
+After OSDFace has restored a request, the same request is prepared again by the ``Studio``
+(same checks, same seeded turbulence, same detector on the same pixels, so the very faces
+OSDFace restored), and each chosen peer (``osdface.peers``) restores those aligned faces,
+pasted back the same way. Each gets its time and the ArcFace similarity of its faces to the
+clean input faces. A peer whose weights are missing is listed with the reason; the others
+run. For whole photos a background may be chosen: the photo is enlarged (Lanczos 2x or
+Real-ESRGAN x2/x4) and every method's faces, OSDFace's included, are pasted onto it.
+
+Three steps like ``Studio``: ``prepare`` (CPU: request, faces, models), ``run`` (GPU),
+``finish`` (CPU: PNGs and the table). No per-request state is kept on the object.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from osdface.app_logic import (
+    MODE_PHOTO,
+    PreparedRestore,
+    RequestError,
+    RestoreRequest,
+    Studio,
+    clean_crop,
+    save_png,
+)
+from osdface.peer_specs import BACKGROUND_LICENCES, PEERS
+from osdface.peers import FaceModelPipeline, PeerSet
+
+PEER_CHOICES = [(spec.choice_label, key) for key, spec in PEERS.items()]
+# value -> (label, output scale)
+BACKGROUNDS = {
+    "none": ("Original size", 1.0),
+    "lanczos": ("Lanczos, 2x", 2.0),
+    "realesrgan-x2": (f"Real-ESRGAN x2plus, 2x ({BACKGROUND_LICENCES['realesrgan-x2']})", 2.0),
+    "realesrgan-x4": (f"Real-ESRGAN x4plus, 4x ({BACKGROUND_LICENCES['realesrgan-x4']})", 4.0),
+}
+BACKGROUND_CHOICES = [(label, value) for value, (label, _) in BACKGROUNDS.items()]
+OSDFACE_ON_BACKGROUND = "osdface"
+
+
+@dataclass
+class PreparedCompare:
+    """``prepared``: the Studio's step 1; ``models``: key -> loaded peer (the OSDFace pipeline
+    under ``osdface`` when a background is chosen); ``unavailable``: key -> reason."""
+
+    prepared: PreparedRestore
+    models: dict[str, Any]
+    unavailable: dict[str, str]
+    background: Any | None
+    background_name: str
+    scale: float
+
+
+@dataclass
+class MethodResult:
+    """One method's whole output (PIL RGB), its seconds and its faces' ArcFace similarities."""
+
+    key: str
+    label: str
+    image: Any
+    seconds: float
+    similarities: list[float] | None
+
+
+@dataclass
+class CompareOutcome:
+    """PNG paths by method key (labels alongside) and the Markdown table."""
+
+    paths: dict[str, Path] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    markdown: str = ""
+
+
+class PeerStudio:
+    """The comparison around a ``Studio``; ``peers`` loads each restorer once, on first use."""
+
+    def __init__(self, studio: Studio, peers: PeerSet | None = None):
+        self.studio = studio
+        self.peers = peers or PeerSet(device=studio.device)
+        self._background_lock = threading.Lock()
+        self._loaded_backgrounds: dict[str, Any] = {}
+
+    def prepare(
+        self, request: RestoreRequest, methods: Sequence[str], background: str = "none"
+    ) -> PreparedCompare | None:
+        """None when nothing is asked (no method, no background)."""
+        methods = list(dict.fromkeys(methods or []))
+        unknown = [m for m in methods if m not in PEERS]
+        if unknown or background not in BACKGROUNDS:
+            raise RequestError(
+                f"Unknown comparison {unknown or background!r}: choose from {', '.join(PEERS)} "
+                f"and a background from {', '.join(BACKGROUNDS)}."
+            )
+        if request.mode != MODE_PHOTO:
+            background = "none"  # an aligned face is compared at its own size
+        if not methods and background == "none":
+            return None
+        prepared = self.studio.prepare(replace(request, ablation=False))
+        models, unavailable = self.peers.get(methods)
+        upscaler = None
+        if background != "none":
+            upscaler, reason = self._background(background)
+            if reason:
+                unavailable[background] = reason
+                background = "none"
+        if background != "none":
+            models[OSDFACE_ON_BACKGROUND] = self.studio.pipeline
+        return PreparedCompare(
+            prepared, models, unavailable, upscaler, background, BACKGROUNDS[background][1]
+        )
+
+    def _background(self, name: str) -> tuple[Any | None, str | None]:
+        from osdface.hub import WeightsUnavailableError
+        from osdface.upscale import load_background
+
+        with self._background_lock:
+            if name not in self._loaded_backgrounds:
+                try:
+                    self._loaded_backgrounds[name] = load_background(name, device=self.studio.device)
+                except WeightsUnavailableError as exc:
+                    return None, str(exc)
+            return self._loaded_backgrounds[name], None
+
+    def run(self, job: PreparedCompare) -> list[MethodResult]:
+        """Each method on the prepared faces (on ZeroGPU: the step that holds the GPU)."""
+        from osdface.compare import KnownFaces
+        from osdface.faces import FaceRestorer, RestoreOptions
+
+        prepared, request = job.prepared, job.prepared.request
+        base = self.studio.restorer.options if self.studio.restorer is not None else RestoreOptions()
+        options = replace(
+            base,
+            aligned=request.mode != MODE_PHOTO,
+            max_faces=self.studio.settings.max_faces,
+            prompt=None,
+            color_fix=None if request.color_fix == "none" else request.color_fix,
+            seed=int(request.seed),
+            upscale=job.scale,
+            max_pixels=None,
+            max_output_pixels=None,
+        )
+        results = []
+        for key, model in job.models.items():
+            pipeline = model if key == OSDFACE_ON_BACKGROUND else FaceModelPipeline(model)
+            restorer = FaceRestorer(
+                pipeline, KnownFaces(prepared.faces), options=options, background=job.background
+            )
+            tick = time.perf_counter()
+            restored = restorer.restore(prepared.photo)
+            seconds = time.perf_counter() - tick
+            label = PEERS[key].label if key in PEERS else f"OSDFace, {BACKGROUNDS[job.background_name][0]}"
+            results.append(
+                MethodResult(key, label, restored.image, seconds, self._identity(prepared, restored))
+            )
+        return results
+
+    def _identity(self, prepared: PreparedRestore, restored) -> list[float] | None:
+        if self.studio.identity is None:
+            return None
+        turbulent = prepared.request.turbulence
+        return [
+            self.studio.identity.similarities(
+                clean_crop(prepared, face.affine) if turbulent else face.input_crop, [face.restored_crop]
+            )[0]
+            for face in restored.faces
+        ]
+
+    def finish(
+        self, job: PreparedCompare, results: list[MethodResult], output_dir: str | os.PathLike
+    ) -> CompareOutcome:
+        folder = Path(output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        outcome = CompareOutcome()
+        for result in results:
+            outcome.paths[result.key] = save_png(result.image, folder / f"compare_{result.key}.png")
+            outcome.labels[result.key] = f"{result.label} · {result.seconds:.2f} s" + (
+                f" · ArcFace {_mean(result.similarities):.3f}" if result.similarities else ""
+            )
+        outcome.markdown = compare_markdown(job, results, self.studio.identity_error)
+        return outcome
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def compare_markdown(job: PreparedCompare, results: list[MethodResult], identity_error: str | None) -> str:
+    faces = job.prepared.face_count
+    lines = [
+        f"**Compared on the same {faces} face(s)** "
+        "(time: detection reused, restoration and paste-back; ArcFace: cosine similarity to the input face, "
+        "mean over faces)",
+        "",
+        "| Method | Licence | Time | ArcFace similarity |",
+        "|---|---|---:|---:|",
+    ]
+    for result in results:
+        licence = (
+            PEERS[result.key].choice_label.split("(", 1)[1].rstrip(")") if result.key in PEERS else "OSDFace"
+        )
+        score = f"{_mean(result.similarities):.3f}" if result.similarities else "n/a"
+        lines.append(f"| {result.label} | {licence} | {result.seconds:.2f} s | {score} |")
+    if not results:
+        lines.append("| (none ran) | | | |")
+    if identity_error and results:
+        lines.append("\nArcFace similarities are off: the ArcFace model could not be loaded.")
+    for key, reason in job.unavailable.items():
+        name = PEERS[key].label if key in PEERS else BACKGROUNDS.get(key, (key,))[0]
+        first_line = reason.splitlines()[0].removesuffix(" Tried:")
+        lines.append(f"\n**{name} is unavailable:** {first_line}")
+        lines.append(f"<details><summary>Details and fix</summary>\n\n```\n{reason}\n```\n</details>")
+    return "\n".join(lines)

@@ -1,0 +1,164 @@
+"""Where the weights of the other restorers (``osdface.peers``) and of Real-ESRGAN
+(``osdface.upscale``) come from, and how they are read without running pickled code.
+
+Each model is one release file (``WeightFile``). It is looked up in this order:
+
+1. a local folder (``OSDFACE_PEERS_DIR`` or an argument) holding the file under its release name;
+2. our own cache (``$OSDFACE_CACHE/peers``, default ``~/.cache/osdface/peers``);
+3. a Hugging Face Hub repo holding the file under the same name, when one is configured: by
+   argument, or per model ``OSDFACE_<KEY>_REPO`` (revision pinned by ``OSDFACE_<KEY>_REVISION``),
+   e.g. ``OSDFACE_GFPGAN_REPO``; it stays in the standard Hub cache (``osdface.hub.fetch``);
+4. the model's official release URL, downloaded into our cache through a temporary file
+   renamed into place (concurrent processes never read half a file).
+
+Offline (``OSDFACE_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``) step 4 is not tried. ``.pth`` files are
+read with ``torch.load(weights_only=True)``, ``.safetensors`` with safetensors.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from osdface.hub import WeightsUnavailableError, fetch
+
+if TYPE_CHECKING:
+    import torch
+
+ENV_LOCAL_DIR = "OSDFACE_PEERS_DIR"
+ENV_CACHE = "OSDFACE_CACHE"
+ENV_OFFLINE = "OSDFACE_OFFLINE"
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One release file. ``key`` names the environment variables (``OSDFACE_<KEY>_REPO``)."""
+
+    key: str
+    filename: str
+    url: str
+
+    @property
+    def env_repo(self) -> str:
+        return f"OSDFACE_{self.key.upper()}_REPO"
+
+    @property
+    def env_revision(self) -> str:
+        return f"OSDFACE_{self.key.upper()}_REVISION"
+
+
+def default_cache_dir() -> Path:
+    """``$OSDFACE_CACHE/peers``, else ``$XDG_CACHE_HOME/osdface/peers``, else ``~/.cache/osdface/peers``."""
+    root = os.environ.get(ENV_CACHE)
+    if root:
+        return Path(root).expanduser() / "peers"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "osdface" / "peers"
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class PeerWeights:
+    """Settings: where to look for release files (see the module docstring). ``hub_repo`` and
+    ``hub_revision`` given here apply to every file; else each file's environment variables."""
+
+    local_dir: Path | None = None
+    hub_repo: str | None = None
+    hub_revision: str | None = None
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    offline: bool = False
+
+    @classmethod
+    def from_env(
+        cls,
+        local_dir: str | os.PathLike | None = None,
+        hub_repo: str | None = None,
+        hub_revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> PeerWeights:
+        """Arguments that are not None win over the environment."""
+        local = local_dir or os.environ.get(ENV_LOCAL_DIR) or None
+        return cls(
+            local_dir=Path(local).expanduser() if local else None,
+            hub_repo=hub_repo,
+            hub_revision=hub_revision,
+            cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
+            offline=_env_flag(ENV_OFFLINE) or _env_flag("HF_HUB_OFFLINE"),
+        )
+
+    def path(self, file: WeightFile) -> Path:
+        """Local path of ``file``, fetching it if needed; ``WeightsUnavailableError`` naming
+        every source tried (and why it failed) and the fix when none has it."""
+        tried: list[str] = []
+        if self.local_dir is not None:
+            candidate = self.local_dir / file.filename
+            if candidate.is_file():
+                return candidate
+            tried.append(f"local folder {self.local_dir}: no file {file.filename}")
+        cached = self.cache_dir / file.filename
+        if cached.is_file():
+            return cached
+        tried.append(f"cache {self.cache_dir}: not there yet")
+        repo = self.hub_repo or os.environ.get(file.env_repo) or None
+        if repo:
+            revision = self.hub_revision or os.environ.get(file.env_revision) or None
+            try:
+                return fetch(repo, file.filename, revision, env_var=file.env_repo)
+            except WeightsUnavailableError as exc:
+                tried.append(f"Hub repo {repo}" + (f"@{revision}" if revision else "") + f": {exc}")
+        if self.offline:
+            tried.append(f"{file.url}: not tried (offline: {ENV_OFFLINE} or HF_HUB_OFFLINE is set)")
+        else:
+            try:
+                return self._download(file)
+            except Exception as exc:  # noqa: BLE001 - recorded and re-raised below with every source
+                tried.append(f"{file.url}: {type(exc).__name__}: {exc}")
+        lines = "\n".join(f"  - {entry}" for entry in tried)
+        raise WeightsUnavailableError(
+            f"{file.key} weights {file.filename!r} are not available. Tried:\n{lines}\n"
+            f"Fix: download {file.url} and put it in a folder named by {ENV_LOCAL_DIR}, or copy it to "
+            f"{cached}; or set {file.env_repo} to a Hugging Face Hub repo that holds {file.filename}."
+        )
+
+    def _download(self, file: WeightFile) -> Path:
+        from torch.hub import download_url_to_file
+
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        target = self.cache_dir / file.filename
+        partial = self.cache_dir / f".{file.filename}.{os.getpid()}.{uuid.uuid4().hex}.part"
+        try:
+            download_url_to_file(file.url, str(partial), progress=True)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return target
+
+
+def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A release file's state dict on the CPU, without running pickled code, unwrapped the way
+    spandrel expects (``params_ema``, ``params``, ``state_dict``... and ``module.`` prefixes)."""
+    import torch
+    from spandrel import canonicalize_state_dict
+
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            loaded = load_file(path)
+        else:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file and the fix
+        raise WeightsUnavailableError(
+            f"cannot read {path}: {type(exc).__name__}: {exc}. The file may be truncated or not a "
+            "state dict: delete it so it is fetched again, or replace it with the release file."
+        ) from exc
+    if not isinstance(loaded, dict):
+        raise WeightsUnavailableError(f"{path} does not hold a state dict (found {type(loaded).__name__}).")
+    return canonicalize_state_dict(loaded)
