@@ -230,6 +230,8 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         output_type: str = "pil",
         color_fix: str | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
     ) -> OSDFacePipelineOutput:
         """Restore one or more 512x512 aligned faces.
 
@@ -240,6 +242,8 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             on SD 2.1's text encoder instead: the "without VRE" ablation; "" is the null prompt.
         generator: seeds the VAE posterior sample; pass one generator per image to make a
             batch give exactly what separate calls give.
+        latents, prompt_embeds: precomputed (B, 4, 64, 64) scaled latents (``encode_latents``)
+            and (B, 77, 1024) conditions (``encode_condition``), to reuse work across calls.
         """
         # 1. Check and convert the inputs.
         self.check_inputs(image, prompt, output_type, color_fix)
@@ -256,7 +260,14 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             self.load_text_encoder()
 
         # 2. Condition (VRE or text) and encode to latents: two CUDA streams when enabled.
-        if device.type == "cuda" and self.parallel_streams:
+        if latents is not None or prompt_embeds is not None:
+            _check_precomputed(latents, prompt_embeds, prompt, batch)
+            if prompt_embeds is None:
+                prompt_embeds = self._condition(lq, prompts, clock, None)
+            if latents is None:
+                latents = self._encode(lq, generator, clock, None)
+            latents, prompt_embeds = latents.to(device, dtype), prompt_embeds.to(device, dtype)
+        elif device.type == "cuda" and self.parallel_streams:
             prompt_embeds, latents = self._condition_and_encode_parallel(lq, prompts, generator, clock)
         else:
             prompt_embeds = self._condition(lq, prompts, clock, None)
@@ -282,6 +293,24 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         timings = clock.result()
         timings["total"] = time.perf_counter() - wall
         return OSDFacePipelineOutput(images=images, timings=timings)
+
+    @torch.no_grad()
+    def encode_latents(self, image, generator=None) -> torch.Tensor:
+        """The scaled VAE latents (B, 4, 64, 64) that ``__call__`` would sample for ``image``
+        with ``generator``; pass them back as ``latents=`` to encode once for several calls."""
+        self.check_inputs(image, None, "pt", None)
+        lq = (self._preprocess(image).to(self.unet.device) * 2.0 - 1.0).to(self.unet.dtype)
+        return self._encode(lq, generator, _StageClock(lq.device), None)
+
+    @torch.no_grad()
+    def encode_condition(self, image, prompt: str | Sequence[str] | None = None) -> torch.Tensor:
+        """The (B, 77, 1024) condition ``__call__`` would use (VRE, or text for a prompt)."""
+        self.check_inputs(image, prompt, "pt", None)
+        lq = (self._preprocess(image).to(self.unet.device) * 2.0 - 1.0).to(self.unet.dtype)
+        prompts = [prompt] * lq.shape[0] if isinstance(prompt, str) else prompt
+        if prompts is not None:
+            self.load_text_encoder()
+        return self._condition(lq, prompts, _StageClock(lq.device), None)
 
     def _condition(self, lq, prompts, clock: _StageClock, stream) -> torch.Tensor:
         if prompts is None:
@@ -383,6 +412,15 @@ def _check_one_image(item, where: str) -> None:
         raise ValueError(
             f"{where}: the face is only {width}x{height} pixels; at least {MIN_INPUT_SIZE} are needed"
         )
+
+
+def _check_precomputed(latents, prompt_embeds, prompt, batch: int) -> None:
+    if prompt_embeds is not None and prompt is not None:
+        raise ValueError("pass either prompt or prompt_embeds, not both")
+    for name, value, ndim in (("latents", latents, 4), ("prompt_embeds", prompt_embeds, 3)):
+        if value is not None and (not isinstance(value, torch.Tensor) or value.ndim != ndim or len(value) != batch):
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"{name} must be a {ndim}-D tensor with one row per image ({batch}), got {got}")
 
 
 def _check_finite_unit(values: torch.Tensor, where: str) -> None:
