@@ -27,9 +27,10 @@ from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DCon
 from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.utils import BaseOutput
 
-from osdface import hub
+from osdface import cpu_tuning, hub
 from osdface.color import COLOR_FIXES, apply_color_fix
 from osdface.embedder import VisualRepresentationEmbedder
+from osdface.stage_clock import StageClock as _StageClock
 
 TIMESTEP = 399
 RESOLUTION = 512
@@ -48,40 +49,6 @@ class OSDFacePipelineOutput(BaseOutput):
 
     images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
     timings: dict[str, float] = field(default_factory=dict)
-
-
-class _StageClock:
-    """Seconds per stage. On CUDA, events on the stream doing the work (stages may overlap on
-    two streams); elsewhere wall time."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.events: dict[str, tuple] = {}
-        self.seconds: dict[str, float] = {}
-
-    def start(self, stage: str, stream=None):
-        if self.cuda:
-            begin = torch.cuda.Event(enable_timing=True)
-            begin.record(stream)
-            self.events[stage] = (begin, stream)
-        else:
-            self.seconds[stage] = -time.perf_counter()
-
-    def stop(self, stage: str):
-        if self.cuda:
-            begin, stream = self.events[stage]
-            end = torch.cuda.Event(enable_timing=True)
-            end.record(stream)
-            self.events[stage] = (begin, end)
-        else:
-            self.seconds[stage] += time.perf_counter()
-
-    def result(self) -> dict[str, float]:
-        if self.cuda:
-            torch.cuda.synchronize()
-            for stage, (begin, end) in self.events.items():
-                self.seconds[stage] = begin.elapsed_time(end) / 1000.0
-        return dict(self.seconds)
 
 
 class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
@@ -114,6 +81,7 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             tokenizer=tokenizer,
         )
         self.parallel_streams = True
+        self.record_timings = True  # False: no per-stage timings, so no CUDA synchronisation
         self._sources: hub.ModelSources | None = None
         self._text_lock = threading.Lock()
         self._streams: tuple | None = None
@@ -166,6 +134,7 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             pipe.unload_lora_weights()  # drops the adapter layers; the fused weights stay
         for module in (pipe.vae, pipe.unet, pipe.embedder):
             module.eval().requires_grad_(False)
+        cpu_tuning.apply_memory_format(pipe)  # the measured per-module choice (osdface.cpu_tuning)
         return pipe
 
     def load_text_encoder(self) -> None:
@@ -242,13 +211,12 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             on SD 2.1's text encoder instead: the "without VRE" ablation; "" is the null prompt.
         generator: seeds the VAE posterior sample; pass one generator per image to make a
             batch give exactly what separate calls give.
-        latents, prompt_embeds: precomputed (B, 4, 64, 64) scaled latents (``encode_latents``)
-            and (B, 77, 1024) conditions (``encode_condition``), to reuse work across calls.
+        latents, prompt_embeds: ``encode_latents`` / ``encode_condition`` outputs, to reuse.
         """
         # 1. Check and convert the inputs.
         self.check_inputs(image, prompt, output_type, color_fix)
         device, dtype = self.unet.device, self.unet.dtype
-        clock = _StageClock(device)
+        clock = _StageClock(device, self.record_timings)
         wall = time.perf_counter()
         reference = self._preprocess(image).to(device)  # (B, 3, 512, 512) in [0, 1]
         lq = (reference * 2.0 - 1.0).to(dtype)
@@ -296,8 +264,7 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
     @torch.no_grad()
     def encode_latents(self, image, generator=None) -> torch.Tensor:
-        """The scaled VAE latents (B, 4, 64, 64) that ``__call__`` would sample for ``image``
-        with ``generator``; pass them back as ``latents=`` to encode once for several calls."""
+        """The scaled VAE latents ``__call__`` would sample for ``image`` with ``generator``."""
         self.check_inputs(image, None, "pt", None)
         lq = (self._preprocess(image).to(self.unet.device) * 2.0 - 1.0).to(self.unet.dtype)
         return self._encode(lq, generator, _StageClock(lq.device), None)
