@@ -4,7 +4,8 @@ Both restorations start from the same VAE latents: the posterior sample of the s
 generators seeded the same way. So the crops are encoded once and the latents reused; the UNet
 and decoder then run for both conditions, one after the other (exactly what two separate
 pipeline calls give) or, with ``batch_conditions`` (default: on CUDA, where a doubled batch
-costs less than two calls), as one batch of twice the faces (equal up to float rounding).
+costs less than two calls), as one batch of twice the faces (equal up to float rounding; when
+that runs out of memory, one condition at a time after all).
 """
 
 from __future__ import annotations
@@ -47,11 +48,19 @@ class _SharedEncoding:
         pipe = self.pipeline
         tick = time.perf_counter()
         latents = pipe.encode_latents(crops, generator)
+        if latents.device.type == "cuda" and getattr(pipe, "record_timings", True):
+            torch.cuda.synchronize(latents.device)  # the time reported is the encoder's, not its launch
         encode_seconds = time.perf_counter() - tick
         common = dict(color_fix=color_fix, latents=latents, **kwargs)
+        with_vre = None
         if self.batch_conditions:
-            with_vre, without = self._batched(crops, latents, color_fix, kwargs)
-        else:
+            try:
+                with_vre, without = self._batched(crops, latents, color_fix, kwargs)
+            except torch.OutOfMemoryError:  # twice the batch did not fit: one condition at a time
+                self.batch_conditions = False
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+        if with_vre is None:
             with_vre = pipe(crops, prompt=None, **common)
             without = pipe(crops, prompt=self.prompt, **common)
         with_vre.timings["vae_encode"] = encode_seconds
