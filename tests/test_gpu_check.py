@@ -54,7 +54,7 @@ def test_cpu_rehearsal_passes_without_facexlib_gradio_spaces(tmp_path):
     assert {(row["dtype"], row["batch"]) for row in throughput} >= {
         ("float32", 1),
         ("float32", 2),
-        ("bfloat16", 2),
+        ("bfloat16", 1),
     }
     assert all(row["ms_per_face"] > 0 and row["faces_per_s"] > 0 for row in throughput)
     assert any("contiguous" in row["note"] for row in throughput)
