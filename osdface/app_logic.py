@@ -477,6 +477,7 @@ class Studio:
         On ZeroGPU this is the only step that holds a GPU."""
         import torch
 
+        from osdface.comparison import restore_with_and_without_vre
         from osdface.faces import FaceRestorer
 
         if self.pipeline is None:
@@ -492,10 +493,10 @@ class Studio:
         restorer = FaceRestorer(self.pipeline, detector=_KnownFaces(prepared.faces), options=options)
         timings: dict[str, float] = {}
         try:
-            restored = restorer.restore(prepared.photo)
-            without_vre = (
-                restorer.restore(prepared.photo, prompt=request.prompt) if request.ablation else None
-            )
+            if request.ablation:  # encodes each face once for both passes
+                restored, without_vre = restore_with_and_without_vre(restorer, prepared.photo, request.prompt)
+            else:
+                restored, without_vre = restorer.restore(prepared.photo), None
         except torch.OutOfMemoryError as exc:
             if cuda:
                 torch.cuda.empty_cache()

@@ -3,10 +3,13 @@
     python -m osdface.bench --full-size-random            # real-size architecture, random weights
     python -m osdface.bench                               # the published weights (downloads)
     python -m osdface.bench --device cuda --dtype float16 --repeats 20
+    python -m osdface.bench --full-size-random --compare-memory-format 2   # CPU: today vs tuned
 
 Prints the embedder's parameter count and MACs at 512x512 (paper: 28.63 M, 99.47 GMACs), then
 median per-stage latency, serialized and (on CUDA) with the VRE and the VAE encoder on two
-streams, and the pipeline's own overhead: wall time beyond the timed module forwards.
+streams, and the pipeline's own overhead: wall time beyond the timed module forwards. On CPU
+also the achieved GFLOP/s per stage next to the machine's peak estimate (``osdface.bench_cpu``).
+The GPU check (fp16/bf16, streams, batches, compile) is ``benchmarks/gpu_check.sh``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from osdface.bench_cpu import compare_memory_formats, print_gflops, stage_flops
+from osdface.cpu_tuning import apply_memory_format, check_cpu_dtype
 
 PAPER_PARAMS_M = 28.63
 PAPER_GMACS = 99.47
@@ -33,6 +39,7 @@ class BenchSettings:
     batch_size: int = 1
     repeats: int = 3
     warmup: int = 1
+    compare_memory_format: int = 0
 
 
 def embedder_cost(embedder, device, dtype) -> dict[str, float]:
@@ -78,6 +85,9 @@ def run(settings: BenchSettings) -> None:
     else:
         pipe = OSDFacePipeline.from_pretrained(settings.weights, base_model=settings.base_model)
         source = f"weights {pipe._sources.weights} + {pipe._sources.base_model}"
+    if settings.full_size_random:  # from_pretrained applies it; random weights get the same
+        apply_memory_format(pipe)
+    check_cpu_dtype(device, dtype)
     pipe = pipe.to(device, dtype)
     name = (
         torch.cuda.get_device_name(device)
@@ -121,6 +131,9 @@ def run(settings: BenchSettings) -> None:
         )
     else:
         print("parallelized: needs CUDA (two streams); not measured on CPU")
+        print_gflops(serial, stage_flops(pipe, images[:1]) if settings.batch_size == 1 else {})
+    if settings.compare_memory_format:
+        compare_memory_formats(pipe, images, settings.compare_memory_format)
 
 
 def main(argv=None) -> None:
@@ -137,6 +150,13 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument(
+        "--compare-memory-format",
+        type=int,
+        default=0,
+        metavar="PAIRS",
+        help="also time whole calls with contiguous vs tuned weights, alternating, PAIRS times",
+    )
     args = parser.parse_args(argv)
     run(BenchSettings(**{k: v for k, v in vars(args).items()}))
 

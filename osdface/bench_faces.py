@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import torch
 
+from osdface.cpu_tuning import apply_memory_format, check_cpu_dtype
 from osdface.faces import FFHQ_TEMPLATE_512, DetectedFace, FaceRestorer, RestoreOptions
 
 
@@ -65,7 +66,9 @@ def run(settings: BenchSettings) -> dict[str, float]:
 
     device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = getattr(torch, settings.dtype or ("float16" if device.type == "cuda" else "float32"))
+    check_cpu_dtype(device, dtype)
     pipeline = random_pipeline(size=settings.size, seed=settings.seed)
+    apply_memory_format(pipeline)  # as from_pretrained does
     if (pipeline.device, pipeline.dtype) != (device, dtype):  # built on the CPU in float32
         pipeline = pipeline.to(device, dtype)
     photo, detections = synthetic_photo(settings.faces, seed=settings.seed)

@@ -38,6 +38,7 @@ from PIL import Image
 
 from osdface.facexlib_weights import FacexlibWeights, FacexlibWeightsError, load_facexlib_state_dict
 from osdface.imageio import DEFAULT_MAX_PIXELS, ImageSource, ImageTooLargeError, load_image, to_pil
+from osdface.paste import paste_faces
 
 FACE_SIZE = 512
 # facexlib's five-point FFHQ template for 512x512 crops (FaceRestoreHelper, template_3points=False):
@@ -437,7 +438,15 @@ class FaceRestorer:
         if self.background is not None and options.upscale != 1.0:
             upscaled = self._upscaled_background(photo, (out_w, out_h), timings)
             background = np.ascontiguousarray(upscaled[:, :, ::-1])  # the helper works in BGR
-        pasted = helper.paste_faces_to_input_image(upsample_img=background)  # (H', W', 3) BGR uint8
+        # facexlib's paste-back maths on each face's box instead of the whole frame (osdface.paste)
+        pasted = paste_faces(
+            helper.input_img,
+            helper.restored_faces,
+            helper.inverse_affine_matrices,
+            upscale=options.upscale,
+            face_parse=parser,
+            upsampled=background,
+        )  # (H', W', 3) BGR uint8
         timings["paste"] = time.perf_counter() - tick - timings.get("background", 0.0)
 
         restored_faces = [

@@ -27,9 +27,10 @@ from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DCon
 from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.utils import BaseOutput
 
-from osdface import hub
+from osdface import cpu_tuning, hub
 from osdface.color import COLOR_FIXES, apply_color_fix
 from osdface.embedder import VisualRepresentationEmbedder
+from osdface.stage_clock import StageClock as _StageClock
 
 TIMESTEP = 399
 RESOLUTION = 512
@@ -48,40 +49,6 @@ class OSDFacePipelineOutput(BaseOutput):
 
     images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
     timings: dict[str, float] = field(default_factory=dict)
-
-
-class _StageClock:
-    """Seconds per stage. On CUDA, events on the stream doing the work (stages may overlap on
-    two streams); elsewhere wall time."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.events: dict[str, tuple] = {}
-        self.seconds: dict[str, float] = {}
-
-    def start(self, stage: str, stream=None):
-        if self.cuda:
-            begin = torch.cuda.Event(enable_timing=True)
-            begin.record(stream)
-            self.events[stage] = (begin, stream)
-        else:
-            self.seconds[stage] = -time.perf_counter()
-
-    def stop(self, stage: str):
-        if self.cuda:
-            begin, stream = self.events[stage]
-            end = torch.cuda.Event(enable_timing=True)
-            end.record(stream)
-            self.events[stage] = (begin, end)
-        else:
-            self.seconds[stage] += time.perf_counter()
-
-    def result(self) -> dict[str, float]:
-        if self.cuda:
-            torch.cuda.synchronize()
-            for stage, (begin, end) in self.events.items():
-                self.seconds[stage] = begin.elapsed_time(end) / 1000.0
-        return dict(self.seconds)
 
 
 class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
@@ -114,6 +81,7 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             tokenizer=tokenizer,
         )
         self.parallel_streams = True
+        self.record_timings = True  # False: no per-stage timings, so no CUDA synchronisation
         self._sources: hub.ModelSources | None = None
         self._text_lock = threading.Lock()
         self._streams: tuple | None = None
@@ -183,6 +151,7 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             "vre": getattr(embedder, "load_report", None),
             "lora": lora_report,
         }
+        cpu_tuning.apply_memory_format(pipe)  # the measured per-module choice (osdface.cpu_tuning)
         if torch_dtype is not None:
             pipe.to(dtype=torch_dtype)  # the VRE ignores the dtype: it stays float32
         return pipe
@@ -249,6 +218,8 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         output_type: str = "pil",
         color_fix: str | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
     ) -> OSDFacePipelineOutput:
         """Restore one or more 512x512 aligned faces.
 
@@ -259,11 +230,12 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             on SD 2.1's text encoder instead: the "without VRE" ablation; "" is the null prompt.
         generator: seeds the VAE posterior sample; pass one generator per image to make a
             batch give exactly what separate calls give.
+        latents, prompt_embeds: ``encode_latents`` / ``encode_condition`` outputs, to reuse.
         """
         # 1. Check and convert the inputs.
         self.check_inputs(image, prompt, output_type, color_fix)
         device, dtype = self._execution_device, self.unet.dtype
-        clock = _StageClock(device)
+        clock = _StageClock(device, self.record_timings)
         wall = time.perf_counter()
         reference = self._preprocess(image).to(device)  # (B, 3, 512, 512) in [0, 1]
         lq = reference * 2.0 - 1.0  # float32: the VRE runs in float32; the VAE casts in _encode
@@ -275,7 +247,14 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             self.load_text_encoder()
 
         # 2. Condition (VRE or text) and encode to latents: two CUDA streams when enabled.
-        if device.type == "cuda" and self.parallel_streams:
+        if latents is not None or prompt_embeds is not None:
+            _check_precomputed(latents, prompt_embeds, prompt, batch)
+            if prompt_embeds is None:
+                prompt_embeds = self._condition(lq, prompts, clock, None)
+            if latents is None:
+                latents = self._encode(lq, generator, clock, None)
+            latents, prompt_embeds = latents.to(device, dtype), prompt_embeds.to(device, dtype)
+        elif device.type == "cuda" and self.parallel_streams:
             prompt_embeds, latents = self._condition_and_encode_parallel(lq, prompts, generator, clock)
         else:
             prompt_embeds = self._condition(lq, prompts, clock, None)
@@ -302,6 +281,23 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         timings["total"] = time.perf_counter() - wall
         self.maybe_free_model_hooks()
         return OSDFacePipelineOutput(images=images, timings=timings)
+
+    @torch.no_grad()
+    def encode_latents(self, image, generator=None) -> torch.Tensor:
+        """The scaled VAE latents ``__call__`` would sample for ``image`` with ``generator``."""
+        self.check_inputs(image, None, "pt", None)
+        lq = self._preprocess(image).to(self._execution_device) * 2.0 - 1.0  # float32, as in __call__
+        return self._encode(lq, generator, _StageClock(lq.device), None)
+
+    @torch.no_grad()
+    def encode_condition(self, image, prompt: str | Sequence[str] | None = None) -> torch.Tensor:
+        """The (B, 77, 1024) condition ``__call__`` would use (VRE, or text for a prompt)."""
+        self.check_inputs(image, prompt, "pt", None)
+        lq = self._preprocess(image).to(self._execution_device) * 2.0 - 1.0  # float32, as in __call__
+        prompts = [prompt] * lq.shape[0] if isinstance(prompt, str) else prompt
+        if prompts is not None:
+            self.load_text_encoder()
+        return self._condition(lq, prompts, _StageClock(lq.device), None)
 
     def _condition(self, lq, prompts, clock: _StageClock, stream) -> torch.Tensor:
         if prompts is None:
@@ -403,6 +399,15 @@ def _check_one_image(item, where: str) -> None:
         raise ValueError(
             f"{where}: the face is only {width}x{height} pixels; at least {MIN_INPUT_SIZE} are needed"
         )
+
+
+def _check_precomputed(latents, prompt_embeds, prompt, batch: int) -> None:
+    if prompt_embeds is not None and prompt is not None:
+        raise ValueError("pass either prompt or prompt_embeds, not both")
+    for name, value, ndim in (("latents", latents, 4), ("prompt_embeds", prompt_embeds, 3)):
+        if value is not None and (not isinstance(value, torch.Tensor) or value.ndim != ndim or len(value) != batch):
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"{name} must be a {ndim}-D tensor with one row per image ({batch}), got {got}")
 
 
 def _check_finite_unit(values: torch.Tensor, where: str) -> None:

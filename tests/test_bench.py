@@ -19,9 +19,13 @@ def test_bench_prints_costs_and_stage_table(tiny_hub, capsys):
             "1",
             "--warmup",
             "0",
+            "--compare-memory-format",
+            "1",
         ]
     )
     out = capsys.readouterr().out
+    assert "achieved GFLOP/s per stage (peak estimate" in out
+    assert "contiguous" in out and "tuned" in out and "tokens equal: True" in out
     assert "VRE parameters: encoder + quant_conv" in out and "VRE MACs at 512x512" in out
     for stage in ("vre", "vae_encode", "unet", "vae_decode", "total", "overhead"):
         assert f"\n{stage}" in out

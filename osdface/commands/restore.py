@@ -306,6 +306,9 @@ class RestoreCommand:
         # end scale-out
         dtype_name = self.dtype or ("float16" if device.type == "cuda" else "float32")
         dtype = getattr(torch, dtype_name)
+        from osdface.cpu_tuning import check_cpu_dtype
+
+        check_cpu_dtype(device, dtype)  # warns: bfloat16 without native CPU support is slow
         pipeline = OSDFacePipeline.from_pretrained(weights=self.weights, base_model=self.base_model)
         if (pipeline.device, pipeline.dtype) != (device, dtype):  # loaded on the CPU in float32
             pipeline = pipeline.to(device, dtype)

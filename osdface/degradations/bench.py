@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from .classic import classic_degradation
-from .turbulence import TurbulenceParams, clear_caches, describe, simulate_turbulence
+from .turbulence import TurbulenceParams, clear_caches, describe, sample_tilt_fields, simulate_turbulence
+from .warp import warp_grid_sample, warp_remap
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,22 @@ def _time(call: Callable[[int], object], repeats: int, sync: Callable[[], None])
         walls.append(time.perf_counter() - start)
     cpu = (time.process_time() - cpu_start) / repeats
     return Timing(first, float(np.mean(walls)), float(np.min(walls)), cpu)
+
+
+def warp_comparison(size: int, repeats: int) -> tuple[float, float, float]:
+    """Median seconds per 512 RGB warp of ``grid_sample`` and ``cv2.remap`` on CPU, timed in
+    alternation (so that load on the machine falls on both), and their max difference."""
+    frame = torch.from_numpy(_test_image(size)).permute(2, 0, 1).float() / 255.0  # (3, H, W) in [0, 1]
+    shift_x, shift_y = sample_tilt_fields(TurbulenceParams(propagation_length=40_000.0), size, size, 1)
+    shift_x, shift_y = shift_x[0], shift_y[0]
+    times: dict[str, list[float]] = {"grid_sample": [], "remap": []}
+    for _ in range(repeats):
+        for name, function in (("grid_sample", warp_grid_sample), ("remap", warp_remap)):
+            start = time.perf_counter()
+            function(frame, shift_x, shift_y)
+            times[name].append(time.perf_counter() - start)
+    difference = (warp_remap(frame, shift_x, shift_y) - warp_grid_sample(frame, shift_x, shift_y)).abs().max()
+    return float(np.median(times["grid_sample"])), float(np.median(times["remap"])), float(difference)
 
 
 def run(settings: BenchSettings) -> list[tuple[str, str, Timing]]:
@@ -125,6 +142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{device:6} | {name:42} | {t.first_s:9.3f}s | {t.mean_s:8.3f}s | {t.min_s:6.3f}s | {t.cpu_s:7.3f}s"
         )
+    old, new, difference = warp_comparison(settings.size, max(settings.repeats, 5))
+    print(
+        f"\ntilt warp on CPU, {settings.size}x{settings.size} RGB (median, alternating): grid_sample "
+        f"{old * 1000:.1f} ms, cv2.remap {new * 1000:.1f} ms ({old / new:.1f}x); max difference "
+        f"{difference * 255:.4f}/255"
+    )
     print(
         "\nfirst call = set-up of all cached tables (cold) + one frame; CPU time = process CPU per frame, all threads"
     )

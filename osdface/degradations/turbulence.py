@@ -46,7 +46,6 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ._images import fields_like, from_frames, to_frames
 from .blur import (
@@ -59,6 +58,7 @@ from .blur import (
 )
 from .tilt import TILT_VARIANCE_COEFFICIENT, circulant_amplitude, sample_unit_tilt
 from .tilt import clear_cache as clear_tilt_cache
+from .warp import warp
 
 DEFAULT_PIXEL_PITCH = 0.0258  # metres in the object plane: Nyquist for D = 0.2034 m at 20 km
 MIN_IMAGE_SIDE = 32
@@ -231,20 +231,6 @@ def _check_seed(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be an int in [0, 2**63), got {seed!r}")
     return int(seed)
-
-
-def warp(frame: torch.Tensor, shift_x: torch.Tensor, shift_y: torch.Tensor) -> torch.Tensor:
-    """warped(x, y) = frame(x - shift_x, y - shift_y), bilinear, reflected at the border.
-
-    ``frame``: (C, H, W) float; shifts: (H, W) pixels; returns (C, H, W).
-    """
-    _, height, width = frame.shape
-    ys = torch.arange(height, device=frame.device, dtype=frame.dtype)[:, None] - shift_y
-    xs = torch.arange(width, device=frame.device, dtype=frame.dtype)[None, :] - shift_x
-    grid = torch.stack([2.0 * xs / (width - 1) - 1.0, 2.0 * ys / (height - 1) - 1.0], dim=-1)
-    return F.grid_sample(
-        frame[None], grid[None], mode="bilinear", padding_mode="reflection", align_corners=True
-    )[0]
 
 
 def sample_tilt_fields(
