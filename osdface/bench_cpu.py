@@ -68,7 +68,9 @@ def print_gflops(timings: dict[str, float], flops: dict[str, float]) -> None:
         seconds = timings.get(stage)
         if seconds:
             rate = count / seconds / 1e9
-            print(f"{stage:<20}{count / 1e9:>10.1f} GFLOP {rate:>8.1f} GFLOP/s  ({100 * rate / peak:.0f}% of peak)")
+            print(
+                f"{stage:<20}{count / 1e9:>10.1f} GFLOP {rate:>8.1f} GFLOP/s  ({100 * rate / peak:.0f}% of peak)"
+            )
 
 
 def compare_memory_formats(pipe, images, pairs: int) -> dict[str, float]:

@@ -405,7 +405,9 @@ def _check_precomputed(latents, prompt_embeds, prompt, batch: int) -> None:
     if prompt_embeds is not None and prompt is not None:
         raise ValueError("pass either prompt or prompt_embeds, not both")
     for name, value, ndim in (("latents", latents, 4), ("prompt_embeds", prompt_embeds, 3)):
-        if value is not None and (not isinstance(value, torch.Tensor) or value.ndim != ndim or len(value) != batch):
+        if value is not None and (
+            not isinstance(value, torch.Tensor) or value.ndim != ndim or len(value) != batch
+        ):
             got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise ValueError(f"{name} must be a {ndim}-D tensor with one row per image ({batch}), got {got}")
 
