@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from osdface.app_logic import (
     MODE_PHOTO,
@@ -32,7 +32,9 @@ from osdface.app_logic import (
     save_png,
 )
 from osdface.peer_specs import BACKGROUND_LICENCES, PEERS
-from osdface.peers import FaceModelPipeline, PeerSet
+
+if TYPE_CHECKING:
+    from osdface.peers import PeerSet
 
 PEER_CHOICES = [(spec.choice_label, key) for key, spec in PEERS.items()]
 # value -> (label, output scale)
@@ -84,9 +86,21 @@ class PeerStudio:
 
     def __init__(self, studio: Studio, peers: PeerSet | None = None):
         self.studio = studio
-        self.peers = peers or PeerSet(device=studio.device)
+        self._peers = peers
+        self._peers_lock = threading.Lock()
         self._background_lock = threading.Lock()
         self._loaded_backgrounds: dict[str, Any] = {}
+
+    @property
+    def peers(self) -> PeerSet:
+        # Imported on first use: osdface.peers imports torch and spandrel, and a start without
+        # the model weights shows its page without importing either (osdface.startup).
+        from osdface.peers import PeerSet
+
+        with self._peers_lock:
+            if self._peers is None:
+                self._peers = PeerSet(device=self.studio.device)
+            return self._peers
 
     def prepare(
         self, request: RestoreRequest, methods: Sequence[str], background: str = "none"
@@ -133,6 +147,7 @@ class PeerStudio:
         """Each method on the prepared faces (on ZeroGPU: the step that holds the GPU)."""
         from osdface.compare import KnownFaces
         from osdface.faces import FaceRestorer, RestoreOptions
+        from osdface.peers import FaceModelPipeline
 
         prepared, request = job.prepared, job.prepared.request
         base = self.studio.restorer.options if self.studio.restorer is not None else RestoreOptions()
