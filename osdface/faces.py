@@ -433,22 +433,7 @@ class FaceRestorer:
         for crop in restored_crops:
             helper.add_restored_face(np.ascontiguousarray(np.asarray(crop)[:, :, ::-1]))
 
-        tick = time.perf_counter()
-        background = None
-        if self.background is not None and options.upscale != 1.0:
-            upscaled = self._upscaled_background(photo, (out_w, out_h), timings)
-            background = np.ascontiguousarray(upscaled[:, :, ::-1])  # the helper works in BGR
-        # facexlib's paste-back maths on each face's box instead of the whole frame (osdface.paste)
-        pasted = paste_faces(
-            helper.input_img,
-            helper.restored_faces,
-            helper.inverse_affine_matrices,
-            upscale=options.upscale,
-            face_parse=parser,
-            upsampled=background,
-        )  # (H', W', 3) BGR uint8
-        timings["paste"] = time.perf_counter() - tick - timings.get("background", 0.0)
-
+        pasted = self._paste(photo, helper, parser, options, timings)  # (H', W', 3) BGR uint8
         restored_faces = [
             RestoredFace(
                 box=face.box,
@@ -469,6 +454,26 @@ class FaceRestorer:
             timings=timings,
             upscale=options.upscale,
         )
+
+    def _paste(self, photo, helper, parser, options: RestoreOptions, timings) -> np.ndarray:
+        """The restored faces on the photo (or its upscaled background): (H', W', 3) BGR uint8."""
+        tick = time.perf_counter()
+        background = None
+        if self.background is not None and options.upscale != 1.0:
+            size = (int(photo.shape[1] * options.upscale), int(photo.shape[0] * options.upscale))
+            upscaled = self._upscaled_background(photo, size, timings)
+            background = np.ascontiguousarray(upscaled[:, :, ::-1])  # the helper works in BGR
+        # facexlib's paste-back maths on each face's box instead of the whole frame (osdface.paste)
+        pasted = paste_faces(
+            helper.input_img,
+            helper.restored_faces,
+            helper.inverse_affine_matrices,
+            upscale=options.upscale,
+            face_parse=parser,
+            upsampled=background,
+        )
+        timings["paste"] = time.perf_counter() - tick - timings.get("background", 0.0)
+        return pasted
 
     def _upscaled_background(
         self, photo: np.ndarray, size: tuple[int, int], timings: dict[str, float]
