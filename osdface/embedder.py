@@ -337,12 +337,13 @@ class VisualRepresentationEmbedder(nn.Module):
         return model.eval().requires_grad_(False)
 
     def to(self, *args, **kwargs):
-        """Moves between devices but stays float32: the nearest-codebook search and the
-        distinct-token selection flip tokens in half precision (float16 changed 2 of 77 on the
-        parity fixtures, bfloat16 most), so a pipeline's ``.to(device, torch.float16)`` leaves
-        the VRE in float32."""
-        device, _, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
-        return super().to(device=device, non_blocking=non_blocking) if device is not None else self
+        """Moves device and memory format, never dtype: the codebook search flips tokens in half
+        precision (float16: 2 of 77 on the parity fixtures, bfloat16: most), so the VRE stays float32."""
+        device, _, non_blocking, memory_format = torch._C._nn._parse_to(*args, **kwargs)
+        if device is None and memory_format is None:
+            return self
+        keep = {"memory_format": memory_format} if memory_format is not None else {}
+        return super().to(device=device, non_blocking=non_blocking, **keep)
 
 
 @dataclass
