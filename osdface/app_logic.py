@@ -57,9 +57,9 @@ DEFAULT_MAX_FACES = 10
 # on a CPU; larger ones would hold a worker for minutes.
 MAX_TURBULENCE_MEGAPIXELS = 4.0
 FACE_SIZE = 512
-# Measured by the project's benchmark: the full-size model restores one 512x512 face in about
-# 26 s on a CPU, well under a second on a GPU.
-CPU_SECONDS_PER_FACE = 26
+# Measured (README, "The app"): the full-size model restores one 512x512 face in 39-43 s on 2 Zen 3
+# cores in float32, 0.85x that with the per-module channels_last now applied; well under a second on a GPU.
+CPU_SECONDS_PER_FACE = 35
 # ZeroGPU time budget: model transfer and warm-up, then one pipeline pass per face and mode.
 GPU_BASE_SECONDS = 20
 GPU_SECONDS_PER_FACE_PASS = 3
@@ -361,7 +361,8 @@ class Studio:
             notes.append(
                 (
                     f"Running on the CPU: expect about {CPU_SECONDS_PER_FACE} s per face with the full model "
-                    "(twice that with the without-VRE comparison); a GPU takes well under a second.",
+                    "(a bit under twice that with the without-VRE comparison, which reuses the VAE "
+                    "encoding; measured on 2 Zen 3 cores); a GPU takes well under a second.",
                     None,
                 )
             )

@@ -323,7 +323,7 @@ def test_without_a_detector_only_whole_photos_are_refused(tiny_pipeline):
     assert prepared.face_count == 1
     summaries = [summary for summary, _ in studio.status_notes()]
     assert any(s.startswith("Whole-photo mode is off") for s in summaries)
-    assert any(s.startswith("Running on the CPU: expect about 26 s per face") for s in summaries)
+    assert any(s.startswith("Running on the CPU: expect about 35 s per face") for s in summaries)
 
 
 def test_gpu_time_grows_with_faces_and_the_ablation(tiny_pipeline, group_photo):
