@@ -12,10 +12,33 @@ Both take and return (B, 3, H, W) float tensors in [0, 1] on any device.
 
 from __future__ import annotations
 
+from enum import Enum
+
 import torch
 import torch.nn.functional as F
 
-COLOR_FIXES = ("adain", "wavelet")
+
+class ColorFix(str, Enum):
+    """The colour corrections, by the names the CLI, the app and the pipeline take."""
+
+    NONE = "none"
+    ADAIN = "adain"
+    WAVELET = "wavelet"
+
+    @classmethod
+    def parse(cls, value: str | ColorFix | None) -> ColorFix:
+        """None, a name or a member -> the member; ``ValueError`` naming the bad value."""
+        if value is None:
+            return cls.NONE
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(
+                f"unknown colour fix {value!r}: use one of {', '.join(COLOR_FIX_NAMES)}"
+            ) from None
+
+
+COLOR_FIX_NAMES = tuple(member.value for member in ColorFix)  # for argparse choices and menus
 
 
 def adain_color_fix(output: torch.Tensor, reference: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -50,11 +73,12 @@ def wavelet_color_fix(output: torch.Tensor, reference: torch.Tensor, levels: int
     return (high + low).clamp(0.0, 1.0)
 
 
-def apply_color_fix(output: torch.Tensor, reference: torch.Tensor, method: str | None) -> torch.Tensor:
-    if method is None or method == "none":
-        return output
-    if method == "adain":
+def apply_color_fix(
+    output: torch.Tensor, reference: torch.Tensor, method: str | ColorFix | None
+) -> torch.Tensor:
+    method = ColorFix.parse(method)
+    if method is ColorFix.ADAIN:
         return adain_color_fix(output, reference)
-    if method == "wavelet":
+    if method is ColorFix.WAVELET:
         return wavelet_color_fix(output, reference)
-    raise ValueError(f"color_fix must be None, 'adain' or 'wavelet', got {method!r}")
+    return output

@@ -20,6 +20,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from osdface.errors import OSDFaceError
+
 DEFAULT_WEIGHTS_REPO = "alecccdd/OSDFace"
 DEFAULT_BASE_MODEL = "Manojb/stable-diffusion-2-1-base"
 
@@ -50,7 +52,7 @@ ENV_WEIGHTS_REVISION = "OSDFACE_WEIGHTS_REVISION"
 ENV_BASE_REVISION = "OSDFACE_BASE_REVISION"
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(OSDFaceError, RuntimeError):
     """A weight file could not be found, downloaded or read. The message names the repo,
     the file and the fix; the app shows it as is."""
 

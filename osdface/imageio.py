@@ -30,6 +30,8 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from osdface.errors import ImageError
+
 # 50 MP: a 12-50 MP phone photo fits; bigger inputs are almost always scans that should be
 # downscaled first (restoring a face needs about 512 pixels across it, not 10000).
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -39,11 +41,11 @@ ImageSource = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes] | I
 _WHITE = 255.0
 
 
-class UnreadableImageError(ValueError):
+class UnreadableImageError(ImageError):
     """The input is missing, empty, broken or not an image. The message names the input."""
 
 
-class ImageTooLargeError(ValueError):
+class ImageTooLargeError(ImageError):
     """The image has more pixels than allowed. The message gives the size, the limit and the fix."""
 
 
@@ -97,20 +99,20 @@ def _open_stream(source: ImageSource) -> tuple[str, IO[bytes]]:
     name = describe_source(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
-            raise UnreadableImageError(f"{name}: empty input (0 bytes)")
+            raise UnreadableImageError(f"empty input (0 bytes)", source=name)
         return name, io.BytesIO(bytes(source))
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
-            raise UnreadableImageError(f"{name}: is a folder, not an image file")
+            raise UnreadableImageError(f"is a folder, not an image file", source=name)
         if not path.is_file():
-            raise UnreadableImageError(f"{name}: no such file")
+            raise UnreadableImageError(f"no such file", source=name)
         if path.stat().st_size == 0:
-            raise UnreadableImageError(f"{name}: empty file (0 bytes)")
+            raise UnreadableImageError(f"empty file (0 bytes)", source=name)
         try:
             return name, open(path, "rb")  # noqa: SIM115 - closed by load_image
         except OSError as exc:
-            raise UnreadableImageError(f"{name}: cannot open: {exc.strerror or exc}") from exc
+            raise UnreadableImageError(f"cannot open: {exc.strerror or exc}", source=name) from exc
     if hasattr(source, "read"):
         return name, source  # type: ignore[return-value]
     raise UnreadableImageError(
@@ -124,11 +126,13 @@ def _decode(stream: IO[bytes], name: str, max_pixels: int | None) -> np.ndarray:
         # Image.open reads the header only: the size is known before any pixel is decoded.
         image = Image.open(stream)
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name}: {exc}. Fix: downscale the image before restoring it.") from exc
+        raise ImageTooLargeError(
+            str(exc), source=name, fix="downscale the image before restoring it."
+        ) from exc
     except UnidentifiedImageError as exc:
-        raise UnreadableImageError(f"{name}: not an image, or a format Pillow cannot read") from exc
+        raise UnreadableImageError("not an image, or a format Pillow cannot read", source=name) from exc
     except OSError as exc:
-        raise UnreadableImageError(f"{name}: cannot read: {exc}") from exc
+        raise UnreadableImageError(f"cannot read: {exc}", source=name) from exc
     with image:
         _check_size(image.width, image.height, max_pixels, name)
         try:
@@ -136,18 +140,20 @@ def _decode(stream: IO[bytes], name: str, max_pixels: int | None) -> np.ndarray:
         except (OSError, ValueError, SyntaxError) as exc:
             # Pillow reports truncated or corrupt data as OSError (sometimes ValueError or
             # SyntaxError from a plugin's parser).
-            raise UnreadableImageError(f"{name}: broken image data ({exc})") from exc
+            raise UnreadableImageError(f"broken image data ({exc})", source=name) from exc
         return _from_pil(image, name)
 
 
 def _check_size(width: int, height: int, max_pixels: int | None, name: str) -> None:
     if width <= 0 or height <= 0:
-        raise UnreadableImageError(f"{name}: image has no pixels ({width}x{height})")
+        raise UnreadableImageError(f"image has no pixels ({width}x{height})", source=name)
     if max_pixels is not None and width * height > max_pixels:
         raise ImageTooLargeError(
-            f"{name}: image is {width}x{height} = {width * height / 1e6:.1f} megapixels, over the limit of "
-            f"{max_pixels / 1e6:.1f} megapixels. Fix: downscale it first, or raise the limit "
-            f"(load_image(..., max_pixels=...); osdface restore --max-megapixels)."
+            f"image is {width}x{height} = {width * height / 1e6:.1f} megapixels, over the limit of "
+            f"{max_pixels / 1e6:.1f} megapixels",
+            source=name,
+            fix="downscale it first, or raise the limit (load_image(..., max_pixels=...); "
+            "osdface restore --max-megapixels).",
         )
 
 
@@ -155,7 +161,7 @@ def _from_pil(image: Image.Image, name: str) -> np.ndarray:
     try:
         image = ImageOps.exif_transpose(image)
     except (OSError, ValueError, SyntaxError) as exc:
-        raise UnreadableImageError(f"{name}: unreadable EXIF orientation ({exc})") from exc
+        raise UnreadableImageError(f"unreadable EXIF orientation ({exc})", source=name) from exc
     mode = image.mode
     if mode == "RGB":
         return np.asarray(image, dtype=np.uint8).copy()
@@ -177,7 +183,7 @@ def _from_pil(image: Image.Image, name: str) -> np.ndarray:
     try:
         return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
     except ValueError as exc:
-        raise UnreadableImageError(f"{name}: unsupported colour mode {mode!r} ({exc})") from exc
+        raise UnreadableImageError(f"unsupported colour mode {mode!r} ({exc})", source=name) from exc
 
 
 def _from_array(array: np.ndarray, max_pixels: int | None) -> np.ndarray:
@@ -185,8 +191,8 @@ def _from_array(array: np.ndarray, max_pixels: int | None) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
-        raise ValueError(
-            f"{name}: expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array, got {array.shape}"
+        raise ImageError(
+            f"expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array, got {array.shape}", source=name
         )
     _check_size(array.shape[1], array.shape[0], max_pixels, name)
     if array.dtype == np.uint8:
@@ -195,12 +201,14 @@ def _from_array(array: np.ndarray, max_pixels: int | None) -> np.ndarray:
         values = array.astype(np.float64) * (255.0 / 65535.0)
     elif np.issubdtype(array.dtype, np.floating):
         if not np.isfinite(array).all():
-            raise ValueError(f"{name}: float image holds NaN or infinite values")
+            raise ImageError("float image holds NaN or infinite values", source=name)
         values = np.clip(array.astype(np.float64), 0.0, 1.0) * 255.0
     elif array.dtype == np.bool_:
         values = array.astype(np.float64) * 255.0
     else:
-        raise ValueError(f"{name}: unsupported dtype {array.dtype}; use uint8, uint16 or float in [0, 1]")
+        raise ImageError(
+            f"unsupported dtype {array.dtype}; use uint8, uint16 or float in [0, 1]", source=name
+        )
     if values.ndim == 2:
         return _gray_to_rgb(values)
     if values.shape[2] == 4:

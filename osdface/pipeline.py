@@ -28,7 +28,7 @@ from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.utils import BaseOutput
 
 from osdface import cpu_tuning, hub
-from osdface.color import COLOR_FIXES, apply_color_fix
+from osdface.color import COLOR_FIX_NAMES, apply_color_fix
 from osdface.embedder import VisualRepresentationEmbedder
 from osdface.stage_clock import StageClock as _StageClock
 
@@ -186,8 +186,10 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             _check_one_image(item, where)
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        if color_fix not in (None, "none", *COLOR_FIXES):
-            raise ValueError(f"color_fix must be None, 'adain' or 'wavelet', got {color_fix!r}")
+        if color_fix is not None and color_fix not in COLOR_FIX_NAMES:  # members are equal to their names
+            raise ValueError(
+                f"color_fix must be None or one of {', '.join(COLOR_FIX_NAMES)}, got {color_fix!r}"
+            )
         if prompt is not None and not isinstance(prompt, str):
             if not (isinstance(prompt, list | tuple) and all(isinstance(p, str) for p in prompt)):
                 raise ValueError(
