@@ -99,16 +99,16 @@ def _open_stream(source: ImageSource) -> tuple[str, IO[bytes]]:
     name = describe_source(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
-            raise UnreadableImageError(f"empty input (0 bytes)", source=name)
+            raise UnreadableImageError("empty input (0 bytes)", source=name)
         return name, io.BytesIO(bytes(source))
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
-            raise UnreadableImageError(f"is a folder, not an image file", source=name)
+            raise UnreadableImageError("is a folder, not an image file", source=name)
         if not path.is_file():
-            raise UnreadableImageError(f"no such file", source=name)
+            raise UnreadableImageError("no such file", source=name)
         if path.stat().st_size == 0:
-            raise UnreadableImageError(f"empty file (0 bytes)", source=name)
+            raise UnreadableImageError("empty file (0 bytes)", source=name)
         try:
             return name, open(path, "rb")  # noqa: SIM115 - closed by load_image
         except OSError as exc:
