@@ -24,7 +24,6 @@ import html
 import logging
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -393,8 +392,6 @@ class Studio:
 
     def prepare(self, request: RestoreRequest) -> PreparedRestore:
         """Check the request, read the image, add turbulence, find the faces."""
-        from osdface.faces import select_faces
-
         started = time.perf_counter()
         request.check()
         if self.pipeline is None:
@@ -432,10 +429,9 @@ class Studio:
         if request.mode == MODE_PHOTO:
             progress.step("detect")
             tick = time.perf_counter()
-            detected = self.restorer.detector(photo)
             options = self._options(request)
-            found = len(select_faces(detected, photo.shape, replace(options, max_faces=None)))
-            faces = select_faces(detected, photo.shape, options)
+            detection = self.restorer.detect(photo, options)
+            faces, found = detection.faces, detection.found
             timings["detect"] = time.perf_counter() - tick
             if not faces:
                 where = " after the simulated turbulence" if request.turbulence else ""
@@ -489,15 +485,17 @@ class Studio:
         if cuda:
             torch.cuda.reset_peak_memory_stats(device)
         options = self._options(request)
-        # The faces were found in step 1; restoring them through a detector that returns exactly
-        # those makes both passes (with and without VRE) work on the same faces.
-        restorer = FaceRestorer(self.pipeline, detector=_KnownFaces(prepared.faces), options=options)
+        # The faces were found in step 1 (None: the photo is an aligned face).
+        faces = None if options.aligned else prepared.faces
+        restorer = FaceRestorer(self.pipeline, options=options)
         timings: dict[str, float] = {}
         try:
             if request.ablation:  # encodes each face once for both passes
-                restored, without_vre = restore_with_and_without_vre(restorer, prepared.photo, request.prompt)
+                restored, without_vre = restore_with_and_without_vre(
+                    restorer, prepared.photo, faces, request.prompt
+                )
             else:
-                restored, without_vre = restorer.restore(prepared.photo), None
+                restored, without_vre = restorer.restore_faces(prepared.photo, faces), None
         except torch.OutOfMemoryError as exc:
             if cuda:
                 torch.cuda.empty_cache()
@@ -631,16 +629,6 @@ class Studio:
             f"simulated in {time.perf_counter() - started:.2f} s."
         )
         return path, note
-
-
-class _KnownFaces:
-    """A face detector that returns the faces found earlier (see ``Studio.run``)."""
-
-    def __init__(self, faces: Sequence[DetectedFace]):
-        self.faces = list(faces)
-
-    def __call__(self, image: np.ndarray) -> list[DetectedFace]:
-        return list(self.faces)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -52,7 +52,7 @@ def _ways(restorer: FaceRestorer, face: np.ndarray, batch_conditions: bool):
         return restorer.restore(face), restorer.restore(face, prompt=PROMPT)
 
     def shared():
-        return restore_with_and_without_vre(restorer, face, PROMPT, batch_conditions=batch_conditions)
+        return restore_with_and_without_vre(restorer, face, None, PROMPT, batch_conditions=batch_conditions)
 
     return {"separate": separate, "encode once": shared}
 

@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 import torch
 
-from osdface.faces import FFHQ_TEMPLATE_512, _PhotoHelper
+from osdface.faces import FFHQ_TEMPLATE_512
+from osdface.faces import PhotoHelper as _PhotoHelper
 from osdface.paste import paste_faces
 
 

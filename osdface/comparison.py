@@ -88,21 +88,27 @@ class _SharedEncoding:
         return halves[0], halves[1]
 
 
-def restore_with_and_without_vre(restorer, photo, prompt: str, batch_conditions: bool | None = None):
-    """(with VRE, without VRE) ``RestoreResult``s of ``photo`` by ``restorer`` (a
-    ``FaceRestorer``), equal to ``restorer.restore(photo)`` and ``restorer.restore(photo,
+def restore_with_and_without_vre(
+    restorer, photo: np.ndarray, faces, prompt: str, batch_conditions: bool | None = None
+):
+    """(with VRE, without VRE) ``RestoreResult``s of ``faces`` (from ``restorer.detect``; None
+    for an aligned face) in ``photo`` ((H, W, 3) RGB uint8) by ``restorer`` (a ``FaceRestorer``), equal to
+    ``restorer.restore_faces(photo, faces)`` and ``restorer.restore_faces(photo, faces,
     prompt=prompt)`` but encoding each crop once. Pipelines without ``encode_latents`` get the
     two plain calls."""
     pipeline = restorer.pipeline
     if not hasattr(pipeline, "encode_latents"):
-        return restorer.restore(photo), restorer.restore(photo, prompt=prompt)
+        return (
+            restorer.restore_faces(photo, faces, prompt=None),
+            restorer.restore_faces(photo, faces, prompt=prompt),
+        )
     if batch_conditions is None:
         batch_conditions = torch.device(pipeline.device).type == "cuda"
     shared = _SharedEncoding(pipeline, prompt, batch_conditions)
     twin = copy.copy(restorer)
     twin.pipeline = shared
-    with_vre = twin.restore(photo, prompt=None)
-    without = twin.restore(photo, prompt=prompt)
+    with_vre = twin.restore_faces(photo, faces, prompt=None)
+    without = twin.restore_faces(photo, faces, prompt=prompt)
     if shared.pending:
         raise RuntimeError("the second pass restored fewer crops than the first")
     return with_vre, without

@@ -44,7 +44,9 @@ def test_encode_once_equals_two_restores(tiny_pipeline):
         expected = restorer.restore(photo), restorer.restore(photo, prompt="a face")
         assert counter.encodes == 4  # 3 faces in chunks of 2, twice
         counter.encodes = 0
-        both = restore_with_and_without_vre(restorer, photo, "a face", batch_conditions=False)
+        both = restore_with_and_without_vre(
+            restorer, photo, restorer.detect(photo).faces, "a face", batch_conditions=False
+        )
         assert counter.encodes == 2  # once per chunk
     for got, want in zip(both, expected):
         np.testing.assert_array_equal(np.asarray(got.image), np.asarray(want.image))
@@ -60,7 +62,9 @@ def test_encode_once_equals_two_restores(tiny_pipeline):
 def test_batched_conditions_match_within_rounding(tiny_pipeline):
     restorer, photo = _restorer(tiny_pipeline, batch_size=4)
     expected = restorer.restore(photo), restorer.restore(photo, prompt="")
-    both = restore_with_and_without_vre(restorer, photo, "", batch_conditions=True)
+    both = restore_with_and_without_vre(
+        restorer, photo, restorer.detect(photo).faces, "", batch_conditions=True
+    )
     for got, want in zip(both, expected):
         difference = np.abs(np.asarray(got.image).astype(int) - np.asarray(want.image).astype(int))
         assert difference.max() <= 1 and (difference > 0).mean() < 0.01

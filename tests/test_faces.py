@@ -31,9 +31,9 @@ from osdface.faces import (
     RestoreOptions,
     RestoreResult,
     RetinaFaceDetector,
-    _PhotoHelper,
     select_faces,
 )
+from osdface.faces import PhotoHelper as _PhotoHelper
 from osdface.imageio import ImageTooLargeError
 
 PORTRAITS = ("astronaut", "grace_hopper")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_faces_support import group_photo, measured_face, portrait
 
-from osdface.faces import _PhotoHelper
+from osdface.faces import PhotoHelper as _PhotoHelper
 from osdface.paste import face_box, paste_faces
 
 
