@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 from test_faces_support import identity_pipeline, measured_face, portrait, psnr
 
+from osdface.batch import BatchSummary, FileResult, InputFile, collect_inputs, restore_files
 from osdface.cli import main
-from osdface.commands.restore import BatchSummary, FileResult, InputFile, collect_inputs, restore_files
 from osdface.faces import DetectedFace, FaceRestorer, RestoreOptions
 
 

@@ -11,8 +11,8 @@ from PIL import Image
 from test_cli_restore import aligned_faces as aligned_faces  # the fixture
 from test_faces_support import RecordingPipeline, identity_pipeline, measured_face, portrait
 
+from osdface.batch import collect_inputs, restore_files
 from osdface.cli import main
-from osdface.commands.restore import collect_inputs, restore_files
 from osdface.compare import BesideWriter, beside
 from osdface.faces import FaceRestorer, RestoreOptions
 
