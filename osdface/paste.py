@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 import torch
 
-FACE_SIZE = 512
+from osdface.pipeline_io import RESOLUTION as FACE_SIZE
+
 # ParseNet's 19 classes: 1 where the class belongs to the face (facexlib's paste colour map).
 _PARSE_FACE_CLASSES = np.array([0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0], dtype=np.float64)
 _PARSE_BLUR = ((101, 101), 11)

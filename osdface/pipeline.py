@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import torch
-import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
 from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.utils import BaseOutput
@@ -30,15 +29,12 @@ from diffusers.utils import BaseOutput
 from osdface import cpu_tuning, hub
 from osdface.color import COLOR_FIX_NAMES, apply_color_fix
 from osdface.embedder import VisualRepresentationEmbedder
+from osdface.pipeline_io import ImageInput, check_image, postprocess, to_batch
 from osdface.stage_clock import StageClock as _StageClock
 
 TIMESTEP = 399
-RESOLUTION = 512
-MIN_INPUT_SIZE = 32
 OUTPUT_TYPES = ("pil", "np", "pt")
 STAGES = ("vre", "vae_encode", "unet", "vae_decode")
-
-ImageInput = PIL.Image.Image | np.ndarray | torch.Tensor
 
 
 @dataclass
@@ -183,7 +179,7 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             raise ValueError("image is an empty list: pass at least one 512x512 aligned face.")
         for i, item in enumerate(images):
             where = f"image[{i}]" if len(images) > 1 or isinstance(image, list | tuple) else "image"
-            _check_one_image(item, where)
+            check_image(item, where)
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         if color_fix is not None and color_fix not in COLOR_FIX_NAMES:  # members are equal to their names
@@ -195,19 +191,6 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                 raise ValueError(
                     f"prompt must be None, a string or a list of strings, got {type(prompt).__name__}"
                 )
-
-    def _preprocess(self, image) -> torch.Tensor:
-        """Any accepted input -> (B, 3, 512, 512) float32 in [0, 1] on CPU or its own device."""
-        items = list(image) if isinstance(image, list | tuple) else [image]
-        tensors = []
-        for item in items:
-            if isinstance(item, PIL.Image.Image):
-                item = np.asarray(item.convert("RGB"))
-            if isinstance(item, np.ndarray):
-                array = item.astype(np.float32) / 255.0 if item.dtype == np.uint8 else item.astype(np.float32)
-                item = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
-            tensors.append(_resize(item.float().reshape(-1, *item.shape[-3:])))
-        return torch.cat(tensors)
 
     # ------------------------------------------------------------------ the step
 
@@ -239,7 +222,7 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         device, dtype = self._execution_device, self.unet.dtype
         clock = _StageClock(device, self.record_timings)
         wall = time.perf_counter()
-        reference = self._preprocess(image).to(device)  # (B, 3, 512, 512) in [0, 1]
+        reference = to_batch(image).to(device)  # (B, 3, 512, 512) in [0, 1]
         lq = reference * 2.0 - 1.0  # float32: the VRE runs in float32; the VAE casts in _encode
         batch = lq.shape[0]
         prompts = [prompt] * batch if isinstance(prompt, str) else prompt
@@ -278,7 +261,7 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
         # 5. Colour fix against the input, then the requested output type.
         restored = apply_color_fix(restored, reference.float(), color_fix)
-        images = _postprocess(restored, output_type)
+        images = postprocess(restored, output_type)
         timings = clock.result()
         timings["total"] = time.perf_counter() - wall
         self.maybe_free_model_hooks()
@@ -288,14 +271,14 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     def encode_latents(self, image, generator=None) -> torch.Tensor:
         """The scaled VAE latents ``__call__`` would sample for ``image`` with ``generator``."""
         self.check_inputs(image, None, "pt", None)
-        lq = self._preprocess(image).to(self._execution_device) * 2.0 - 1.0  # float32, as in __call__
+        lq = to_batch(image).to(self._execution_device) * 2.0 - 1.0  # float32, as in __call__
         return self._encode(lq, generator, _StageClock(lq.device), None)
 
     @torch.no_grad()
     def encode_condition(self, image, prompt: str | Sequence[str] | None = None) -> torch.Tensor:
         """The (B, 77, 1024) condition ``__call__`` would use (VRE, or text for a prompt)."""
         self.check_inputs(image, prompt, "pt", None)
-        lq = self._preprocess(image).to(self._execution_device) * 2.0 - 1.0  # float32, as in __call__
+        lq = to_batch(image).to(self._execution_device) * 2.0 - 1.0  # float32, as in __call__
         prompts = [prompt] * lq.shape[0] if isinstance(prompt, str) else prompt
         if prompts is not None:
             self.load_text_encoder()
@@ -326,10 +309,25 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         clock.stop("vae_encode")
         return latents
 
+    def to(self, *args, **kwargs) -> OSDFacePipeline:
+        """diffusers' ``to``; on a CUDA device it also builds the two side streams now, so the
+        first request does not pay for them."""
+        pipeline = super().to(*args, **kwargs)
+        if pipeline.device.type == "cuda" and pipeline.parallel_streams:
+            pipeline.prepare_streams(pipeline.device)
+        return pipeline
+
+    def prepare_streams(self, device: torch.device) -> tuple:
+        """The (condition, encode) CUDA streams of ``device``, built once and reused."""
+        device = torch.device(device)
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        if self._streams is None or self._streams[0].device != device:
+            self._streams = (torch.cuda.Stream(device), torch.cuda.Stream(device))
+        return self._streams
+
     def _condition_and_encode_parallel(self, lq, prompts, generator, clock):
-        if self._streams is None or self._streams[0].device != lq.device:
-            self._streams = (torch.cuda.Stream(lq.device), torch.cuda.Stream(lq.device))
-        condition_stream, encode_stream = self._streams
+        condition_stream, encode_stream = self.prepare_streams(lq.device)
         main = torch.cuda.current_stream(lq.device)
         condition_stream.wait_stream(main)
         encode_stream.wait_stream(main)
@@ -363,46 +361,6 @@ class _reading:
         return False
 
 
-def _check_one_image(item, where: str) -> None:
-    if isinstance(item, PIL.Image.Image):
-        width, height = item.size
-        channels = 3
-    elif isinstance(item, np.ndarray):
-        if item.ndim != 3 or item.shape[2] != 3:
-            raise ValueError(f"{where}: expected an (H, W, 3) RGB array, got shape {item.shape}")
-        if item.dtype != np.uint8 and not np.issubdtype(item.dtype, np.floating):
-            raise ValueError(f"{where}: expected uint8 or float values, got dtype {item.dtype}")
-        if np.issubdtype(item.dtype, np.floating):
-            _check_finite_unit(torch.from_numpy(np.asarray(item)), where)
-        height, width, channels = item.shape
-    elif isinstance(item, torch.Tensor):
-        if item.ndim not in (3, 4) or item.shape[-3] != 3:
-            raise ValueError(
-                f"{where}: expected a (3, H, W) or (B, 3, H, W) tensor, got shape {tuple(item.shape)}"
-            )
-        if item.ndim == 4 and item.shape[0] == 0:
-            raise ValueError(f"{where}: the tensor batch is empty (shape {tuple(item.shape)})")
-        if not item.is_floating_point():
-            raise ValueError(f"{where}: expected a float tensor in [0, 1], got dtype {item.dtype}")
-        _check_finite_unit(item, where)
-        height, width, channels = item.shape[-2], item.shape[-1], 3
-    else:
-        raise ValueError(
-            f"{where}: unsupported type {type(item).__name__}; pass a PIL image, an (H, W, 3) numpy "
-            f"array or a (B, 3, H, W) tensor"
-        )
-    del channels
-    if width != height:
-        raise ValueError(
-            f"{where}: OSDFace takes square 512x512 aligned faces, got {width}x{height}. "
-            f"For whole photos use osdface.faces.FaceRestorer, which detects and aligns the faces."
-        )
-    if width < MIN_INPUT_SIZE:
-        raise ValueError(
-            f"{where}: the face is only {width}x{height} pixels; at least {MIN_INPUT_SIZE} are needed"
-        )
-
-
 def _check_precomputed(latents, prompt_embeds, prompt, batch: int) -> None:
     if prompt_embeds is not None and prompt is not None:
         raise ValueError("pass either prompt or prompt_embeds, not both")
@@ -412,30 +370,3 @@ def _check_precomputed(latents, prompt_embeds, prompt, batch: int) -> None:
         ):
             got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise ValueError(f"{name} must be a {ndim}-D tensor with one row per image ({batch}), got {got}")
-
-
-def _check_finite_unit(values: torch.Tensor, where: str) -> None:
-    if not torch.isfinite(values).all():
-        raise ValueError(f"{where}: contains NaN or infinite values")
-    low, high = values.min().item(), values.max().item()
-    if low < -1e-3 or high > 1 + 1e-3:
-        raise ValueError(f"{where}: float values must lie in [0, 1], got range [{low:.3g}, {high:.3g}]")
-
-
-def _resize(batch: torch.Tensor) -> torch.Tensor:
-    if batch.shape[-2:] == (RESOLUTION, RESOLUTION):
-        return batch
-    # The authors' script resizes square inputs to 512 this way (align_corners=True).
-    return F.interpolate(batch, size=(RESOLUTION, RESOLUTION), mode="bilinear", align_corners=True).clamp(
-        0, 1
-    )
-
-
-def _postprocess(images: torch.Tensor, output_type: str):
-    """(B, 3, H, W) float in [0, 1] -> the requested type."""
-    if output_type == "pt":
-        return images
-    array = images.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)  # (B, H, W, 3) RGB float32
-    if output_type == "np":
-        return array
-    return [PIL.Image.fromarray((a * 255.0).round().astype(np.uint8)) for a in array]

@@ -219,3 +219,24 @@ def test_model_cpu_offload_runs_and_matches(tiny_hub, tiny_pipeline):
     offloaded = pipe(image, generator=gen(), output_type="pt").images
     expected = tiny_pipeline(image, generator=gen(), output_type="pt").images
     assert torch.equal(offloaded, expected)
+
+
+def test_cuda_streams_are_built_once_per_device(tiny_pipeline, monkeypatch):
+    """The two side streams are made when the pipeline moves to a GPU, not on the first request,
+    and reused by every call on that device (CUDA itself is rehearsed by the GPU check)."""
+    made = []
+
+    class Stream:
+        def __init__(self, device):
+            self.device = torch.device(device)
+            made.append(self.device)
+
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(tiny_pipeline, "_streams", None)
+    first = tiny_pipeline.prepare_streams(torch.device("cuda:0"))
+    assert made == [torch.device("cuda:0")] * 2
+    assert tiny_pipeline.prepare_streams(torch.device("cuda:0")) is first and len(made) == 2
+    tiny_pipeline.prepare_streams(torch.device("cuda:1"))  # another GPU gets its own
+    assert made[2:] == [torch.device("cuda:1")] * 2
+    monkeypatch.setattr(tiny_pipeline, "_streams", None)
+    assert tiny_pipeline.to("cpu") is tiny_pipeline and tiny_pipeline._streams is None  # none on CPU
