@@ -85,7 +85,7 @@ class ModelSources:
 
 def _fix_hint(source: str, env_var: str) -> str:
     return (
-        f"Fix: connect to the internet once so the file is cached, or download the repo "
+        "connect to the internet once so the file is cached, or download the repo "
         f"(`hf download {source} --local-dir DIR`) and pass that folder "
         f"(argument, or the {env_var} environment variable), or point {env_var} at another "
         f"repo id that has the file."
@@ -102,14 +102,15 @@ def fetch(source: str, filename: str, revision: str | None = None, *, env_var: s
         path = local / filename
         if not path.is_file():
             raise WeightsUnavailableError(
-                f"File '{filename}' is missing from the local folder '{local}'. "
-                f"Fix: copy it there from the Hub repo it came from, or set {env_var} to a Hub repo id."
+                f"File '{filename}' is missing from the local folder '{local}'",
+                source=str(local),
+                fix=f"copy it there from the Hub repo it came from, or set {env_var} to a Hub repo id.",
             )
         return path
     if source.startswith((".", "/", "~")) or source.count("/") != 1:
         raise WeightsUnavailableError(
-            f"'{source}' is neither an existing folder nor a Hub repo id (owner/name). "
-            f"Fix: check the path or set {env_var} to a repo id such as '{DEFAULT_WEIGHTS_REPO}'."
+            f"'{source}' is neither an existing folder nor a Hub repo id (owner/name)",
+            fix=f"check the path or set {env_var} to a repo id such as '{DEFAULT_WEIGHTS_REPO}'.",
         )
 
     from huggingface_hub import errors, hf_hub_download
@@ -119,35 +120,34 @@ def fetch(source: str, filename: str, revision: str | None = None, *, env_var: s
         return Path(hf_hub_download(repo_id=source, filename=filename, revision=revision))
     except errors.RevisionNotFoundError as exc:
         raise WeightsUnavailableError(
-            f"Revision '{revision}' does not exist in Hub repo '{source}' (needed for '{filename}'). "
-            f"Fix: pass an existing branch, tag or commit, or leave the revision unset."
+            f"Revision '{revision}' does not exist in Hub repo '{source}' (needed for '{filename}')",
+            fix="pass an existing branch, tag or commit, or leave the revision unset.",
         ) from exc
     except errors.GatedRepoError as exc:
         raise WeightsUnavailableError(
-            f"Hub repo '{source}' is gated: cannot download '{filename}'. "
-            f"Fix: accept its terms on the Hub and log in (`hf auth login` or HF_TOKEN)."
+            f"Hub repo '{source}' is gated: cannot download '{filename}'",
+            fix="accept its terms on the Hub and log in (`hf auth login` or HF_TOKEN).",
         ) from exc
     except errors.RepositoryNotFoundError as exc:
         raise WeightsUnavailableError(
-            f"Hub repo '{source}' was not found (or is private), so '{filename}' cannot be downloaded. "
-            + _fix_hint(source, env_var)
+            f"Hub repo '{source}' was not found (or is private), so '{filename}' cannot be downloaded",
+            fix=_fix_hint(source, env_var),
         ) from exc
     except errors.LocalEntryNotFoundError as exc:  # offline or unreachable, and not cached
-        raise WeightsUnavailableError(_offline_message(where, source, filename, revision, env_var)) from exc
+        raise _offline_error(where, source, filename, revision, env_var) from exc
     except errors.EntryNotFoundError as exc:
         raise WeightsUnavailableError(
             f"File '{filename}' is missing from Hub repo '{source}'"
-            + (f" at revision '{revision}'" if revision else "")
-            + ". "
-            + _fix_hint(source, env_var)
+            + (f" at revision '{revision}'" if revision else ""),
+            fix=_fix_hint(source, env_var),
         ) from exc
     except errors.HfHubHTTPError as exc:
         raise WeightsUnavailableError(
-            f"Downloading {where} failed: {exc}. " + _fix_hint(source, env_var)
+            f"Downloading {where} failed: {exc}", fix=_fix_hint(source, env_var)
         ) from exc
     except OSError as exc:  # network down, disk full, permissions
         raise WeightsUnavailableError(
-            f"Could not fetch {where}: {exc}. " + _fix_hint(source, env_var)
+            f"Could not fetch {where}: {exc}", fix=_fix_hint(source, env_var)
         ) from exc
 
 
@@ -177,7 +177,9 @@ def resolved_revision(path: Path) -> str | None:
     return None
 
 
-def _offline_message(where: str, source: str, filename: str, revision: str | None, env_var: str) -> str:
+def _offline_error(
+    where: str, source: str, filename: str, revision: str | None, env_var: str
+) -> WeightsUnavailableError:
     """Offline (or the Hub unreachable) and the file is not in the cache: say which case."""
     from huggingface_hub import constants, scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
@@ -198,7 +200,9 @@ def _offline_message(where: str, source: str, filename: str, revision: str | Non
         detail = f"revision '{revision}' of '{source}' is not in the local cache (cached: {sorted(cached_revisions)})"
     else:
         detail = f"the cached copy of '{source}' does not contain '{filename}'"
-    return f"Cannot load {where}: {state} and {detail}. " + _fix_hint(source, env_var)
+    return WeightsUnavailableError(
+        f"Cannot load {where}: {state} and {detail}", fix=_fix_hint(source, env_var)
+    )
 
 
 def fetch_base_component(sources: ModelSources, component: str) -> Path:
@@ -214,7 +218,7 @@ def fetch_base_component(sources: ModelSources, component: str) -> Path:
 def corrupt_file_error(path: Path, source: str, filename: str, exc: BaseException) -> WeightsUnavailableError:
     """A file that was fetched but cannot be read (truncated download, wrong format)."""
     return WeightsUnavailableError(
-        f"File '{filename}' from '{source}' is corrupt or not the expected format ({path}): {exc}. "
-        f"Fix: delete that file (or remove the cached repo with `hf cache rm`) so it is downloaded again, "
-        f"or replace it with a good copy."
+        f"File '{filename}' from '{source}' is corrupt or not the expected format ({path}): {exc}",
+        fix="delete that file (or remove the cached repo with `hf cache rm`) so it is downloaded again, "
+        "or replace it with a good copy.",
     )
