@@ -17,7 +17,7 @@ from test_eval_support import PEOPLE, degraded_copy, portraits, write_face_set, 
 
 from osdface.cli import main
 from osdface.degradations import TurbulenceParams, simulate_turbulence
-from osdface.evaluation.eval_fr import (
+from osdface.evaluation.work import (
     CLEAN,
     Condition,
     EmbeddingCache,

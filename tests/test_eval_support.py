@@ -62,7 +62,7 @@ def degraded_copy(face: np.ndarray, seed: int) -> np.ndarray:
 
 def write_face_set(folder: Path) -> tuple[Path, Path]:
     """LFW-style ``folder/faces/<Name>/<Name>_000n.png`` (aligned 512x512) and ``pairs.txt``."""
-    from osdface.evaluation.eval_fr import align_face
+    from osdface.evaluation.work import align_face
 
     faces_dir = folder / "faces"
     for i, (name, (photo, landmarks)) in enumerate(portraits().items()):

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from test_eval_support import degraded_copy, portraits, write_random_arcface
 
-from osdface.evaluation.eval_fr import align_face
+from osdface.evaluation.work import align_face
 from osdface.facexlib_weights import FacexlibWeights
 from osdface.identity import (
     ARCFACE_WEIGHTS,

@@ -9,7 +9,7 @@ Writes ``metrics.json`` (per condition: ROC AUC, accuracy and F1 at the best thr
 at FAR 1e-3 and 1e-2, mean sample distance), ``scores.csv`` (every pair's similarity per
 condition), ``fr_curves.png`` and ``fr_histograms.png``, and caches embeddings under
 ``cache/`` so that an interrupted or extended run resumes. See
-``osdface.evaluation.eval_fr`` for the method.
+``osdface.evaluation.work`` for the method.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from osdface.evaluation.eval_fr import DEFAULT_LENGTHS, EvalFRConfig
+from osdface.evaluation.work import DEFAULT_LENGTHS, EvalFRConfig
 from osdface.peer_specs import PEERS
 
 
@@ -153,7 +153,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from osdface.evaluation.eval_fr import run_eval_fr, summary_table
+    from osdface.evaluation.work import run_eval_fr, summary_table
     from osdface.hub import WeightsUnavailableError
 
     try:
