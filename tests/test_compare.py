@@ -120,7 +120,8 @@ def test_eval_fr_methods_option_gives_one_condition_per_method(tmp_path, capsys)
 def test_eval_fr_scores_each_peer_on_the_same_turbulent_faces(tmp_path):
     from test_eval_support import write_face_set
 
-    from osdface.evaluation.work import EvalFRConfig, run_eval_fr
+    from osdface.evaluation.conditions import EvalFRConfig
+    from osdface.evaluation.run import run_eval_fr
     from osdface.identity import ArcFaceEmbedder
 
     faces_dir, pairs_file = write_face_set(tmp_path)

@@ -17,20 +17,19 @@ from test_eval_support import PEOPLE, degraded_copy, portraits, write_face_set, 
 
 from osdface.cli import main
 from osdface.degradations import TurbulenceParams, simulate_turbulence
-from osdface.evaluation.work import (
+from osdface.evaluation.cache import EmbeddingCache
+from osdface.evaluation.conditions import (
     CLEAN,
     Condition,
-    EmbeddingCache,
     EvalFRConfig,
-    align_face,
     conditions_of,
     item_seed,
     required_conditions,
-    run_eval_fr,
 )
 from osdface.evaluation.metrics import FRMetrics, compute_metrics
 from osdface.evaluation.pairs import parse_lfw_pairs, read_pairs
-from osdface.faces import DetectedFace
+from osdface.evaluation.run import run_eval_fr
+from osdface.faces import DetectedFace, align_face
 from osdface.facexlib_weights import FacexlibWeights
 from osdface.identity import ArcFaceEmbedder
 
@@ -257,7 +256,7 @@ def test_photos_are_detected_aligned_and_faceless_ones_left_out(tmp_path):
     assert report["skipped_images"][0]["image"] == "blank.png"
     # clean faces are aligned from the detector's landmarks
     clean = np.asarray(Image.open(tmp_path / "out" / "images" / "clean" / "Grace_Hopper" / "1.png"))
-    np.testing.assert_array_equal(clean, align_face(*photos["grace_hopper"]))
+    np.testing.assert_array_equal(clean, align_face(*photos["grace_hopper"])[0])
     # degrade="one": only second images are degraded, and compared with the clean first ones
     turbulent = sorted(p.name for p in (tmp_path / "out" / "images" / "turbulent_20000").rglob("*.png"))
     assert turbulent == ["2.png", "2.png"]

@@ -62,16 +62,16 @@ def degraded_copy(face: np.ndarray, seed: int) -> np.ndarray:
 
 def write_face_set(folder: Path) -> tuple[Path, Path]:
     """LFW-style ``folder/faces/<Name>/<Name>_000n.png`` (aligned 512x512) and ``pairs.txt``."""
-    from osdface.evaluation.work import align_face
+    from osdface.faces import align_face
 
     faces_dir = folder / "faces"
     for i, (name, (photo, landmarks)) in enumerate(portraits().items()):
         person = PEOPLE[name]
         (faces_dir / person).mkdir(parents=True, exist_ok=True)
-        first = align_face(photo, landmarks)
+        first, _ = align_face(photo, landmarks)
         # the second picture: aligned from landmarks moved by a few pixels, then degraded
         moved = landmarks + np.random.default_rng(i).normal(0.0, 2.0, landmarks.shape)
-        second = degraded_copy(align_face(photo, moved), seed=i)
+        second = degraded_copy(align_face(photo, moved)[0], seed=i)
         Image.fromarray(first).save(faces_dir / person / f"{person}_0001.png")
         Image.fromarray(second).save(faces_dir / person / f"{person}_0002.png")
     pairs_file = folder / "pairs.txt"

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from test_eval_support import degraded_copy, portraits, write_random_arcface
 
-from osdface.evaluation.work import align_face
+from osdface.faces import align_face
 from osdface.facexlib_weights import FacexlibWeights
 from osdface.identity import (
     ARCFACE_WEIGHTS,
@@ -26,7 +26,7 @@ from osdface.identity import (
 @pytest.fixture(scope="module")
 def faces() -> dict[str, np.ndarray]:
     """The two portraits aligned to 512x512, plus a degraded copy of the astronaut."""
-    out = {name: align_face(photo, landmarks) for name, (photo, landmarks) in portraits().items()}
+    out = {name: align_face(photo, landmarks)[0] for name, (photo, landmarks) in portraits().items()}
     out["astronaut_degraded"] = degraded_copy(out["astronaut"], seed=0)
     return out
 

@@ -18,8 +18,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from osdface.evaluation.work import DEFAULT_LENGTHS, EvalFRConfig
-from osdface.peer_specs import PEERS
+from osdface.cli_options import ModelOptions, add_model_arguments
+from osdface.color import COLOR_FIX_NAMES
+from osdface.evaluation.conditions import DEFAULT_LENGTHS, EvalFRConfig
+from osdface.hub import WeightsUnavailableError
+from osdface.peer_specs import PEERS, parse_methods
 
 
 def config_from_namespace(args: argparse.Namespace) -> EvalFRConfig:
@@ -28,11 +31,10 @@ def config_from_namespace(args: argparse.Namespace) -> EvalFRConfig:
     if args.without_vre:
         methods.append("no_vre")
     if args.methods:  # --methods osdface,gfpgan,codeformer: one condition per method
-        from osdface.peer_specs import parse_methods
-
         chosen = parse_methods(args.methods, allowed=("osdface", "no_vre", *PEERS))
         others = [m for m in methods if m != "osdface"]
         methods = others + [m for m in chosen if m not in others]
+    model = ModelOptions.from_namespace(args)
     return EvalFRConfig(
         faces_dir=Path(args.faces_dir),
         pairs_file=Path(args.pairs_file),
@@ -45,14 +47,14 @@ def config_from_namespace(args: argparse.Namespace) -> EvalFRConfig:
         seed=args.seed,
         max_pairs=args.max_pairs,
         save_images=args.save_images,
-        weights=args.weights,
-        base_model=args.base_model,
-        revision=args.revision,
-        base_revision=args.base_revision,
-        dtype=args.dtype,
-        color_fix=None if args.color_fix == "none" else args.color_fix,
-        device=args.device,
-        facexlib_dir=Path(args.facexlib_dir) if args.facexlib_dir else None,
+        weights=model.weights,
+        base_model=model.base_model,
+        revision=model.revision,
+        base_revision=model.base_revision,
+        dtype=model.dtype,
+        color_fix=args.color_fix,
+        device=model.device,
+        facexlib_dir=model.facexlib_dir,
         progress=not args.no_progress,
         codeformer_w=args.codeformer_w,
     )
@@ -114,29 +116,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--save-images", action="store_true", help="also save every face as PNG under images/"
     )
-    parser.add_argument(
-        "--color-fix", choices=("none", "adain", "wavelet"), default="none", help="colour correction"
-    )
-    parser.add_argument("--weights", default=None, help="OSDFace weights: Hub repo id or folder")
-    parser.add_argument("--base-model", default=None, help="SD 2.1 base model: Hub repo id or folder")
-    parser.add_argument("--revision", default=None, help="revision of the OSDFace weights repo")
-    parser.add_argument("--base-revision", default=None, help="revision of the base model repo")
-    parser.add_argument(
-        "--dtype",
-        choices=("float32", "float16", "bfloat16"),
-        default=None,
-        help="pipeline dtype (default: fp16 on CUDA)",
-    )
-    parser.add_argument(
-        "--device",
-        default=None,
-        help="torch device (default: the launcher's, else cuda if available, else cpu)",
-    )
-    parser.add_argument(
-        "--facexlib-dir",
-        default=None,
-        help="folder holding facexlib's weight files (else OSDFACE_FACEXLIB_DIR)",
-    )
+    parser.add_argument("--color-fix", choices=COLOR_FIX_NAMES, default="none", help="colour correction")
+    add_model_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     labels = "; ".join(f"{key}: {spec.choice_label}" for key, spec in PEERS.items())
     parser.add_argument(
@@ -153,8 +134,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from osdface.evaluation.work import run_eval_fr, summary_table
-    from osdface.hub import WeightsUnavailableError
+    # the study's modules load diffusers, facexlib, scikit-learn and matplotlib: only when it
+    # runs, so that `osdface --help` and the other commands start quickly
+    from osdface.evaluation.report import summary_table
+    from osdface.evaluation.run import run_eval_fr
 
     try:
         config = config_from_namespace(args)

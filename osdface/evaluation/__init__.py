@@ -3,9 +3,14 @@
 Modules, in the order a run uses them:
 
 - ``pairs``: read LFW ``pairs.txt`` files and simple CSV pair lists;
+- ``conditions``: the study's settings (``EvalFRConfig``), its conditions, per-image seeds;
+- ``cache``: the embeddings on disk, keyed by a hash of what changes them;
+- ``work``: one image's clean, turbulent and restored faces and their embeddings;
+- ``run``: the study itself (``run_eval_fr``), split between processes when launched;
 - ``metrics``: verification metrics from (similarity, same-person) arrays;
 - ``plots``: the PR / ROC / F1 / histogram figure, one curve per condition;
-- ``eval_fr``: the study itself (align, degrade, restore, embed, cache, report).
+- ``report``: ``metrics.json``, ``scores.csv``, the figures and the terminal summary.
 
-``pairs``, ``metrics`` and ``plots`` import no model code, so they stay quick to load.
+``pairs``, ``conditions``, ``metrics`` and ``plots`` import no model code, so they stay quick
+to load.
 """

@@ -112,17 +112,28 @@ def _f1(tp, fp, fn) -> np.ndarray:
     return np.divide(2 * tp, denom, out=np.zeros_like(tp, dtype=np.float64), where=denom > 0)
 
 
-def best_threshold(scores, labels) -> tuple[float, float]:
-    """(threshold, accuracy) of the accuracy-maximising threshold (highest one on ties)."""
-    s, y = _validate(scores, labels)
+@dataclass(frozen=True)
+class _BestThreshold:
+    threshold: float
+    accuracy: float
+    f1: float
+
+
+def _best_threshold(s: np.ndarray, y: np.ndarray) -> _BestThreshold:
+    """The accuracy-maximising threshold of validated arrays, its accuracy and its F1."""
     fpr, tpr, thresholds = _roc(s, y)
     num_pos = int(y.sum())
-    num_neg = y.size - num_pos
-    tp, _, _, tn = _counts(fpr, tpr, num_pos, num_neg)
+    tp, fp, fn, tn = _counts(fpr, tpr, num_pos, y.size - num_pos)
     accuracy = (tp + tn) / y.size
     # thresholds decrease, and argmax returns the first maximum: the highest threshold.
     i = int(np.argmax(accuracy))
-    return float(thresholds[i]), float(accuracy[i])
+    return _BestThreshold(float(thresholds[i]), float(accuracy[i]), float(_f1(tp, fp, fn)[i]))
+
+
+def best_threshold(scores, labels) -> tuple[float, float]:
+    """(threshold, accuracy) of the accuracy-maximising threshold (highest one on ties)."""
+    best = _best_threshold(*_validate(scores, labels))
+    return best.threshold, best.accuracy
 
 
 def tpr_at_far(scores, labels, far: float) -> float:
@@ -145,24 +156,19 @@ def compute_metrics(scores, labels) -> FRMetrics:
     """All verification metrics of one condition."""
     s, y = _validate(scores, labels)
     num_pos = int(y.sum())
-    num_neg = y.size - num_pos
-    fpr, tpr, thresholds = _roc(s, y)
-    tp, fp, fn, tn = _counts(fpr, tpr, num_pos, num_neg)
-    accuracy = (tp + tn) / y.size
-    i = int(np.argmax(accuracy))
-    threshold = float(thresholds[i])
+    best = _best_threshold(s, y)
     return FRMetrics(
         num_pairs=int(y.size),
         num_positive=num_pos,
-        num_negative=num_neg,
+        num_negative=y.size - num_pos,
         roc_auc=float(roc_auc_score(y, s)),
         average_precision=float(average_precision_score(y, s)),
-        best_threshold=threshold,
-        accuracy=float(accuracy[i]),
-        f1=float(_f1(tp, fp, fn)[i]),
+        best_threshold=best.threshold,
+        accuracy=best.accuracy,
+        f1=best.f1,
         tpr_at_far_1e_3=tpr_at_far(s, y, 1e-3),
         tpr_at_far_1e_2=tpr_at_far(s, y, 1e-2),
-        mean_sample_distance=mean_sample_distance(s, y, threshold),
+        mean_sample_distance=mean_sample_distance(s, y, best.threshold),
         mean_positive_similarity=float(s[y == 1].mean()),
         mean_negative_similarity=float(s[y == 0].mean()),
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from osdface.evaluation.metrics import FRCurves, FRMetrics
@@ -43,8 +44,6 @@ class Series:
 
 
 def _styles(series: Sequence[Series]) -> list[dict]:
-    from matplotlib import colormaps
-
     groups = sorted({s.group for s in series if s.group is not None})
     variants = list(dict.fromkeys(s.variant for s in series))
     cmap = colormaps["plasma"]

@@ -1,0 +1,131 @@
+"""The study's embedding cache: ``<output>/cache/<condition>/<settings hash>/part-*.npz``.
+
+The hash covers everything that changes an embedding (ArcFace weights, alignment, turbulence
+parameters and seed, pipeline weights, dtype, colour fix, prompt, peer weights), so a rerun
+with other settings never reads stale embeddings, and a rerun with the same ones computes only
+what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from osdface.degradations import TurbulenceParams
+from osdface.evaluation.conditions import RESTORE_PROMPTS, Condition, EvalFRConfig
+from osdface.files import write_bytes_atomic
+from osdface.hub import ModelSources
+from osdface.peer_specs import PEERS
+from osdface.runtime import dtype_name, resolve_dtype
+
+CACHE_FORMAT = 1
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cache_settings(
+    config: EvalFRConfig, condition: Condition, arcface: str, device: torch.device
+) -> dict[str, Any]:
+    """Everything that changes the embeddings of ``condition`` (hashed by ``settings_hash``)."""
+    settings: dict[str, Any] = {
+        "format": CACHE_FORMAT,
+        "arcface": arcface,
+        "alignment": "given" if config.aligned else "retinaface_resnet50_center_face_ffhq512",
+    }
+    if condition.length is not None:
+        settings["turbulence"] = asdict(TurbulenceParams(propagation_length=condition.length))
+        settings["seed"] = config.seed
+    if condition.method in RESTORE_PROMPTS:
+        sources = ModelSources.resolve(
+            config.weights, config.base_model, config.revision, config.base_revision
+        )
+        settings["pipeline"] = asdict(sources)
+        settings["dtype"] = dtype_name(resolve_dtype(config.dtype, device))
+        settings["color_fix"] = config.color_fix
+        settings["prompt"] = RESTORE_PROMPTS[condition.method]
+    if condition.method in PEERS:
+        settings["peer"] = PEERS[condition.method].weights.filename
+        if condition.method == "codeformer":
+            settings["codeformer_w"] = config.codeformer_w
+    return settings
+
+
+class EmbeddingCache:
+    """Embeddings on disk: ``<root>/<condition>/<hash>/part-*.npz`` (arrays ``keys``, ``embeddings``).
+
+    Each process appends its own part files (unique names, written atomically: a crash never
+    leaves a half-written part), so several processes and interrupted runs share one cache
+    safely.
+    """
+
+    def __init__(self, root: Path, hashes: dict[str, str], flush_every: int = 64):
+        self.root = root
+        self.hashes = hashes
+        self.flush_every = flush_every
+        self._pending: dict[str, list[tuple[str, np.ndarray]]] = {}
+        self._count = 0
+
+    def folder(self, condition: str) -> Path:
+        return self.root / condition / self.hashes[condition]
+
+    def cached_keys(self) -> set[tuple[str, str]]:
+        """(condition name, image key) of every cached entry, without reading the embeddings."""
+        found: set[tuple[str, str]] = set()
+        for condition in self.hashes:
+            for part in self.folder(condition).glob("part-*.npz"):
+                with np.load(part, allow_pickle=False) as data:
+                    found.update((condition, key) for key in data["keys"].tolist())
+        return found
+
+    def load(self) -> dict[tuple[str, str], np.ndarray]:
+        """(condition name, image key) -> (512,) float32 embedding, for every cached entry."""
+        found: dict[tuple[str, str], np.ndarray] = {}
+        for condition in self.hashes:
+            for part in sorted(self.folder(condition).glob("part-*.npz")):
+                with np.load(part, allow_pickle=False) as data:
+                    for key, vector in zip(data["keys"].tolist(), data["embeddings"]):
+                        found[(condition, key)] = vector
+        return found
+
+    def add(self, condition: str, key: str, embedding: np.ndarray) -> None:
+        self._pending.setdefault(condition, []).append((key, np.asarray(embedding, dtype=np.float32)))
+        self._count += 1
+        if self._count >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        for condition, entries in self._pending.items():
+            if entries:
+                self._write(condition, [k for k, _ in entries], np.stack([v for _, v in entries]))
+        self._pending = {}
+        self._count = 0
+
+    def compact(self) -> None:
+        """Merge each condition's parts into one (main process only, when no one else writes)."""
+        for condition in self.hashes:
+            parts = sorted(self.folder(condition).glob("part-*.npz"))
+            if len(parts) < 2:
+                continue
+            merged: dict[str, np.ndarray] = {}
+            for part in parts:
+                with np.load(part, allow_pickle=False) as data:
+                    merged.update(zip(data["keys"].tolist(), data["embeddings"]))
+            self._write(condition, list(merged), np.stack(list(merged.values())))
+            for part in parts:
+                part.unlink()
+
+    def _write(self, condition: str, keys: list[str], embeddings: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, keys=np.array(keys, dtype=str), embeddings=embeddings.astype(np.float32))
+        write_bytes_atomic(self.folder(condition) / f"part-{uuid.uuid4().hex}.npz", buffer.getvalue())
