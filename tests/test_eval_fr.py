@@ -16,7 +16,9 @@ from PIL import Image
 from test_eval_support import PEOPLE, degraded_copy, portraits, write_face_set, write_random_arcface
 
 from osdface.cli import main
+from osdface.color import ColorFix
 from osdface.degradations import TurbulenceParams, simulate_turbulence
+from osdface.errors import ImageError
 from osdface.evaluation.cache import EmbeddingCache
 from osdface.evaluation.conditions import (
     CLEAN,
@@ -29,6 +31,7 @@ from osdface.evaluation.conditions import (
 from osdface.evaluation.metrics import FRMetrics, compute_metrics
 from osdface.evaluation.pairs import parse_lfw_pairs, read_pairs
 from osdface.evaluation.run import run_eval_fr
+from osdface.evaluation.work import FaceLoader, NoFaceFoundError
 from osdface.faces import DetectedFace, align_face
 from osdface.facexlib_weights import FacexlibWeights
 from osdface.identity import ArcFaceEmbedder
@@ -318,11 +321,50 @@ def test_item_seeds_are_fixed_and_distinct():
         ({"degrade": "half"}, "degrade"),
         ({"max_pairs": 0}, "max_pairs"),
         ({"extension": ".jpg"}, "without the dot"),
+        ({"color_fix": "sepia"}, "unknown colour fix 'sepia'"),
+        ({"dtype": "float64"}, "dtype must be one of"),
     ],
 )
 def test_config_validation(changes, message):
     with pytest.raises(ValueError, match=message):
         EvalFRConfig(Path("f"), Path("p"), Path("o"), **changes)
+
+
+def test_colour_fix_names_are_stored_as_before():
+    # None for no fix: the value is part of metrics.json and of the cache's settings hash
+    assert EvalFRConfig(Path("f"), Path("p"), Path("o"), color_fix="none").color_fix is None
+    assert EvalFRConfig(Path("f"), Path("p"), Path("o"), color_fix=ColorFix.ADAIN).color_fix == "adain"
+
+
+def _two_people(tmp_path: Path) -> EvalFRConfig:
+    """Four small grey photos of two "people" and a pair list with same and different pairs."""
+    for name in ("A/1.png", "A/2.png", "B/1.png", "B/2.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.fromarray(np.full((64, 48, 3), 100, np.uint8)).save(tmp_path / name)
+    pairs_file = tmp_path / "pairs.csv"
+    pairs_file.write_text("path_a,path_b,same\nA/1.png,A/2.png,1\nA/1.png,B/2.png,0\nB/1.png,B/2.png,1\n")
+    return EvalFRConfig(
+        tmp_path, pairs_file, tmp_path / "out", lengths=(20000.0,), methods=("turbulent",), progress=False
+    )
+
+
+def test_no_face_is_an_image_error_with_fields(tmp_path):
+    config = _two_people(tmp_path)
+    load = FaceLoader(config.faces_dir, aligned=False, get_detector=lambda: lambda image: [])
+    with pytest.raises(NoFaceFoundError) as caught:
+        load("A/1.png")
+    assert isinstance(caught.value, ImageError)
+    assert (caught.value.source, caught.value.reason) == (str(tmp_path / "A" / "1.png"), "no face found")
+
+
+def test_a_failing_detector_stops_the_run_instead_of_skipping_the_image(tmp_path):
+    def broken_detector(image):
+        raise ValueError("detector bug")
+
+    config = _two_people(tmp_path)
+    embedder = ArcFaceEmbedder.random(seed=0)
+    with pytest.raises(ValueError, match="detector bug"):
+        run_eval_fr(config, embedder=embedder, pipeline=_NoPipeline(), detector=broken_detector)
 
 
 def test_missing_images_are_reported(tmp_path, capsys):
