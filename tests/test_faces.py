@@ -413,7 +413,7 @@ def test_detections_with_plain_lists_and_numpy_scalars_are_accepted():
 
 
 def test_synthetic_bench_photo_geometry():
-    from osdface.bench_faces import synthetic_photo
+    from osdface.bench.faces import synthetic_photo
 
     photo, detections = synthetic_photo(4, face_width=160)
     assert photo.dtype == np.uint8 and photo.shape == (320, 4 * 240 + 80, 3)
@@ -427,7 +427,7 @@ def test_synthetic_bench_photo_geometry():
 
 @pytest.mark.slow
 def test_bench_runs_on_the_tiny_architecture(capsys):
-    from osdface.bench_faces import BenchSettings, run
+    from osdface.bench.faces import BenchSettings, run
 
     figures = run(BenchSettings(size="tiny", faces=2, repeats=1, warmup=False, device="cpu"))
     printed = capsys.readouterr().out

@@ -89,11 +89,14 @@ def test_square_inputs_of_other_sizes_are_resized(tiny_pipeline):
     assert out.images[0].size == (512, 512)
 
 
-def test_prompt_ablation_path(tiny_pipeline):
-    vre = tiny_pipeline(face(8), generator=gen(), output_type="pt")
-    null = tiny_pipeline(face(8), prompt="", generator=gen(), output_type="pt")
-    text = tiny_pipeline(face(8), prompt="a photo of a face", generator=gen(), output_type="pt")
-    assert tiny_pipeline.text_encoder is not None and tiny_pipeline.tokenizer is not None
+def test_prompt_ablation_path(tiny_hub):
+    # Its own pipeline: the first prompt loads the text encoder into it.
+    pipe = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
+    assert pipe.text_encoder is None
+    vre = pipe(face(8), generator=gen(), output_type="pt")
+    null = pipe(face(8), prompt="", generator=gen(), output_type="pt")
+    text = pipe(face(8), prompt="a photo of a face", generator=gen(), output_type="pt")
+    assert pipe.text_encoder is not None and pipe.tokenizer is not None
     assert "text_encoder" in null.timings and "vre" not in null.timings
     assert null.images.shape == vre.images.shape == text.images.shape
     assert (vre.images - null.images).abs().max() > 1e-4
@@ -219,3 +222,15 @@ def test_model_cpu_offload_runs_and_matches(tiny_hub, tiny_pipeline):
     offloaded = pipe(image, generator=gen(), output_type="pt").images
     expected = tiny_pipeline(image, generator=gen(), output_type="pt").images
     assert torch.equal(offloaded, expected)
+
+
+def test_the_shared_tiny_pipeline_is_read_only(tiny_pipeline):
+    """What one test does to the session's pipeline must not reach the next one."""
+    with pytest.raises(AttributeError, match="read-only"):
+        tiny_pipeline.parallel_streams = False
+    with pytest.raises(AttributeError, match="read-only"):
+        tiny_pipeline.to("cpu", torch.float16)
+    with pytest.raises(AttributeError, match="read-only"):
+        tiny_pipeline.register_modules(text_encoder=None)
+    assert tiny_pipeline.parallel_streams is True and tiny_pipeline.unet.dtype == torch.float32
+    assert tiny_pipeline.text_encoder is not None  # loaded up front, the same for every test
