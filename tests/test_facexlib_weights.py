@@ -75,7 +75,6 @@ def test_local_folder_wins_then_cache(tmp_path):
     assert settings.path(NAME) == cache / NAME  # not in the local folder: the cache
     save_state(local / NAME)
     assert settings.path(NAME) == local / NAME
-    assert fw.weight_path(NAME, settings) == local / NAME
     with pytest.raises(ValueError, match="unknown facexlib weight file 'x.pth'"):
         settings.path("x.pth")
 
