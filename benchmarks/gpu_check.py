@@ -35,6 +35,7 @@ import torch
 
 from osdface.cpu_tuning import apply_memory_format
 from osdface.random_weights import random_pipeline
+from osdface.runtime import dtype_name
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def check_dtype(
     report: Report, pipe, reference, dtype: torch.dtype, settings: CheckSettings, first: bool
 ) -> None:
     device = pipe.device
-    name = str(dtype).removeprefix("torch.")
+    name = dtype_name(dtype)
     accuracy_row(report, pipe, reference, name)
     cuda = device.type == "cuda"
     modes = [("one", False), ("two", True)] if cuda else [("one", False)]
@@ -283,7 +284,7 @@ def run(settings: CheckSettings) -> Report:
         check_dtype(report, pipe, reference, dtype, settings, first=index == 0)
     if settings.compile:
         pipe.to(device, dtypes[0])
-        check_compile(report, pipe, reference, settings, str(dtypes[0]).removeprefix("torch."))
+        check_compile(report, pipe, reference, settings, dtype_name(dtypes[0]))
     settings.out.mkdir(parents=True, exist_ok=True)
     (settings.out / "gpu_check.md").write_text(markdown(report, settings))
     payload = {"device": name, "environment": env, "rows": [asdict(row) for row in report.rows]}

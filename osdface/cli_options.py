@@ -54,6 +54,7 @@ def add_model_arguments(
     parser: argparse.ArgumentParser,
     *,
     revisions: bool = True,
+    device: bool = True,
     dtype: bool = True,
     facexlib: bool = True,
 ) -> None:
@@ -81,11 +82,12 @@ def add_model_arguments(
             default=None,
             help=f"revision of the base model repo (default: {ENV_BASE_REVISION}, else main)",
         )
-    group.add_argument(
-        "--device",
-        default=None,
-        help="torch device: cpu, cuda, cuda:1 ... (default: the accelerate launcher's, else cuda if available, else cpu)",
-    )
+    if device:
+        group.add_argument(
+            "--device",
+            default=None,
+            help="torch device: cpu, cuda, cuda:1 ... (default: the accelerate launcher's, else cuda if available, else cpu)",
+        )
     if dtype:
         group.add_argument(
             "--dtype",

@@ -8,17 +8,15 @@ landmarks, hence the same aligned crops and paste-back) with another ``FaceModel
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from osdface.faces import DetectedFace, FaceRestorer, RestoreOptions, RestoreResult
+from osdface.files import save_png_atomic
 from osdface.imageio import load_image
 from osdface.peers import FaceModel, FaceModelPipeline
 
@@ -65,16 +63,6 @@ def restore_same_faces(
 def beside(target: Path, key: str) -> Path:
     """``out/a.png`` -> ``out/a.gfpgan.png``."""
     return target.with_name(f"{target.stem}.{key}{target.suffix}")
-
-
-def save_png_atomic(image: Image.Image, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
-    try:
-        image.save(partial, format="PNG")
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 class BesideWriter:

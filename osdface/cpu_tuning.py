@@ -8,7 +8,7 @@ VAE encoder, 0.94x of the UNet and 0.84x of the VAE decoder, 0.85x end to end, w
 travels with the weights to CUDA (``.to`` keeps strides), where channels_last is also what
 cuDNN's half-precision convolutions prefer; ``benchmarks/gpu_check.py`` measures both there.
 Threads stay at torch's default (one per physical core) for every module: on a quiet machine
-``python -m osdface.bench_threads`` measured 2 threads 1.8-1.9x faster than 1 for each stage (VRE
+``python -m osdface.bench.threads`` measured 2 threads 1.8-1.9x faster than 1 for each stage (VRE
 1.75 vs 3.18 s, VAE encoder 7.7 vs 14.9 s, UNet 6.0 vs 11.4 s, VAE decoder 16.6 vs 32.0 s; 32.0 s
 per face in all). With other processes busy on the same cores, 1 thread came out ahead (1.11x
 in all, UNet 1.61x), so a shared machine may do better with ``OMP_NUM_THREADS=1``; the choice is

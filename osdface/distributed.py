@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -94,16 +94,6 @@ class ProcessGroup:
         from accelerate.utils import gather_object
 
         return list(gather_object(list(local)))
-
-    def broadcast(self, value: Any) -> Any:
-        """The main process's ``value``, on every process (picklable values)."""
-        if not self.is_distributed:
-            return value
-        from accelerate.utils import broadcast_object_list
-
-        box = [value]
-        broadcast_object_list(box, from_process=0)
-        return box[0]
 
     def barrier(self) -> None:
         """Wait until every process gets here."""

@@ -29,6 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from osdface.cli_options import add_model_arguments
+from osdface.runtime import resolve_device, resolve_dtype
+
 MIN_DISTINCT_TOKENS = 16
 MIN_OUTPUT_STD = 0.02
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astronaut_aligned_classic.jpg"
@@ -212,12 +215,8 @@ def run_doctor(settings: DoctorSettings) -> DoctorReport:
         report.checks.append(Check("weights load", False, str(exc), "see the message above"))
         report.exit_code = 2
         return report
-    device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = (
-        getattr(torch, settings.dtype)
-        if settings.dtype
-        else (torch.float16 if device.type == "cuda" else torch.float32)
-    )
+    device = resolve_device(settings.device)
+    dtype = resolve_dtype(settings.dtype, device)
     pipe = pipe.to(device, dtype)
     report.runtime.update(
         device=str(device),
@@ -273,14 +272,7 @@ def format_text(report: DoctorReport) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", help="OSDFace weights: Hub repo id or folder (default OSDFACE_WEIGHTS)")
-    parser.add_argument(
-        "--base-model", help="SD 2.1 base: Hub repo id or folder (default OSDFACE_BASE_MODEL)"
-    )
-    parser.add_argument("--revision", help="weights revision: branch, tag or commit (pin a commit SHA)")
-    parser.add_argument("--base-revision", help="base-model revision")
-    parser.add_argument("--device", help="default cuda if available, else cpu")
-    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"))
+    add_model_arguments(parser, facexlib=False)
     parser.add_argument("--image", type=Path, help="aligned face to restore (default: the bundled example)")
     parser.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object")
 

@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from osdface.cli_options import add_model_arguments
+
 PAPER = "https://arxiv.org/abs/2411.17163"
 AUTHORS_REPO = "https://github.com/jkwang28/OSDFace"
 # The authors' repository carries no licence file: the card says so rather than guess one.
@@ -176,8 +178,6 @@ def register(subparsers) -> None:
         "--push-to-hub", metavar="REPO_ID", help="upload the exported folder to this Hub repo"
     )
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
-    parser.add_argument("--weights", help="OSDFace weights: Hub repo id or folder (default OSDFACE_WEIGHTS)")
-    parser.add_argument("--revision", help="weights revision (pin a commit SHA)")
-    parser.add_argument("--base-model", help="SD 2.1 base (only unet/config.json is read)")
-    parser.add_argument("--base-revision")
+    # Only the base model's unet/config.json is read; nothing runs, so no device or dtype.
+    add_model_arguments(parser, device=False, dtype=False, facexlib=False)
     parser.set_defaults(func=run)

@@ -21,13 +21,13 @@ The identity metric reuses this module for ``recognition_arcface_ir_se50.pth``; 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from osdface.hub import WeightsUnavailableError
+from osdface.weight_sources import WeightSources, cache_dir_for, offline_from_env
 
 if TYPE_CHECKING:
     import torch
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 ENV_LOCAL_DIR = "OSDFACE_FACEXLIB_DIR"
 ENV_REPO = "OSDFACE_FACEXLIB_REPO"
 ENV_REVISION = "OSDFACE_FACEXLIB_REVISION"
-ENV_CACHE = "OSDFACE_CACHE"
-ENV_OFFLINE = "OSDFACE_OFFLINE"
 
 _RELEASES = "https://github.com/xinntao/facexlib/releases/download"
 
@@ -58,30 +56,17 @@ class FacexlibWeightsError(WeightsUnavailableError):
     """
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 def default_cache_dir() -> Path:
     """``$OSDFACE_CACHE/facexlib``, else ``$XDG_CACHE_HOME/osdface/facexlib``, else
     ``~/.cache/osdface/facexlib``."""
-    root = os.environ.get(ENV_CACHE)
-    if root:
-        return Path(root).expanduser() / "facexlib"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "osdface" / "facexlib"
+    return cache_dir_for("facexlib")
 
 
 @dataclass(frozen=True)
-class FacexlibWeights:
+class FacexlibWeights(WeightSources):
     """Settings: where to look for facexlib's weight files (see the module docstring)."""
 
-    local_dir: Path | None = None
-    hub_repo: str | None = None
-    hub_revision: str | None = None
     cache_dir: Path = field(default_factory=default_cache_dir)
-    offline: bool = False
 
     @classmethod
     def from_env(cls, **overrides: object) -> FacexlibWeights:
@@ -96,7 +81,7 @@ class FacexlibWeights:
             hub_repo=os.environ.get(ENV_REPO) or None,
             hub_revision=os.environ.get(ENV_REVISION) or None,
             cache_dir=default_cache_dir(),
-            offline=_env_flag(ENV_OFFLINE) or _env_flag("HF_HUB_OFFLINE"),
+            offline=offline_from_env(),
         )
         given = {key: value for key, value in overrides.items() if value is not None}
         unknown = set(given) - {"local_dir", "hub_repo", "hub_revision", "cache_dir", "offline"}
@@ -116,17 +101,9 @@ class FacexlibWeights:
         if name not in FACEXLIB_URLS:
             raise ValueError(f"unknown facexlib weight file {name!r}; known: {sorted(FACEXLIB_URLS)}")
         tried: list[str] = []
-
-        if self.local_dir is not None:
-            candidate = self.local_dir / name
-            if candidate.is_file():
-                return candidate
-            tried.append(f"local folder {self.local_dir}: no file {name}")
-
-        cached = self.cache_dir / name
-        if cached.is_file():
-            return cached
-        tried.append(f"cache {self.cache_dir}: not there yet")
+        found = self._local_or_cached(name, tried)
+        if found is not None:
+            return found
 
         if self.hub_repo:
             try:
@@ -136,14 +113,9 @@ class FacexlibWeights:
                 tried.append(f"{where}: {type(exc).__name__}: {exc}")
 
         url = FACEXLIB_URLS[name]
-        if self.offline:
-            tried.append(f"{url}: not tried (offline: {ENV_OFFLINE} or HF_HUB_OFFLINE is set)")
-        else:
-            try:
-                return self._from_url(name, url)
-            except Exception as exc:  # noqa: BLE001 - recorded and re-raised below with every source
-                tried.append(f"{url}: {type(exc).__name__}: {exc}")
-
+        found = self._downloaded(name, url, tried)
+        if found is not None:
+            return found
         raise FacexlibWeightsError(_missing_message(name, url, tried, self.cache_dir))
 
     def _from_hub(self, name: str) -> Path:
@@ -158,21 +130,6 @@ class FacexlibWeights:
             )
         )
 
-    def _from_url(self, name: str, url: str) -> Path:
-        from torch.hub import download_url_to_file
-
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        target = self.cache_dir / name
-        # A unique temporary name in the same folder, then an atomic rename: a reader never
-        # sees a partial file, and two processes downloading at once both end up correct.
-        partial = self.cache_dir / f".{name}.{os.getpid()}.{uuid.uuid4().hex}.part"
-        try:
-            download_url_to_file(url, str(partial), progress=True)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
-        return target
-
 
 def _missing_message(name: str, url: str, tried: list[str], cache_dir: Path) -> str:
     # One item a line (places tried, then fixes): the app's toast and the CLI keep the lines.
@@ -186,11 +143,6 @@ def _missing_message(name: str, url: str, tried: list[str], cache_dir: Path) -> 
         f"  - copy it to {cache_dir / name}\n"
         f"  - set {ENV_REPO} to a Hugging Face Hub repo that holds {name}"
     )
-
-
-def weight_path(name: str, weights: FacexlibWeights | None = None) -> Path:
-    """Shortcut for ``(weights or FacexlibWeights.from_env()).path(name)``."""
-    return (weights or FacexlibWeights.from_env()).path(name)
 
 
 def load_facexlib_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from osdface.hub import WeightsUnavailableError
+from osdface.runtime import resolve_device
 
 if TYPE_CHECKING:
     import torch
@@ -265,9 +266,7 @@ def default_embedder() -> ArcFaceEmbedder:
     """The real ArcFace model, loaded once per process (from ``FacexlibWeights.from_env()``),
     on CUDA when available. A failed load raises :class:`IdentityUnavailableError` and is
     retried on the next call."""
-    import torch
-
-    return ArcFaceEmbedder.from_pretrained().to("cuda" if torch.cuda.is_available() else "cpu")
+    return ArcFaceEmbedder.from_pretrained().to(resolve_device())
 
 
 def similarity(a: FaceImage, b: FaceImage, embedder: ArcFaceEmbedder | None = None) -> float:

@@ -18,19 +18,17 @@ read with ``torch.load(weights_only=True)``, ``.safetensors`` with safetensors.
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from osdface.hub import WeightsUnavailableError, fetch
+from osdface.weight_sources import WeightSources, cache_dir_for, offline_from_env
 
 if TYPE_CHECKING:
     import torch
 
 ENV_LOCAL_DIR = "OSDFACE_PEERS_DIR"
-ENV_CACHE = "OSDFACE_CACHE"
-ENV_OFFLINE = "OSDFACE_OFFLINE"
 
 
 @dataclass(frozen=True)
@@ -52,27 +50,15 @@ class WeightFile:
 
 def default_cache_dir() -> Path:
     """``$OSDFACE_CACHE/peers``, else ``$XDG_CACHE_HOME/osdface/peers``, else ``~/.cache/osdface/peers``."""
-    root = os.environ.get(ENV_CACHE)
-    if root:
-        return Path(root).expanduser() / "peers"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "osdface" / "peers"
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+    return cache_dir_for("peers")
 
 
 @dataclass(frozen=True)
-class PeerWeights:
+class PeerWeights(WeightSources):
     """Settings: where to look for release files (see the module docstring). ``hub_repo`` and
     ``hub_revision`` given here apply to every file; else each file's environment variables."""
 
-    local_dir: Path | None = None
-    hub_repo: str | None = None
-    hub_revision: str | None = None
     cache_dir: Path = field(default_factory=default_cache_dir)
-    offline: bool = False
 
     @classmethod
     def from_env(
@@ -89,22 +75,16 @@ class PeerWeights:
             hub_repo=hub_repo,
             hub_revision=hub_revision,
             cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
-            offline=_env_flag(ENV_OFFLINE) or _env_flag("HF_HUB_OFFLINE"),
+            offline=offline_from_env(),
         )
 
     def path(self, file: WeightFile) -> Path:
         """Local path of ``file``, fetching it if needed; ``WeightsUnavailableError`` naming
         every source tried (and why it failed) and the fix when none has it."""
         tried: list[str] = []
-        if self.local_dir is not None:
-            candidate = self.local_dir / file.filename
-            if candidate.is_file():
-                return candidate
-            tried.append(f"local folder {self.local_dir}: no file {file.filename}")
-        cached = self.cache_dir / file.filename
-        if cached.is_file():
-            return cached
-        tried.append(f"cache {self.cache_dir}: not there yet")
+        found = self._local_or_cached(file.filename, tried)
+        if found is not None:
+            return found
         repo = self.hub_repo or os.environ.get(file.env_repo) or None
         if repo:
             revision = self.hub_revision or os.environ.get(file.env_revision) or None
@@ -112,32 +92,15 @@ class PeerWeights:
                 return fetch(repo, file.filename, revision, env_var=file.env_repo)
             except WeightsUnavailableError as exc:
                 tried.append(f"Hub repo {repo}" + (f"@{revision}" if revision else "") + f": {exc}")
-        if self.offline:
-            tried.append(f"{file.url}: not tried (offline: {ENV_OFFLINE} or HF_HUB_OFFLINE is set)")
-        else:
-            try:
-                return self._download(file)
-            except Exception as exc:  # noqa: BLE001 - recorded and re-raised below with every source
-                tried.append(f"{file.url}: {type(exc).__name__}: {exc}")
+        found = self._downloaded(file.filename, file.url, tried)
+        if found is not None:
+            return found
         lines = "\n".join(f"  - {entry}" for entry in tried)
         raise WeightsUnavailableError(
             f"{file.key} weights {file.filename!r} are not available. Tried:\n{lines}\n"
             f"Fix: download {file.url} and put it in a folder named by {ENV_LOCAL_DIR}, or copy it to "
-            f"{cached}; or set {file.env_repo} to a Hugging Face Hub repo that holds {file.filename}."
+            f"{self.cache_dir / file.filename}; or set {file.env_repo} to a Hugging Face Hub repo that holds {file.filename}."
         )
-
-    def _download(self, file: WeightFile) -> Path:
-        from torch.hub import download_url_to_file
-
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        target = self.cache_dir / file.filename
-        partial = self.cache_dir / f".{file.filename}.{os.getpid()}.{uuid.uuid4().hex}.part"
-        try:
-            download_url_to_file(file.url, str(partial), progress=True)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
-        return target
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -1,7 +1,7 @@
 """Randomly initialised instances of spandrel's own architecture classes for the other
 restorers, at their release sizes (or tiny, where spandrel reads the sizes from the state
 dict): for tests (``tests/peer_files.py`` saves them in the release layouts) and the
-benchmark (``osdface.bench_peers``)."""
+benchmark (``osdface.bench.peers``)."""
 
 from __future__ import annotations
 

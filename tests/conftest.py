@@ -38,12 +38,43 @@ def tiny_hub():
     return write_tiny_hub(os.environ["HF_HUB_CACHE"])
 
 
-@pytest.fixture(scope="session")
-def tiny_pipeline(tiny_hub):
-    """The tiny pipeline loaded through ``from_pretrained``, shared read-only by tests."""
+def _read_only(pipe):
+    """Turn the shared pipeline into a ``ReadOnlyPipeline``: every test sees the same object,
+    so a test that moved it, swapped a component or set a public setting on it would change
+    what the tests after it see (and results would depend on test order)."""
     from osdface import OSDFacePipeline
 
-    return OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
+    class ReadOnlyPipeline(OSDFacePipeline):
+        def __setattr__(self, name, value):
+            # Private state (the CUDA streams, the lock) is the pipeline's own business.
+            if not name.startswith("_"):
+                raise AttributeError(
+                    f"the session's tiny_pipeline is shared read-only; setting {name!r} on it would leak into "
+                    "other tests: build your own with OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, "
+                    "base_model=tiny_hub.base_repo)"
+                )
+            super().__setattr__(name, value)
+
+        def register_modules(self, **modules):
+            raise AttributeError(f"the session's tiny_pipeline is shared read-only; cannot register {sorted(modules)}")
+
+        def to(self, *args, **kwargs):
+            raise AttributeError("the session's tiny_pipeline is shared read-only; .to() would move it for everyone")
+
+    pipe.__class__ = ReadOnlyPipeline
+    return pipe
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_hub):
+    """The tiny pipeline loaded through ``from_pretrained``, its text encoder already loaded (so
+    no test's ``prompt=`` changes it for the others), shared read-only: setting a public
+    attribute, registering a module or ``.to()`` raises ``AttributeError``."""
+    from osdface import OSDFacePipeline
+
+    pipe = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
+    pipe.load_text_encoder()
+    return _read_only(pipe)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from osdface import bench
+from osdface.bench import pipeline as bench
 
 
 @pytest.mark.slow

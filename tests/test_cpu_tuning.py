@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from osdface import bench_cpu, cpu_tuning
+from osdface import cpu_tuning
+from osdface.bench import cpu as bench_cpu
 from osdface.random_weights import random_pipeline
 
 

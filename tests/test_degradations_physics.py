@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 from scipy.integrate import quad
-from scipy.special import jv
+from scipy.special import j0, j1, jv
 
+from osdface.degradations import tilt
 from osdface.degradations.blur import build_psf_model
 from osdface.degradations.tilt import (
     circulant_amplitude,
@@ -116,6 +117,31 @@ def test_tilt_correlation_integrals_match_adaptive_quadrature():
     np.testing.assert_allclose(tilt_correlation(probe), (direct_i0 + direct_i2) / i0[0], atol=2e-6)
     correlation = tilt_correlation(np.linspace(0, 90, 500))
     assert correlation[0] == pytest.approx(1.0) and np.all(np.diff(correlation) < 0) and correlation[-1] > 0
+
+
+def _j2_by_recurrence(order, x):
+    """J_2 as the module computed it by hand before it used scipy's jv: 2 J_1(x) / x - J_0(x),
+    and its power series below x = 0.5, where that difference cancels."""
+    assert order == 2
+    x = np.asarray(x, dtype=np.float64)
+    small = x < 0.5
+    x2 = np.where(small, x, 0.0) ** 2
+    series = x2 / 8.0 * (1.0 - x2 / 12.0 * (1.0 - x2 / 32.0 * (1.0 - x2 / 60.0)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recurrence = 2.0 * j1(x) / x - j0(x)
+    return np.where(small, series, recurrence)
+
+
+def test_scipy_j2_gives_the_integrals_of_the_hand_written_one(monkeypatch):
+    x = np.concatenate([np.linspace(0.0, 0.5, 5001), np.linspace(0.5, 200.0, 200_001)])
+    np.testing.assert_allclose(jv(2, x), _j2_by_recurrence(2, x), rtol=0, atol=1e-9)
+    s = np.array([0.0, 0.01, 0.3, 2.0, 12.0, 60.0])
+    i0, i2 = tilt_correlation_integrals(s)
+    monkeypatch.setattr(tilt, "jv", _j2_by_recurrence)
+    old_i0, old_i2 = tilt_correlation_integrals(s)
+    np.testing.assert_allclose(i0, old_i0, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(i2, old_i2, rtol=0, atol=1e-9)
+    assert np.abs(i2).max() > 1e-3  # not both zero
 
 
 def test_circulant_embedding_is_nearly_exact():

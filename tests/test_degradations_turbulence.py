@@ -19,7 +19,7 @@ from osdface.degradations.blur import (
     build_blur_grid,
     spatially_varying_blur,
 )
-from osdface.degradations.turbulence import _cpu_plan, clear_caches, describe, warp
+from osdface.degradations.turbulence import clear_caches, describe, warp
 
 
 def _scene(size: int, seed: int = 0) -> np.ndarray:
@@ -227,13 +227,22 @@ def test_warp_moves_the_image_by_the_shift_field():
     torch.testing.assert_close(half[:, :, 1:], (frame[:, :, :-1] + frame[:, :, 1:]) / 2)
 
 
-def test_parameter_set_up_is_cached_between_calls():
+def test_cached_set_up_gives_the_frames_a_fresh_one_gives():
+    """The set-up is cached per parameters and image size: with other set-ups in the cache,
+    each call still gets its own (a key missing the size or a parameter would mix them up)."""
+    near, far = TurbulenceParams(propagation_length=25_000.0), TurbulenceParams(propagation_length=40_000.0)
+    calls = [(near, 40), (far, 40), (near, 48)]
+    fresh = []
+    for params, size in calls:
+        clear_caches()
+        fresh.append(simulate_turbulence(_scene(size), params, seed=1))
     clear_caches()
-    image = _scene(40)
-    simulate_turbulence(image, TurbulenceParams(propagation_length=25_000.0), seed=0)
-    simulate_turbulence(image, TurbulenceParams(propagation_length=25_000), seed=1)
-    info = _cpu_plan.cache_info()
-    assert info.misses == 1 and info.hits >= 1
+    for _ in range(2):  # the second round runs entirely on cached set-ups
+        for (params, size), expected in zip(calls, fresh):
+            np.testing.assert_array_equal(simulate_turbulence(_scene(size), params, seed=1), expected)
+    same_as_near = TurbulenceParams(propagation_length=25_000)  # an int: equal parameters, same set-up
+    np.testing.assert_array_equal(simulate_turbulence(_scene(40), same_as_near, seed=1), fresh[0])
+    assert np.abs(fresh[0].astype(int) - fresh[1].astype(int)).max() > 10  # the set-ups do differ
 
 
 # --- The blended, spatially varying blur ----------------------------------------------------------

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from osdface import facexlib_weights as fw
 from osdface.facexlib_weights import (
     FACEXLIB_URLS,
     FacexlibWeights,
@@ -75,7 +74,6 @@ def test_local_folder_wins_then_cache(tmp_path):
     assert settings.path(NAME) == cache / NAME  # not in the local folder: the cache
     save_state(local / NAME)
     assert settings.path(NAME) == local / NAME
-    assert fw.weight_path(NAME, settings) == local / NAME
     with pytest.raises(ValueError, match="unknown facexlib weight file 'x.pth'"):
         settings.path("x.pth")
 

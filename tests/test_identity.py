@@ -151,7 +151,15 @@ def test_missing_weights_name_the_file_and_fix(tmp_path, monkeypatch):
         ArcFaceEmbedder.from_pretrained(FacexlibWeights.from_env(local_dir=tmp_path / "bad", offline=True))
 
 
-def test_legend_states_range_and_threshold():
-    assert "cosine similarity" in SIMILARITY_LEGEND
-    assert f"{SAME_PERSON_THRESHOLD:.1f}" in SIMILARITY_LEGEND
-    assert 0.0 < SAME_PERSON_THRESHOLD < 1.0
+def test_the_legend_describes_the_numbers_the_embedder_gives(embedder, faces):
+    """What the legend under every identity table promises: a cosine similarity from -1 to 1,
+    1.0 for the same picture, higher for a degraded copy than for another person."""
+    assert "from -1 to 1" in SIMILARITY_LEGEND and "1.0 means the same picture" in SIMILARITY_LEGEND
+    same, degraded, other = embedder.similarities(
+        faces["astronaut"], [faces["astronaut"], faces["astronaut_degraded"], faces["grace_hopper"]]
+    )
+    assert same == pytest.approx(1.0, abs=1e-5)
+    assert -1.0 <= other < degraded < same
+    assert cosine_similarity([1.0, 0.0], [-1.0, 0.0]) == -1.0  # the bottom of the range is reachable
+    # The rule of thumb sits between "different people" (below 0.2) and "same person" (above it).
+    assert 0.2 < SAME_PERSON_THRESHOLD < 0.5

@@ -4,6 +4,7 @@ found through the lookup code, detected as the right architecture, run batched."
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,6 +77,36 @@ def test_lookup_order_cache_then_hub_repo_from_the_environment(tmp_path, monkeyp
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / spec.filename).write_bytes(b"y")
     assert settings.path(spec) == tmp_path / "cache" / spec.filename
+
+
+def test_release_url_download_goes_to_our_cache_atomically_once(tmp_path, monkeypatch):
+    spec = PEERS["gfpgan"].weights
+    calls = []
+
+    def fake_download(url, dst, hash_prefix=None, progress=True):
+        calls.append(url)
+        assert Path(dst).parent == tmp_path / "cache" and Path(dst).name.endswith(".part")
+        Path(dst).write_bytes(b"weights")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    monkeypatch.delenv("OSDFACE_GFPGAN_REPO", raising=False)
+    settings = PeerWeights(cache_dir=tmp_path / "cache", offline=False)
+    assert settings.path(spec) == tmp_path / "cache" / spec.filename and calls == [spec.url]
+    assert settings.path(spec).read_bytes() == b"weights" and len(calls) == 1  # cached now
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [spec.filename]
+
+
+def test_failed_release_download_leaves_nothing_and_says_why(tmp_path, monkeypatch):
+    def failing_download(url, dst, hash_prefix=None, progress=True):
+        Path(dst).write_bytes(b"half a file")
+        raise OSError("connection reset")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", failing_download)
+    monkeypatch.delenv("OSDFACE_GFPGAN_REPO", raising=False)
+    settings = PeerWeights(cache_dir=tmp_path / "cache", offline=False)
+    with pytest.raises(WeightsUnavailableError, match="OSError: connection reset"):
+        settings.path(PEERS["gfpgan"].weights)
+    assert list((tmp_path / "cache").iterdir()) == []
 
 
 def test_missing_weights_name_every_source_and_the_fix(tmp_path, monkeypatch):

@@ -89,11 +89,14 @@ def test_square_inputs_of_other_sizes_are_resized(tiny_pipeline):
     assert out.images[0].size == (512, 512)
 
 
-def test_prompt_ablation_path(tiny_pipeline):
-    vre = tiny_pipeline(face(8), generator=gen(), output_type="pt")
-    null = tiny_pipeline(face(8), prompt="", generator=gen(), output_type="pt")
-    text = tiny_pipeline(face(8), prompt="a photo of a face", generator=gen(), output_type="pt")
-    assert tiny_pipeline.text_encoder is not None and tiny_pipeline.tokenizer is not None
+def test_prompt_ablation_path(tiny_hub):
+    # Its own pipeline: the first prompt loads the text encoder into it.
+    pipe = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
+    assert pipe.text_encoder is None
+    vre = pipe(face(8), generator=gen(), output_type="pt")
+    null = pipe(face(8), prompt="", generator=gen(), output_type="pt")
+    text = pipe(face(8), prompt="a photo of a face", generator=gen(), output_type="pt")
+    assert pipe.text_encoder is not None and pipe.tokenizer is not None
     assert "text_encoder" in null.timings and "vre" not in null.timings
     assert null.images.shape == vre.images.shape == text.images.shape
     assert (vre.images - null.images).abs().max() > 1e-4
@@ -221,9 +224,22 @@ def test_model_cpu_offload_runs_and_matches(tiny_hub, tiny_pipeline):
     assert torch.equal(offloaded, expected)
 
 
-def test_cuda_streams_are_built_once_per_device(tiny_pipeline, monkeypatch):
+def test_the_shared_tiny_pipeline_is_read_only(tiny_pipeline):
+    """What one test does to the session's pipeline must not reach the next one."""
+    with pytest.raises(AttributeError, match="read-only"):
+        tiny_pipeline.parallel_streams = False
+    with pytest.raises(AttributeError, match="read-only"):
+        tiny_pipeline.to("cpu", torch.float16)
+    with pytest.raises(AttributeError, match="read-only"):
+        tiny_pipeline.register_modules(text_encoder=None)
+    assert tiny_pipeline.parallel_streams is True and tiny_pipeline.unet.dtype == torch.float32
+    assert tiny_pipeline.text_encoder is not None  # loaded up front, the same for every test
+
+
+def test_cuda_streams_are_built_once_per_device(tiny_hub, monkeypatch):
     """The two side streams are made when the pipeline moves to a GPU, not on the first request,
     and reused by every call on that device (CUDA itself is rehearsed by the GPU check)."""
+    pipe = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
     made = []
 
     class Stream:
@@ -232,11 +248,10 @@ def test_cuda_streams_are_built_once_per_device(tiny_pipeline, monkeypatch):
             made.append(self.device)
 
     monkeypatch.setattr(torch.cuda, "Stream", Stream)
-    monkeypatch.setattr(tiny_pipeline, "_streams", None)
-    first = tiny_pipeline.prepare_streams(torch.device("cuda:0"))
+    first = pipe.prepare_streams(torch.device("cuda:0"))
     assert made == [torch.device("cuda:0")] * 2
-    assert tiny_pipeline.prepare_streams(torch.device("cuda:0")) is first and len(made) == 2
-    tiny_pipeline.prepare_streams(torch.device("cuda:1"))  # another GPU gets its own
+    assert pipe.prepare_streams(torch.device("cuda:0")) is first and len(made) == 2
+    pipe.prepare_streams(torch.device("cuda:1"))  # another GPU gets its own
     assert made[2:] == [torch.device("cuda:1")] * 2
-    monkeypatch.setattr(tiny_pipeline, "_streams", None)
-    assert tiny_pipeline.to("cpu") is tiny_pipeline and tiny_pipeline._streams is None  # none on CPU
+    monkeypatch.setattr(pipe, "_streams", None)
+    assert pipe.to("cpu") is pipe and pipe._streams is None  # none on CPU

@@ -24,8 +24,9 @@ substitution z = t^3 (dz = 3 t^2 dt) makes it smooth on [0, 1]. Beyond z = 1 the
 z^(-17/3), so the tail past z = 16 is below 1e-5 of I_0(0) and is dropped. Both pieces use 16-point
 Gauss-Legendre panels, each spanning at most 8 radians of the fastest oscillation J_n(2 s_max z), so
 the table is accurate (better than 1e-6 of I_0(0); checked against adaptive quadrature in the tests)
-for every s up to s_max. J_2 is taken from J_0 and J_1 (J_2 = 2 J_1 / x - J_0; its power series below x = 0.5,
-where that difference cancels) because they are several times faster than the general routine.
+for every s up to s_max. J_2 is ``scipy.special.jv(2, x)``: about 5x slower than the recurrence
+2 J_1 / x - J_0 (0.6 s instead of 0.1 s for the table at s_max = 60, once per process), equal to it
+within 1e-10, and with no power series needed where that difference cancels (tested).
 
 The table is built on a grid that is fine near s = 0 (step 0.025 up to 4) and geometric beyond
 (ratio 1.02; C decays slowly, like s^(-1/3)), then interpolated with a cubic spline.
@@ -53,7 +54,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 from scipy.interpolate import CubicSpline
-from scipy.special import j0, j1
+from scipy.special import j0, jv
 
 # Per-axis angle-of-arrival variance in units of (lambda/D)^2 (D/r0)^(5/3) (Z-tilt).
 TILT_VARIANCE_COEFFICIENT = 0.182
@@ -62,17 +63,6 @@ _Z_SPLIT = 1.0
 _Z_MAX = 16.0
 _PANEL_RADIANS = 8.0
 _GAUSS_POINTS = 16
-
-
-def _bessel_j0_j2(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """J_0 and J_2; J_2 from J_0 and J_1, or from its power series where 2 J_1(x)/x - J_0(x) cancels."""
-    b0, b1 = j0(x), j1(x)
-    small = x < 0.5
-    x2 = np.where(small, x, 0.0) ** 2
-    series = x2 / 8.0 * (1.0 - x2 / 12.0 * (1.0 - x2 / 32.0 * (1.0 - x2 / 60.0)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        recurrence = 2.0 * b1 / x - b0
-    return b0, np.where(small, series, recurrence)
 
 
 def _gauss_legendre(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +82,7 @@ def _quadrature(s_max: float) -> tuple[np.ndarray, np.ndarray]:
     z_far, w_far = _gauss_legendre(np.linspace(_Z_SPLIT, _Z_MAX, n_z + 1))
     z = np.concatenate([z_near, z_far])
     w = np.concatenate([w_near, w_far])
-    return z, w * z ** (-14.0 / 3.0) * _bessel_j0_j2(z)[1] ** 2
+    return z, w * z ** (-14.0 / 3.0) * jv(2, z) ** 2
 
 
 def tilt_correlation_integrals(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +97,7 @@ def tilt_correlation_integrals(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     chunk = max(1, 2_000_000 // z.size)  # bounds the temporary (chunk, len(z)) arrays
     for start in range(0, flat.size, chunk):
         x = 2.0 * np.outer(flat[start : start + chunk], z)
-        b0, b2 = _bessel_j0_j2(x)
+        b0, b2 = j0(x), jv(2, x)
         i0[start : start + chunk] = b0 @ weights
         i2[start : start + chunk] = b2 @ weights
     return i0.reshape(s.shape), i2.reshape(s.shape)

@@ -1,7 +1,7 @@
 """Benchmark: time per 512x512 face of each other restorer next to OSDFace's, in one run.
 
-    python -m osdface.bench_peers                    # every method, 2 faces, 1 timed round
-    python -m osdface.bench_peers --faces 1 --methods gfpgan,restoreformer
+    python -m osdface.bench.peers                    # every method, 2 faces, 1 timed round
+    python -m osdface.bench.peers --faces 1 --methods gfpgan,restoreformer
 
 Every model is its full release architecture with random weights (OSDFace:
 ``osdface.random_weights.random_pipeline("full")``; peers: ``osdface.random_peers``, loaded
@@ -22,6 +22,10 @@ import torch
 from PIL import Image
 
 from osdface.peer_specs import PEERS, parse_methods
+from osdface.peers import OSDFaceModel, SpandrelFaceModel
+from osdface.random_peers import build_face_model
+from osdface.random_weights import random_pipeline
+from osdface.runtime import resolve_device
 
 
 def random_faces(count: int, seed: int = 0) -> list[Image.Image]:
@@ -30,10 +34,6 @@ def random_faces(count: int, seed: int = 0) -> list[Image.Image]:
 
 
 def build_models(methods: tuple[str, ...], device: torch.device) -> dict[str, object]:
-    from osdface.peers import OSDFaceModel, SpandrelFaceModel
-    from osdface.random_peers import build_face_model
-    from osdface.random_weights import random_pipeline
-
     models: dict[str, object] = {"osdface": OSDFaceModel(random_pipeline(size="full").to(device))}
     for key in methods:
         state = build_face_model(key).state_dict()
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.faces < 1 or args.rounds < 1:
         parser.error("--faces and --rounds must be at least 1")
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device)
     run(parse_methods(args.methods), args.faces, args.rounds, device)
 
 

@@ -1,4 +1,4 @@
-"""Benchmark of the degradations: ``python -m osdface.degradations.bench [--size 512] [--repeats 5]``.
+"""Benchmark of the degradations: ``python -m osdface.bench.turbulence [--size 512] [--repeats 5]``.
 
 Prints, per device (CPU; CUDA when available) and propagation length, the first call on a fresh
 process state (set-up of every cached table plus one frame) and the time per frame afterwards for
@@ -17,9 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .classic import classic_degradation
-from .turbulence import TurbulenceParams, clear_caches, describe, sample_tilt_fields, simulate_turbulence
-from .warp import warp_grid_sample, warp_remap
+from osdface.degradations.classic import classic_degradation
+from osdface.degradations.turbulence import (
+    TurbulenceParams,
+    clear_caches,
+    describe,
+    sample_tilt_fields,
+    simulate_turbulence,
+)
+from osdface.degradations.warp import warp_grid_sample, warp_remap
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,7 @@ def run(settings: BenchSettings) -> list[tuple[str, str, Timing]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m osdface.degradations.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m osdface.bench.turbulence", description=__doc__)
     parser.add_argument("--size", type=int, default=BenchSettings.size, help="image side in pixels")
     parser.add_argument(
         "--repeats", type=int, default=BenchSettings.repeats, help="frames timed after the first"

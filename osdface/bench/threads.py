@@ -1,7 +1,7 @@
 """Benchmark: how many CPU threads each pipeline stage runs fastest with.
 
-    python -m osdface.bench_threads                   # full-size architecture, random weights
-    python -m osdface.bench_threads --size tiny --pairs 1
+    python -m osdface.bench.threads                   # full-size architecture, random weights
+    python -m osdface.bench.threads --size tiny --pairs 1
 
 Times whole pipeline calls (the pipeline's own per-stage clock: VRE, VAE encoder, UNet, VAE
 decoder) at each thread count, alternating the counts ``--pairs`` times after one untimed

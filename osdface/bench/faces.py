@@ -1,7 +1,7 @@
 """Benchmark: restoring the faces of a photo in one batched pipeline call vs one at a time.
 
-    python -m osdface.bench_faces                       # full-size architecture, random weights
-    python -m osdface.bench_faces --size tiny --repeats 3
+    python -m osdface.bench.faces                       # full-size architecture, random weights
+    python -m osdface.bench.faces --size tiny --repeats 3
 
 A synthetic photo holds ``--faces`` faces (a synthetic detector reports them, so no detector
 weights are needed); ``FaceRestorer`` restores it with ``batch_size=faces`` (one call) and with
@@ -23,6 +23,8 @@ import torch
 
 from osdface.cpu_tuning import apply_memory_format, check_cpu_dtype
 from osdface.faces import FFHQ_TEMPLATE_512, DetectedFace, FaceRestorer, RestoreOptions
+from osdface.random_weights import random_pipeline
+from osdface.runtime import DTYPE_NAMES, dtype_name, resolve_device, resolve_dtype
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,8 @@ def synthetic_photo(
 
 
 def run(settings: BenchSettings) -> dict[str, float]:
-    from osdface.random_weights import random_pipeline
-
-    device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = getattr(torch, settings.dtype or ("float16" if device.type == "cuda" else "float32"))
+    device = resolve_device(settings.device)
+    dtype = resolve_dtype(settings.dtype, device)
     check_cpu_dtype(device, dtype)
     pipeline = random_pipeline(size=settings.size, seed=settings.seed)
     apply_memory_format(pipeline)  # as from_pretrained does
@@ -97,7 +97,7 @@ def run(settings: BenchSettings) -> dict[str, float]:
     figures["ratio"] = figures["one_at_a_time"] / figures["batched"]
     figures["pipeline_ratio"] = figures["one_at_a_time_pipeline"] / figures["batched_pipeline"]
     print(
-        f"device: {device} ({str(dtype).removeprefix('torch.')}); architecture: {settings.size} (random weights); "
+        f"device: {device} ({dtype_name(dtype)}); architecture: {settings.size} (random weights); "
         f"photo: {photo.shape[1]}x{photo.shape[0]} with {settings.faces} faces; "
         f"median of {settings.repeats} run(s){' after a warm-up' if settings.warmup else ', no warm-up'}"
     )
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per mode (default: 1)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed first run of each mode")
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None)
+    parser.add_argument("--dtype", choices=DTYPE_NAMES, default=None)
     args = parser.parse_args(argv)
     if args.faces < 1 or args.repeats < 1:
         parser.error("--faces and --repeats must be at least 1")

@@ -1,8 +1,8 @@
 """Benchmark: pasting restored faces back into a 12-megapixel photo, facexlib's whole-frame
 paste-back vs ``osdface.paste`` (the same maths on each face's box).
 
-    python -m osdface.bench_paste                 # 4000x3000 photo, 3 faces, 3 alternating repeats
-    python -m osdface.bench_paste --faces 1 --upscale 2
+    python -m osdface.bench.paste                 # 4000x3000 photo, 3 faces, 3 alternating repeats
+    python -m osdface.bench.paste --faces 1 --upscale 2
 
 Times both on the same affine matrices, alternating (so that load on the machine falls on
 both), and prints the median seconds per photo and per face, the speed-up and the largest

@@ -1,8 +1,8 @@
 """Benchmark: the app's "compare without VRE" on one aligned face, two separate restores (each
 encoding the face) vs ``osdface.comparison`` (one encoding, both conditions after it).
 
-    python -m osdface.bench_comparison                    # full-size architecture, random weights
-    python -m osdface.bench_comparison --size tiny --pairs 3
+    python -m osdface.bench.comparison                    # full-size architecture, random weights
+    python -m osdface.bench.comparison --size tiny --pairs 3
 
 Runs each way once untimed (warm-up; floating-point operations counted by torch's
 FlopCounterMode; images compared), then alternates the two ``--pairs`` times, and prints the medians, the ratio and whether the images are equal.
@@ -13,27 +13,24 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from osdface.comparison import restore_with_and_without_vre
 from osdface.faces import FaceRestorer, RestoreOptions
+from osdface.random_weights import TINY_TEXT_CONFIG, _tiny_tokenizer_files, random_pipeline
 
 PROMPT = ""
 
 
 def _add_text_encoder(pipeline) -> None:
     """A random one-layer CLIP text encoder and a byte-level tokenizer (no download)."""
-    import tempfile
-    from pathlib import Path
-
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    from osdface.random_weights import TINY_TEXT_CONFIG, _tiny_tokenizer_files
-
     with tempfile.TemporaryDirectory() as folder:
         _tiny_tokenizer_files(Path(folder))
         tokenizer = CLIPTokenizer.from_pretrained(folder)
@@ -58,8 +55,6 @@ def _ways(restorer: FaceRestorer, face: np.ndarray, batch_conditions: bool):
 
 
 def run(size: str, pairs: int, batch_conditions: bool) -> dict[str, float]:
-    from osdface.random_weights import random_pipeline
-
     pipeline = random_pipeline(size)
     _add_text_encoder(pipeline)
     restorer = FaceRestorer(pipeline, detector=lambda image: [], options=RestoreOptions(aligned=True, seed=0))

@@ -8,7 +8,7 @@
 Prints the embedder's parameter count and MACs at 512x512 (paper: 28.63 M, 99.47 GMACs), then
 median per-stage latency, serialized and (on CUDA) with the VRE and the VAE encoder on two
 streams, and the pipeline's own overhead: wall time beyond the timed module forwards. On CPU
-also the achieved GFLOP/s per stage next to the machine's peak estimate (``osdface.bench_cpu``).
+also the achieved GFLOP/s per stage next to the machine's peak estimate (``osdface.bench.cpu``).
 The GPU check (fp16/bf16, streams, batches, compile) is ``benchmarks/gpu_check.sh``.
 """
 
@@ -22,8 +22,12 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from osdface.bench_cpu import compare_memory_formats, print_gflops, stage_flops
+from osdface.bench.cpu import compare_memory_formats, print_gflops, stage_flops
+from osdface.cli_options import add_model_arguments
 from osdface.cpu_tuning import apply_memory_format, check_cpu_dtype
+from osdface.pipeline import OSDFacePipeline
+from osdface.random_weights import random_pipeline
+from osdface.runtime import resolve_device, resolve_dtype
 
 PAPER_PARAMS_M = 28.63
 PAPER_GMACS = 99.47
@@ -71,15 +75,8 @@ def time_pipeline(pipe, images, repeats: int, warmup: int) -> dict[str, float]:
 
 
 def run(settings: BenchSettings) -> None:
-    from osdface import OSDFacePipeline
-    from osdface.random_weights import random_pipeline
-
-    device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = (
-        getattr(torch, settings.dtype)
-        if settings.dtype
-        else (torch.float16 if device.type == "cuda" else torch.float32)
-    )
+    device = resolve_device(settings.device)
+    dtype = resolve_dtype(settings.dtype, device)
     if settings.full_size_random:
         pipe, source = random_pipeline("full"), "full-size architecture, random weights"
     else:
@@ -143,10 +140,7 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--full-size-random", action="store_true", help="real-size architecture with random weights"
     )
-    parser.add_argument("--weights", default=None, help="OSDFace weights repo id or folder")
-    parser.add_argument("--base-model", default=None, help="SD 2.1 base repo id or folder")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    parser.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
+    add_model_arguments(parser, revisions=False, facexlib=False)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
