@@ -3,7 +3,7 @@
     python app.py [--share] [--host HOST] [--port PORT] [--weights REPO_OR_DIR]
                   [--base-model REPO_OR_DIR] [--device DEVICE] ...      (python app.py --help)
 
-This file is the user interface only; the work is in ``osdface.app_logic``. Models load once,
+This file is the user interface only; the work is in ``osdface.app`` (``service.Studio``). Models load once,
 at start-up (on a ZeroGPU Space: on the CPU, then moved to "cuda", which ZeroGPU defers). Only
 the restoration holds a GPU, in a function decorated with ``@spaces.GPU`` whose duration grows
 with the number of faces; off ZeroGPU that decorator does nothing, so this file runs unchanged
@@ -23,15 +23,18 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 import gradio as gr
 
 from app_compare import add_compare_panel, wire_compare_panel
 from osdface import progress
-from osdface.app_cli import launch_message, parse_args
-from osdface.app_logic import (
-    CPU_SECONDS_PER_FACE,
+from osdface.app.cli import launch_message, parse_args
+from osdface.app.models import Part
+from osdface.app.peers import PeerStudio
+from osdface.app.rendering import note_markdown
+from osdface.app.requests import (
     DEFAULT_PROPAGATION_LENGTH,
     MODE_ALIGNED,
     MODE_PHOTO,
@@ -39,13 +42,14 @@ from osdface.app_logic import (
     RequestError,
     RestoreRequest,
     ServiceUnavailableError,
-    Studio,
-    note_markdown,
 )
-from osdface.app_peers import PeerStudio
-from osdface.app_text import (
+from osdface.app.results import RestoreOutcome
+from osdface.app.service import Studio
+from osdface.app.startup import load_studio
+from osdface.app.text import (
     ABLATION_NOTE,  # noqa: F401 - part of the page's text, read by tests
     ABOUT,
+    CPU_SECONDS_PER_FACE,
     CSS,
     GPU_SECONDS_PER_FACE,
     INTRO,
@@ -53,25 +57,57 @@ from osdface.app_text import (
     SHARE_NOTE,
     SLIDER_HEIGHT,
 )
-from osdface.startup import load_studio
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 # Gradio's cache (uploads and the PNGs we return): every half hour, delete files over an hour old.
 CACHE_CLEANUP = (1800, 3600)
 
-# (file, mode, turbulence, propagation length, seed, ablation, prompt, colour fix), label
+
+@dataclass(frozen=True)
+class RestoreSettings:
+    """The restore endpoint's inputs, in the order of its API (and of ``_input_widgets``)."""
+
+    image: object
+    mode: str = MODE_PHOTO
+    turbulence: bool = False
+    propagation_length: float = DEFAULT_PROPAGATION_LENGTH
+    seed: int = 0
+    ablation: bool = False
+    prompt: str = ""
+    color_fix: str = "none"
+
+
+@dataclass(frozen=True)
+class Example:
+    label: str
+    settings: RestoreSettings  # ``image``: a file name in examples/
+
+
 EXAMPLES = [
-    (
-        ("grace_hopper_aligned_classic.jpg", MODE_ALIGNED, False, 30000, 0, True, "", "none"),
+    Example(
         "Aligned face, blurred",
+        RestoreSettings("grace_hopper_aligned_classic.jpg", MODE_ALIGNED, ablation=True),
     ),
-    (("astronaut_aligned.jpg", MODE_ALIGNED, True, 30000, 0, True, "", "none"), "Aligned face + turbulence"),
-    (
-        ("astronaut_aligned_turbulence.jpg", MODE_ALIGNED, False, 30000, 0, False, "", "wavelet"),
+    Example(
+        "Aligned face + turbulence",
+        RestoreSettings("astronaut_aligned.jpg", MODE_ALIGNED, turbulence=True, ablation=True),
+    ),
+    Example(
         "Turbulent face",
+        RestoreSettings("astronaut_aligned_turbulence.jpg", MODE_ALIGNED, color_fix="wavelet"),
     ),
-    (("grace_hopper_classic.jpg", MODE_PHOTO, False, 30000, 0, False, "", "none"), "Whole photo, blurred"),
-    (("astronaut.jpg", MODE_PHOTO, True, 40000, 1, True, "", "adain"), "Whole photo + 40 km turbulence"),
+    Example("Whole photo, blurred", RestoreSettings("grace_hopper_classic.jpg")),
+    Example(
+        "Whole photo + 40 km turbulence",
+        RestoreSettings(
+            "astronaut.jpg",
+            turbulence=True,
+            propagation_length=40000,
+            seed=1,
+            ablation=True,
+            color_fix="adain",
+        ),
+    ),
 ]
 
 
@@ -127,74 +163,55 @@ def _stage_times(studio: Studio) -> progress.StageTimes:
     return progress.StageTimes(CPU_SECONDS_PER_FACE if on_cpu else GPU_SECONDS_PER_FACE)
 
 
-def _restore_request(image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix):
+def _restore_request(settings: RestoreSettings) -> RestoreRequest:
     """The restore endpoint's inputs as a ``RestoreRequest``."""
     return RestoreRequest(
-        image=_upload_path(image),
-        mode=mode,
-        turbulence=bool(turbulence),
-        propagation_length=propagation_length,
-        seed=seed,
-        ablation=bool(ablation),
-        prompt=prompt or "",
-        color_fix=color_fix,
+        image=_upload_path(settings.image),
+        mode=settings.mode,
+        turbulence=bool(settings.turbulence),
+        propagation_length=settings.propagation_length,
+        seed=settings.seed,
+        ablation=bool(settings.ablation),
+        prompt=settings.prompt or "",
+        color_fix=settings.color_fix,
     )
 
 
-def _restore_outputs(outcome) -> tuple:
-    """A ``RestoreOutcome`` as the restore endpoint's outputs (paths as strings)."""
-    return (
-        str(outcome.input),
-        _path_or_none(outcome.turbulent_input),
-        str(outcome.restored),
-        _path_or_none(outcome.without_vre),
-        (str(outcome.slider[0]), str(outcome.slider[1])),
-        [(str(path), caption) for path, caption in outcome.gallery],
-        outcome.timing_markdown,
-        outcome.identity_markdown,
-    )
+@dataclass
+class RestoreWidgets:
+    """The restore endpoint's output components, by name (in the order of its API)."""
+
+    input: gr.Image
+    turbulent: gr.Image
+    restored: gr.Image
+    without_vre: gr.Image
+    slider: gr.ImageSlider
+    gallery: gr.Gallery
+    timing: gr.Markdown
+    identity: gr.Markdown
+
+    def components(self) -> list:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def values(self, outcome: RestoreOutcome) -> dict:
+        """A ``RestoreOutcome`` as {component: value} (paths as strings): the one place where
+        results meet widgets."""
+        return {
+            self.input: str(outcome.input),
+            self.turbulent: _path_or_none(outcome.turbulent_input),
+            self.restored: str(outcome.restored),
+            self.without_vre: _path_or_none(outcome.without_vre),
+            self.slider: (str(outcome.slider[0]), str(outcome.slider[1])),
+            self.gallery: [(str(path), caption) for path, caption in outcome.gallery],
+            self.timing: outcome.timing_markdown,
+            self.identity: outcome.identity_markdown,
+        }
 
 
 def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = None) -> gr.Blocks:
     """The page and its endpoints (``restore`` and ``degrade``). ``share``: the page says it is
     served on a public link; ``hub_note``: why the Hub was not used (shown in the banner)."""
-
-    @spaces.GPU(duration=studio.gpu_seconds)
-    def restore_on_gpu(prepared):
-        return studio.run(prepared)
-
-    stage_times = _stage_times(studio)
     demo = gr.Blocks(title="OSDFace Studio: one-step diffusion face restoration", delete_cache=CACHE_CLEANUP)
-
-    def restore(
-        image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix, bar=gr.Progress()
-    ):
-        """Restore the faces of an image with OSDFace (VRE), optionally after simulated turbulence
-        and alongside the text-conditioned ablation. Returns PNG paths (input, turbulent input or
-        None, OSDFace, without VRE or None), the before/after pair, the face gallery, and the
-        timing and identity tables (Markdown)."""
-        tracker = progress.RunProgress(lambda fraction, text: bar(fraction, desc=text), stage_times)
-        with _errors_for_the_user(), progress.tracking(tracker):
-            request = _restore_request(
-                image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix
-            )
-            tracker.step("read")
-            prepared = studio.prepare(request)
-            tracker.plan(prepared.face_count, 2 if request.ablation else 1, paste=request.mode == MODE_PHOTO)
-            result = restore_on_gpu(prepared)
-            tracker.step("write")
-            outcome = studio.finish(prepared, result, _request_folder(demo.GRADIO_CACHE))
-        return _restore_outputs(outcome)
-
-    def degrade(image, propagation_length, seed):
-        """Only the turbulence simulator (works without the model weights): the turbulent copy
-        of the image as a PNG path, and a note."""
-        with _errors_for_the_user():
-            path, note = studio.degrade(
-                _upload_path(image), propagation_length, seed, _request_folder(demo.GRADIO_CACHE)
-            )
-        return str(path), note
-
     with demo:
         gr.Markdown(INTRO)
         if share:
@@ -204,35 +221,83 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
         for summary, details in studio.status_notes():
             gr.Markdown(note_markdown(summary, details), elem_classes="osd-notes")
         inputs, run, preview, ablation, prompt, turbulence, mode = _input_widgets(studio)
-        outputs, out_turbulent, out_without, without_column = _output_widgets()
+        outputs, without_column = _output_widgets()
         compare_panel = add_compare_panel()  # "Compare with other restorers" (app_compare.py)
         with gr.Accordion("About OSDFace, VRE and the turbulence setting", open=False):
             gr.Markdown(ABOUT)
-
-        # The image input is not preprocessed: the file goes to the handler unread, so that its
-        # pixel count is checked from the header before anything decodes it.
-        restored = run.click(
-            restore,
-            inputs=inputs,
-            outputs=outputs,
-            api_name="restore",
-            preprocess=False,
-            # On failure only the main result shows "Error", not every output.
-            show_progress_on=[outputs[2]],
-        )
+        restored = _wire_restore(demo, studio, run, inputs, outputs)
         _wire_compare(demo, studio, compare_panel, restored, inputs)
-        preview.click(
-            degrade,
-            inputs=[inputs[0], inputs[3], inputs[4]],
-            outputs=[out_turbulent, outputs[6]],
-            api_name="degrade",
-            preprocess=False,
-            show_progress_on=[out_turbulent],
-        ).success(
-            lambda: gr.Image(visible=True), outputs=out_turbulent, api_visibility="private", queue=False
-        )
-        _toggles(turbulence, out_turbulent, ablation, without_column, prompt, mode, outputs[5])
+        _wire_degrade(demo, studio, preview, inputs, outputs)
+        _toggles(turbulence, outputs.turbulent, ablation, without_column, prompt, mode, outputs.gallery)
     return demo
+
+
+def _wire_restore(demo: gr.Blocks, studio: Studio, run: gr.Button, inputs: list, outputs: RestoreWidgets):
+    """The Restore button and the ``restore`` endpoint; returns its event (for what follows)."""
+
+    @spaces.GPU(duration=studio.gpu_seconds)
+    def restore_on_gpu(prepared):
+        return studio.run(prepared)
+
+    stage_times = _stage_times(studio)
+
+    def restore(
+        image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix, bar=gr.Progress()
+    ):
+        """Restore the faces of an image with OSDFace (VRE), optionally after simulated turbulence
+        and alongside the text-conditioned ablation. Returns PNG paths (input, turbulent input or
+        None, OSDFace, without VRE or None), the before/after pair, the face gallery, and the
+        timing and identity tables (Markdown)."""
+        settings = RestoreSettings(
+            image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix
+        )
+        tracker = progress.RunProgress(lambda fraction, text: bar(fraction, desc=text), stage_times)
+        with _errors_for_the_user(), progress.tracking(tracker):
+            request = _restore_request(settings)
+            tracker.step("read")
+            prepared = studio.prepare(request)
+            tracker.plan(prepared.face_count, 2 if request.ablation else 1, paste=request.mode == MODE_PHOTO)
+            result = restore_on_gpu(prepared)
+            tracker.step("write")
+            outcome = studio.finish(prepared, result, _request_folder(demo.GRADIO_CACHE))
+        return outputs.values(outcome)
+
+    # The image input is not preprocessed: the file goes to the handler unread, so that its
+    # pixel count is checked from the header before anything decodes it.
+    return run.click(
+        restore,
+        inputs=inputs,
+        outputs=outputs.components(),
+        api_name="restore",
+        preprocess=False,
+        # On failure only the main result shows "Error", not every output.
+        show_progress_on=[outputs.restored],
+    )
+
+
+def _wire_degrade(demo: gr.Blocks, studio: Studio, preview: gr.Button, inputs: list, outputs: RestoreWidgets):
+    """The turbulence preview and the ``degrade`` endpoint (they work without the weights)."""
+
+    def degrade(image, propagation_length, seed):
+        """Only the turbulence simulator (works without the model weights): the turbulent copy
+        of the image as a PNG path, and a note."""
+        with _errors_for_the_user():
+            path, note = studio.degrade(
+                _upload_path(image), propagation_length, seed, _request_folder(demo.GRADIO_CACHE)
+            )
+        return {outputs.turbulent: str(path), outputs.timing: note}
+
+    image, _mode, _turbulence, propagation_length, seed = inputs[:5]
+    preview.click(
+        degrade,
+        inputs=[image, propagation_length, seed],
+        outputs=[outputs.turbulent, outputs.timing],
+        api_name="degrade",
+        preprocess=False,
+        show_progress_on=[outputs.turbulent],
+    ).success(
+        lambda: gr.Image(visible=True), outputs=outputs.turbulent, api_visibility="private", queue=False
+    )
 
 
 def _wire_compare(demo: gr.Blocks, studio: Studio, panel, restored, inputs) -> None:
@@ -251,7 +316,7 @@ def _wire_compare(demo: gr.Blocks, studio: Studio, panel, restored, inputs) -> N
 
 def banner_html(studio: Studio, hub_note: str | None = None) -> str:
     """The red banner of a start without the model: every missing source, the flags to fix it."""
-    reason = "\n".join(part for part in (hub_note, studio.load_error) if part)
+    reason = "\n".join(part for part in (hub_note, studio.models.why_missing(Part.PIPELINE)) if part)
     return (
         '<div class="osd-banner" role="alert" id="weights-banner"><strong>Restoring is unavailable: '
         "the model weights could not be loaded.</strong><br>"
@@ -310,11 +375,10 @@ def _input_widgets(studio: Studio):
                     visible=False,
                 )
     inputs = [image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix]
+    shipped = [example for example in EXAMPLES if (EXAMPLES_DIR / example.settings.image).is_file()]
     gr.Examples(
-        examples=[
-            [str(EXAMPLES_DIR / row[0]), *row[1:]] for row, _ in EXAMPLES if (EXAMPLES_DIR / row[0]).is_file()
-        ],
-        example_labels=[label for row, label in EXAMPLES if (EXAMPLES_DIR / row[0]).is_file()],
+        examples=[[str(EXAMPLES_DIR / e.settings.image), *astuple(e.settings)[1:]] for e in shipped],
+        example_labels=[example.label for example in shipped],
         inputs=inputs,
         cache_examples=False,
         label="Examples (public-domain portraits; see examples/SOURCES.md)",
@@ -336,9 +400,9 @@ def mode_choices(studio: Studio) -> dict:
     }
 
 
-def _output_widgets():
+def _output_widgets() -> tuple[RestoreWidgets, gr.Column]:
     """The result row, the before/after slider, the gallery and the tables; returns the
-    restore outputs (in the handler's order) and the widgets toggled by the settings."""
+    restore outputs and the column of the without-VRE result (shown when that is on)."""
     with gr.Row(equal_height=True):
         output_kwargs = {
             "type": "filepath",
@@ -375,8 +439,10 @@ def _output_widgets():
             )
             timing = gr.Markdown(label="Timing", elem_id="timing")
             identity = gr.Markdown(label="Identity", elem_id="identity")
-    outputs = [out_input, out_turbulent, out_restored, out_without, slider, gallery, timing, identity]
-    return outputs, out_turbulent, out_without, without_column
+    outputs = RestoreWidgets(
+        out_input, out_turbulent, out_restored, out_without, slider, gallery, timing, identity
+    )
+    return outputs, without_column
 
 
 def _toggles(turbulence, out_turbulent, ablation, without_column, prompt, mode, gallery) -> None:

@@ -1,5 +1,5 @@
 """OSDFace Studio: the "Compare with other restorers" panel (widgets only; the work is in
-``osdface.app_peers``). ``app.py`` places the panel and wires it after Restore."""
+``osdface.app.peers``). ``app.py`` places the panel and wires it after Restore."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from osdface.app_logic import RequestError, RestoreRequest, ServiceUnavailableError
-from osdface.app_peers import BACKGROUND_CHOICES, OSDFACE_ON_BACKGROUND, PEER_CHOICES, PeerStudio
+from osdface.app.peers import BACKGROUND_CHOICES, OSDFACE_ON_BACKGROUND, PEER_CHOICES, PeerStudio
+from osdface.app.requests import RequestError, RestoreRequest, ServiceUnavailableError
 from osdface.peer_specs import PEERS
 
 SLOTS = (*PEERS, OSDFACE_ON_BACKGROUND)

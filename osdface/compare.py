@@ -8,7 +8,7 @@ landmarks, hence the same aligned crops and paste-back) with another ``FaceModel
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,16 +19,6 @@ from osdface.faces import DetectedFace, FaceRestorer, RestoreOptions, RestoreRes
 from osdface.files import save_png_atomic
 from osdface.imageio import load_image
 from osdface.peers import FaceModel, FaceModelPipeline
-
-
-class KnownFaces:
-    """A face detector that returns faces found before: every method gets the same faces."""
-
-    def __init__(self, faces: Sequence[DetectedFace]):
-        self.faces = list(faces)
-
-    def __call__(self, image: np.ndarray) -> list[DetectedFace]:
-        return list(self.faces)
 
 
 def detected_faces(result: RestoreResult) -> list[DetectedFace]:
@@ -51,13 +41,9 @@ def restore_same_faces(
     ``reference`` restored by ``model`` instead, pasted the same way (on ``background``'s
     upscaled photo when given). ``options.aligned``: ``photo`` is the aligned face itself."""
     options = replace(options, prompt=None)
-    restorer = FaceRestorer(
-        FaceModelPipeline(model),
-        detector=KnownFaces(detected_faces(reference)),
-        options=options,
-        background=background,
-    )
-    return restorer.restore(photo, options)
+    restorer = FaceRestorer(FaceModelPipeline(model), options=options, background=background)
+    faces = None if options.aligned else detected_faces(reference)
+    return restorer.restore_faces(photo, faces, options)
 
 
 def beside(target: Path, key: str) -> Path:

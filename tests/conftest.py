@@ -56,10 +56,14 @@ def _read_only(pipe):
             super().__setattr__(name, value)
 
         def register_modules(self, **modules):
-            raise AttributeError(f"the session's tiny_pipeline is shared read-only; cannot register {sorted(modules)}")
+            raise AttributeError(
+                f"the session's tiny_pipeline is shared read-only; cannot register {sorted(modules)}"
+            )
 
         def to(self, *args, **kwargs):
-            raise AttributeError("the session's tiny_pipeline is shared read-only; .to() would move it for everyone")
+            raise AttributeError(
+                "the session's tiny_pipeline is shared read-only; .to() would move it for everyone"
+            )
 
     pipe.__class__ = ReadOnlyPipeline
     return pipe

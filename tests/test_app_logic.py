@@ -1,4 +1,4 @@
-"""The app's request handling (osdface.app_logic), driven directly with the tiny pipeline.
+"""The app's request handling (osdface.app.service), driven directly with the tiny pipeline.
 
 Whole photos need a face detector; RetinaFace's weights cannot be downloaded here, so these
 tests detect with the landmarks measured on the two public-domain portraits
@@ -15,18 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
-from osdface.app_logic import (
-    GPU_BASE_SECONDS,
-    GPU_SECONDS_PER_FACE_PASS,
-    RequestError,
-    RestoreRequest,
-    ServiceUnavailableError,
-    Studio,
-    StudioSettings,
-    add_turbulence,
-    clean_crop,
-    read_image,
-)
+from osdface.app.imaging import add_turbulence, clean_crop
+from osdface.app.models import LoadedModels, Part
+from osdface.app.requests import RequestError, RestoreRequest, ServiceUnavailableError, StudioSettings
+from osdface.app.service import GPU_BASE_SECONDS, GPU_SECONDS_PER_FACE_PASS, Studio
+from osdface.app.uploads import read_image
 from osdface.faces import DetectedFace, FaceRestorer
 from osdface.identity import ArcFaceEmbedder
 
@@ -84,12 +77,10 @@ def make_studio(pipeline, group_photo=None, arcface=None, **settings) -> Studio:
     detector = (
         PlacedFaces(group_photo[1].shape[:2], group_photo[2]) if group_photo else PlacedFaces((0, 0), [])
     )
-    return Studio(
-        pipeline,
-        settings=StudioSettings(**settings),
-        restorer=FaceRestorer(pipeline, detector=detector),
-        identity=arcface,
+    models = LoadedModels(
+        pipeline=pipeline, restorer=FaceRestorer(pipeline, detector=detector), identity=arcface
     )
+    return Studio(models, settings=StudioSettings(**settings))
 
 
 def restore(studio: Studio, request: RestoreRequest, folder: Path):
@@ -295,7 +286,8 @@ def test_request_check_names_the_bad_value(changes, pattern):
 
 
 def test_without_weights_restore_explains_and_the_preview_works(tmp_path):
-    studio = Studio(None, load_error="Cannot load 'associate_2.ckpt' from Hub repo 'x/y'. Fix: download it.")
+    reason = "Cannot load 'associate_2.ckpt' from Hub repo 'x/y'. Fix: download it."
+    studio = Studio(LoadedModels(missing={Part.PIPELINE: reason}))
     assert not studio.available and studio.status_notes() == []
     with pytest.raises(
         ServiceUnavailableError, match="weights could not be loaded.\\nCannot load 'associate_2.ckpt'.*Fix"
@@ -314,9 +306,8 @@ def test_without_weights_restore_explains_and_the_preview_works(tmp_path):
 
 
 def test_without_a_detector_only_whole_photos_are_refused(tiny_pipeline):
-    studio = Studio(
-        tiny_pipeline, detector_error="facexlib weight file 'detection_Resnet50_Final.pth' is missing"
-    )
+    missing = {Part.DETECTOR: "facexlib weight file 'detection_Resnet50_Final.pth' is missing"}
+    studio = Studio(LoadedModels(pipeline=tiny_pipeline, missing=missing))
     with pytest.raises(ServiceUnavailableError, match="(?s)detection_Resnet50_Final.pth.*'Aligned face'"):
         studio.prepare(RestoreRequest(image=str(EXAMPLES / "astronaut.jpg"), mode="photo"))
     prepared = studio.prepare(RestoreRequest(image=str(EXAMPLES / "astronaut_aligned.jpg"), mode="aligned"))
@@ -338,7 +329,8 @@ def test_gpu_time_grows_with_faces_and_the_ablation(tiny_pipeline, group_photo):
 def test_load_without_weights_keeps_the_reason(tiny_hub):
     studio = Studio.load(StudioSettings(weights="osdface-test/not-there", base_model=tiny_hub.base_repo))
     assert not studio.available
-    assert "osdface-test/not-there" in studio.load_error and "Fix" in studio.load_error
+    reason = studio.models.why_missing(Part.PIPELINE)
+    assert "osdface-test/not-there" in reason and "Fix" in reason
 
 
 @pytest.mark.slow
@@ -349,8 +341,12 @@ def test_load_with_missing_facexlib_weights_turns_off_only_what_needs_them(tiny_
     )
     studio = Studio.load(settings)
     assert studio.available and studio.pipeline.text_encoder is not None
-    assert studio.restorer is None and "detection_Resnet50_Final.pth" in studio.detector_error
-    assert studio.identity is None and "recognition_arcface_ir_se50.pth" in studio.identity_error
+    assert studio.restorer is None and "detection_Resnet50_Final.pth" in studio.models.why_missing(
+        Part.DETECTOR
+    )
+    assert studio.identity is None and "recognition_arcface_ir_se50.pth" in studio.models.why_missing(
+        Part.IDENTITY
+    )
     notes = dict(studio.status_notes())
     assert len(notes) == 3 and "Identity scores are off: the ArcFace model could not be loaded." in notes
 

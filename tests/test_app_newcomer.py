@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osdface.app_logic import Studio, StudioSettings
+from osdface.app.models import LoadedModels, Part
+from osdface.app.requests import StudioSettings
+from osdface.app.service import Studio
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -72,13 +74,11 @@ def detectorless(tiny_hub, app_module, tmp_path_factory):
     weights = FacexlibWeights(local_dir=empty, cache_dir=empty / "cache", offline=True)
     with pytest.raises(FacexlibWeightsError) as missing:
         weights.path("detection_Resnet50_Final.pth")
-    studio = Studio(
-        pipeline,
-        settings=StudioSettings(max_megapixels=25),
-        restorer=None,
-        detector_error=str(missing.value),
-        identity_error="no ArcFace weights in this test",
+    models = LoadedModels(
+        pipeline=pipeline,
+        missing={Part.DETECTOR: str(missing.value), Part.IDENTITY: "no ArcFace weights in this test"},
     )
+    studio = Studio(models, settings=StudioSettings(max_megapixels=25))
     demo = app_module.build_demo(studio)
     demo.queue(default_concurrency_limit=2)
     port = free_port()
@@ -239,7 +239,7 @@ def test_progress_reports_each_stage_and_face_with_the_time_left(detectorless, t
 
 
 def test_share_note_only_with_share(app_module, tiny_hub):
-    studio = Studio(None, load_error="no weights in this test")
+    studio = Studio(LoadedModels(missing={Part.PIPELINE: "no weights in this test"}))
     shared = app_module.build_demo(studio, share=True)
     local = app_module.build_demo(studio)
     assert component(shared, "share-note")["value"] == app_module.SHARE_NOTE
@@ -272,7 +272,7 @@ def test_the_slider_keeps_the_aspect_ratio_and_the_ablation_says_what_it_is(dete
 
 
 def test_header_size_reads_only_the_header(tmp_path):
-    from osdface.uploads import header_size
+    from osdface.app.uploads import header_size
 
     assert header_size(png_header_only(tmp_path / "a.png", 30000, 20000)) == (30000, 20000)
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "b.jpg")

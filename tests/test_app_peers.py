@@ -1,4 +1,4 @@
-"""The app's comparison logic (``osdface.app_peers``) with the tiny pipeline, a fixed detector
+"""The app's comparison logic (``osdface.app.peers``) with the tiny pipeline, a fixed detector
 on a photo of two portraits, a tiny RestoreFormer and a random ArcFace."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from peer_files import write_face_release
 from PIL import Image
 from test_faces_support import measured_face, portrait
 
-from osdface.app_logic import RequestError, RestoreRequest, Studio, StudioSettings
-from osdface.app_peers import PeerStudio
-from osdface.compare import KnownFaces
+from osdface.app.models import LoadedModels
+from osdface.app.peers import PeerStudio
+from osdface.app.requests import RequestError, RestoreRequest, StudioSettings
+from osdface.app.service import Studio
 from osdface.faces import FaceRestorer
 from osdface.identity import ArcFaceEmbedder
 from osdface.peer_weights import PeerWeights
@@ -22,10 +23,9 @@ from osdface.peers import PeerSet
 def peer_studio(tiny_pipeline, tmp_path_factory):
     folder = tmp_path_factory.mktemp("peers")
     write_face_release("restoreformer", folder)
-    restorer = FaceRestorer(tiny_pipeline, detector=KnownFaces([measured_face("astronaut")]))
-    studio = Studio(
-        tiny_pipeline, settings=StudioSettings(), restorer=restorer, identity=ArcFaceEmbedder.random(seed=0)
-    )
+    restorer = FaceRestorer(tiny_pipeline, detector=lambda image: [measured_face("astronaut")])
+    models = LoadedModels(pipeline=tiny_pipeline, restorer=restorer, identity=ArcFaceEmbedder.random(seed=0))
+    studio = Studio(models, settings=StudioSettings())
     peers = PeerSet(PeerWeights(local_dir=folder, cache_dir=folder / "cache", offline=True))
     return PeerStudio(studio, peers)
 

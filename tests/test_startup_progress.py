@@ -1,4 +1,4 @@
-"""Start-up checks (osdface.startup) and progress by stage and face (osdface.progress)."""
+"""Start-up checks (osdface.app.startup) and progress by stage and face (osdface.progress)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import pytest
 from PIL import Image
 
 from osdface import progress
-from osdface.app_logic import Studio, StudioSettings
-from osdface.startup import missing_sources_message, needs_hub, probe_hub, unreachable_note
+from osdface.app.models import Part
+from osdface.app.requests import StudioSettings
+from osdface.app.service import Studio
+from osdface.app.startup import missing_sources_message, needs_hub, probe_hub, unreachable_note
 
 
 def test_probe_of_a_closed_port_says_unreachable_at_once():
@@ -56,9 +58,8 @@ def test_studio_load_names_both_missing_sources():
         StudioSettings(weights="osdface-test/absent-weights", base_model="osdface-test/absent-base")
     )
     assert not studio.available
-    assert (
-        "osdface-test/absent-weights" in studio.load_error and "osdface-test/absent-base" in studio.load_error
-    )
+    reason = studio.models.why_missing(Part.PIPELINE)
+    assert "osdface-test/absent-weights" in reason and "osdface-test/absent-base" in reason
 
 
 class Recorder:

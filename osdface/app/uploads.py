@@ -13,7 +13,8 @@ import struct
 
 import numpy as np
 
-from osdface.imageio import ImageTooLargeError, UnreadableImageError, describe_source, load_image
+from osdface.app.requests import RequestError
+from osdface.imageio import ImageTooLargeError, UnreadableImageError, load_image
 
 # Bytes enough for every Pillow plugin's signature test.
 _PREFIX_BYTES = 16
@@ -56,8 +57,6 @@ def too_large_message(width: int, height: int, max_pixels: int) -> str:
 
 def check_upload(source: str | os.PathLike | None, max_pixels: int, *, aligned: bool = False) -> None:
     """Refuse, from the header alone, an image over ``max_pixels`` or (``aligned``) not square."""
-    from osdface.app_logic import RequestError
-
     if source is None or (isinstance(source, str) and not source.strip()):
         return  # read_image says what to do
     size = header_size(source)
@@ -72,8 +71,6 @@ def check_upload(source: str | os.PathLike | None, max_pixels: int, *, aligned: 
 
 def read_image(source: str | os.PathLike | None, max_pixels: int) -> np.ndarray:
     """An uploaded file -> (H, W, 3) RGB uint8, with messages a user can act on."""
-    from osdface.app_logic import RequestError
-
     if source is None or (isinstance(source, str) and not source.strip()):
         raise RequestError(
             "No image yet: upload a photo (or paste one, or take one with the webcam), then try again."
@@ -83,30 +80,18 @@ def read_image(source: str | os.PathLike | None, max_pixels: int) -> np.ndarray:
         return load_image(source, max_pixels=max_pixels)
     except ImageTooLargeError as exc:
         raise RequestError(
-            f"This image is too large for the app ({_without_name(exc, source).rstrip('.')}). Downscale it "
+            f"This image is too large for the app ({exc.reason.rstrip('.')}). Downscale it "
             "(a face needs only about 512 pixels across) and upload it again."
         ) from exc
     except UnreadableImageError as exc:
         raise RequestError(
-            f"This file cannot be read as an image ({_without_name(exc, source).rstrip('.')}). "
+            f"This file cannot be read as an image ({exc.reason.rstrip('.')}). "
             "Upload a JPEG, PNG, WebP, BMP or TIFF photo."
         ) from exc
 
 
-def _without_name(exc: Exception, source: str | os.PathLike) -> str:
-    """The loader's message without the server-side file path it starts with, and without its
-    programmer's fix (the app gives its own)."""
-    text = str(exc)
-    prefix = f"{describe_source(source)}: "
-    if text.startswith(prefix):
-        text = text[len(prefix) :]
-    return text.split(" Fix:")[0].strip() or type(exc).__name__
-
-
 def check_aligned_size(width: int, height: int) -> None:
     """An aligned face is square (FaceRestorer allows 1% off) and not tiny."""
-    from osdface.app_logic import RequestError
-
     if abs(height - width) > 0.01 * max(height, width):
         raise RequestError(
             f"An aligned face must be square, and this image is {width}x{height}. Choose the mode "

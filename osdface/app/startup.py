@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
-    from osdface.app_logic import Studio, StudioSettings
+    from osdface.app.requests import StudioSettings
+    from osdface.app.service import Studio
 
 PROBE_TIMEOUT_S = 3.0
 
@@ -167,14 +168,15 @@ def load_studio(settings: StudioSettings) -> tuple[Studio, str | None]:
     studio comes without a pipeline at once: diffusers and torch are not even imported."""
     from huggingface_hub import constants
 
-    from osdface.app_logic import Studio
+    from osdface.app.models import LoadedModels, Part
+    from osdface.app.service import Studio
 
     with hub_offline_if_unreachable(settings.weights, settings.base_model) as probe:
         missing = None
         if constants.HF_HUB_OFFLINE or not needs_hub(settings.weights, settings.base_model):
             missing = missing_sources_message(settings.weights, settings.base_model)
         if missing:
-            studio = Studio(None, settings=settings, load_error=missing)
+            studio = Studio(LoadedModels(missing={Part.PIPELINE: missing}), settings=settings)
         else:
             studio = Studio.load(settings)
     return studio, unreachable_note(probe)

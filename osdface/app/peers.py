@@ -22,15 +22,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from osdface.app_logic import (
-    MODE_PHOTO,
-    PreparedRestore,
-    RequestError,
-    RestoreRequest,
-    Studio,
-    clean_crop,
-    save_png,
-)
+from osdface.app.imaging import clean_crop, save_png
+from osdface.app.models import Part
+from osdface.app.requests import MODE_PHOTO, RequestError, RestoreRequest
+from osdface.app.results import PreparedRestore
+from osdface.app.service import Studio
 from osdface.peer_specs import BACKGROUND_LICENCES, PEERS
 
 if TYPE_CHECKING:
@@ -94,7 +90,7 @@ class PeerStudio:
     @property
     def peers(self) -> PeerSet:
         # Imported on first use: osdface.peers imports torch and spandrel, and a start without
-        # the model weights shows its page without importing either (osdface.startup).
+        # the model weights shows its page without importing either (osdface.app.startup).
         from osdface.peers import PeerSet
 
         with self._peers_lock:
@@ -145,7 +141,6 @@ class PeerStudio:
 
     def run(self, job: PreparedCompare) -> list[MethodResult]:
         """Each method on the prepared faces (on ZeroGPU: the step that holds the GPU)."""
-        from osdface.compare import KnownFaces
         from osdface.faces import FaceRestorer, RestoreOptions
         from osdface.peers import FaceModelPipeline
 
@@ -162,14 +157,13 @@ class PeerStudio:
             max_pixels=None,
             max_output_pixels=None,
         )
+        faces = None if options.aligned else prepared.faces  # found once, in step 1
         results = []
         for key, model in job.models.items():
             pipeline = model if key == OSDFACE_ON_BACKGROUND else FaceModelPipeline(model)
-            restorer = FaceRestorer(
-                pipeline, KnownFaces(prepared.faces), options=options, background=job.background
-            )
+            restorer = FaceRestorer(pipeline, options=options, background=job.background)
             tick = time.perf_counter()
-            restored = restorer.restore(prepared.photo)
+            restored = restorer.restore_faces(prepared.photo, faces)
             seconds = time.perf_counter() - tick
             label = PEERS[key].label if key in PEERS else f"OSDFace, {BACKGROUNDS[job.background_name][0]}"
             results.append(
@@ -199,7 +193,7 @@ class PeerStudio:
             outcome.labels[result.key] = f"{result.label} · {result.seconds:.2f} s" + (
                 f" · ArcFace {_mean(result.similarities):.3f}" if result.similarities else ""
             )
-        outcome.markdown = compare_markdown(job, results, self.studio.identity_error)
+        outcome.markdown = compare_markdown(job, results, self.studio.models.why_missing(Part.IDENTITY))
         return outcome
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from osdface.app_logic import DEFAULT_MAX_FACES, DEFAULT_MAX_MEGAPIXELS, StudioSettings
+from osdface.app.requests import DEFAULT_MAX_FACES, DEFAULT_MAX_MEGAPIXELS, StudioSettings
 
 
 @dataclass(frozen=True)

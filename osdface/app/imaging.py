@@ -1,0 +1,67 @@
+"""The image work of the app's requests: the turbulent copy, the clean face where the restored
+one was cropped, the PNGs, and the device line of the timing table. Images are (H, W, 3) RGB
+uint8 unless said otherwise.
+
+torch (and so the simulator and the face package, which need it) is imported inside the
+functions: the app shows its page, and its missing-weights banner, before torch is imported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from osdface.app.requests import MAX_TURBULENCE_MEGAPIXELS, MODE_ALIGNED, RequestError
+from osdface.app.results import PreparedRestore
+from osdface.files import save_png_atomic
+from osdface.imageio import to_pil
+
+if TYPE_CHECKING:
+    import torch
+
+
+def add_turbulence(image: np.ndarray, propagation_length: float, seed: int) -> np.ndarray:
+    """(H, W, 3) RGB uint8 -> its turbulent copy, same format."""
+    from osdface.degradations import TurbulenceParams, simulate_turbulence
+
+    height, width = image.shape[:2]
+    if height * width > MAX_TURBULENCE_MEGAPIXELS * 1e6:
+        raise RequestError(
+            f"The turbulence simulator takes images up to {MAX_TURBULENCE_MEGAPIXELS:g} megapixels, and this "
+            f"one is {width}x{height} = {height * width / 1e6:.1f} megapixels. Downscale it, or switch "
+            "turbulence off."
+        )
+    if min(height, width) < 32:
+        raise RequestError(
+            f"The image is only {width}x{height} pixels; the turbulence simulator needs 32x32 or more."
+        )
+    return simulate_turbulence(
+        image, TurbulenceParams(propagation_length=float(propagation_length)), seed=seed
+    )
+
+
+def clean_crop(prepared: PreparedRestore, affine: np.ndarray) -> Image.Image:
+    """The clean input's face where the turbulent face was cropped (same alignment), 512x512."""
+    from osdface.faces.template import square_face, warp_to_template
+
+    if prepared.request.mode == MODE_ALIGNED:
+        return square_face(prepared.clean)
+    return to_pil(warp_to_template(prepared.clean, affine))
+
+
+def save_png(image: Image.Image | np.ndarray, path: Path) -> Path:
+    """Write a PIL image or an (H, W, 3) RGB uint8 array as PNG; return its path. Level 3
+    instead of 6: large photos are written a few times faster for about 10% more bytes."""
+    return save_png_atomic(image, path, compress_level=3)
+
+
+def describe_device(device: torch.device, dtype: torch.dtype) -> str:
+    import torch
+
+    precision = str(dtype).removeprefix("torch.")
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} ({device}, {precision})"
+    return f"{device.type.upper()} ({torch.get_num_threads()} threads, {precision})"

@@ -1,0 +1,117 @@
+"""What the app loaded at start-up, and what it could not load (with why): one typed
+description, ``LoadedModels``, that the ``Studio`` is built from and the page's notes are
+written from.
+
+Each part the app can run without is listed in ``Part``; a part that is missing disables
+only what needs it: no pipeline, no restoring (the turbulence preview still works); no
+detector, no whole photos (aligned faces still work); no ArcFace, no identity scores; no SD
+2.1 text encoder, no "without VRE" comparison.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from osdface.app.requests import StudioSettings
+
+if TYPE_CHECKING:
+    from osdface.faces import FaceRestorer
+    from osdface.identity import ArcFaceEmbedder
+    from osdface.pipeline import OSDFacePipeline
+
+
+class Part(str, Enum):
+    PIPELINE = "pipeline"  # OSDFace + SD 2.1 (restoring)
+    DETECTOR = "detector"  # RetinaFace (whole photos)
+    IDENTITY = "identity"  # ArcFace (identity scores)
+    ABLATION = "ablation"  # SD 2.1's text encoder (the without-VRE comparison)
+
+
+_NOT_CONFIGURED = {
+    Part.DETECTOR: "No face detector is configured.",
+    Part.IDENTITY: "No identity model is configured.",
+}
+
+
+@dataclass
+class LoadedModels:
+    """The models that loaded (None: not loaded) and, for each part that did not, why (the
+    reason with its fix). A part that is None without a reason gets "not configured"."""
+
+    pipeline: OSDFacePipeline | None = None
+    restorer: FaceRestorer | None = None
+    identity: ArcFaceEmbedder | None = None
+    missing: dict[Part, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.pipeline is None and Part.PIPELINE not in self.missing:
+            raise ValueError("LoadedModels without a pipeline needs missing[Part.PIPELINE] saying why")
+        for part, model in ((Part.DETECTOR, self.restorer), (Part.IDENTITY, self.identity)):
+            if model is None:
+                self.missing.setdefault(part, _NOT_CONFIGURED[part])
+
+    def why_missing(self, part: Part) -> str | None:
+        """Why ``part`` is off (None: it loaded)."""
+        return self.missing.get(part)
+
+
+def load_models(settings: StudioSettings) -> LoadedModels:
+    """Load every model once, at start-up, on CPU then moved to the device (as ZeroGPU
+    expects). A missing OSDFace or SD 2.1 file gives no pipeline (and the reason), never an
+    exception; so do missing detector, ArcFace or text-encoder files, each disabling only what
+    needs it."""
+    from osdface import OSDFacePipeline
+    from osdface.app.startup import missing_sources_message
+    from osdface.doctor import load_report_lines
+    from osdface.hub import WeightsUnavailableError
+    from osdface.runtime import resolve_device, resolve_dtype
+
+    device = resolve_device(settings.device)
+    try:
+        pipeline = OSDFacePipeline.from_pretrained(settings.weights, base_model=settings.base_model)
+    except WeightsUnavailableError as exc:
+        error = missing_sources_message(settings.weights, settings.base_model, str(exc))
+        return LoadedModels(missing={Part.PIPELINE: error})
+    for line in load_report_lines(pipeline.load_report):  # the same report as `osdface doctor`
+        logging.getLogger(__name__).info(line)
+    missing: dict[Part, str] = {}
+    try:
+        # Loaded now, not on the first ablation: on ZeroGPU nothing may load inside the GPU call.
+        pipeline.load_text_encoder()
+    except WeightsUnavailableError as exc:
+        missing[Part.ABLATION] = str(exc)
+    pipeline = pipeline.to(device, resolve_dtype(None, device))
+    restorer, identity = _load_face_models(settings, pipeline, device, missing)
+    return LoadedModels(pipeline=pipeline, restorer=restorer, identity=identity, missing=missing)
+
+
+def _load_face_models(settings: StudioSettings, pipeline, device, missing: dict[Part, str]):
+    """The whole-photo restorer (its detector loaded now) and ArcFace, or None each with the
+    reason in ``missing``."""
+    import torch
+
+    from osdface.faces import FaceRestorer, RestoreOptions
+    from osdface.facexlib_weights import FacexlibWeights, FacexlibWeightsError
+    from osdface.identity import ArcFaceEmbedder, IdentityUnavailableError
+
+    facexlib = FacexlibWeights.from_env(local_dir=settings.facexlib_dir)
+    restorer = FaceRestorer(
+        pipeline,
+        options=RestoreOptions(max_faces=settings.max_faces, max_pixels=None),
+        weights=facexlib,
+        # on ZeroGPU faces are counted on the CPU before a GPU is asked for
+        device=torch.device("cpu") if settings.zero_gpu else device,
+    )
+    try:
+        restorer.detector  # noqa: B018 - loads RetinaFace now rather than on the first photo
+    except FacexlibWeightsError as exc:
+        restorer, missing[Part.DETECTOR] = None, str(exc)
+    identity = None
+    try:
+        identity = ArcFaceEmbedder.from_pretrained(facexlib).to(device)
+    except IdentityUnavailableError as exc:
+        missing[Part.IDENTITY] = str(exc)
+    return restorer, identity

@@ -1,0 +1,358 @@
+"""What the Gradio app does with a request, without Gradio.
+
+``app.py`` is the user interface only: it turns widgets into a ``RestoreRequest``, calls the
+``Studio`` and shows what comes back. Keeping the work here lets tests drive it directly and
+keeps one request's files in one folder (``output_dir``) that only that request writes.
+
+A restore runs in three steps so that, on a ZeroGPU Space, only the middle one holds a GPU and
+its time budget can be computed from the number of faces before it starts:
+
+1. ``Studio.prepare`` (CPU): read the image (the pixel limit is checked on the header, before
+   decoding), add turbulence, detect the faces;
+2. ``Studio.run`` (GPU): restore the faces with VRE, again without VRE when asked (the same
+   faces), and score identities;
+3. ``Studio.finish`` (CPU): write the PNGs and the timing and identity tables.
+
+Errors meant for the user are ``RequestError`` (the request cannot be served as asked; the
+message says what to do) and ``ServiceUnavailableError`` (weights missing; the message names
+the reason and the fix). Anything else is a bug and propagates. torch and the models are
+imported inside the steps: the app shows its page before torch is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from osdface import progress
+from osdface.app.imaging import add_turbulence, clean_crop, describe_device, save_png
+from osdface.app.models import LoadedModels, Part, load_models
+from osdface.app.rendering import identity_markdown, pass_timings, status_notes, timing_markdown
+from osdface.app.requests import (
+    MODE_ALIGNED,
+    MODE_PHOTO,
+    RequestError,
+    RestoreRequest,
+    ServiceUnavailableError,
+    StudioSettings,
+    check_turbulence_settings,
+)
+from osdface.app.results import GpuResult, IdentityRow, PreparedRestore, RestoreOutcome
+from osdface.app.uploads import check_aligned_face, check_upload, read_image
+
+if TYPE_CHECKING:
+    import torch
+
+    from osdface.faces import DetectedFace, FaceRestorer, RestoreOptions, RestoreResult
+    from osdface.identity import ArcFaceEmbedder
+    from osdface.pipeline import OSDFacePipeline
+
+# ZeroGPU time budget: model transfer and warm-up, then one pipeline pass per face and mode.
+GPU_BASE_SECONDS = 20
+GPU_SECONDS_PER_FACE_PASS = 3
+GPU_MAX_SECONDS = 120
+
+
+class Studio:
+    """The loaded models and the three request steps. Shared by all requests; holds no
+    per-request state, so requests may run concurrently.
+
+    models: what loaded and what did not (``osdface.app.models.LoadedModels``). Without the
+        pipeline, restoring raises ``ServiceUnavailableError`` and the turbulence preview still
+        works; without the detector (``restorer`` None), aligned faces still work; without
+        ArcFace, no identity scores; without the text encoder, no "without VRE" comparison.
+    """
+
+    def __init__(self, models: LoadedModels, *, settings: StudioSettings | None = None):
+        self.models = models
+        self.settings = settings or StudioSettings()
+
+    @classmethod
+    def load(cls, settings: StudioSettings) -> Studio:
+        """Load every model once, at start-up (``osdface.app.models.load_models``)."""
+        return cls(load_models(settings), settings=settings)
+
+    # ---------------------------------------------------------------- status
+
+    @property
+    def pipeline(self) -> OSDFacePipeline | None:
+        return self.models.pipeline
+
+    @property
+    def restorer(self) -> FaceRestorer | None:
+        return self.models.restorer
+
+    @property
+    def identity(self) -> ArcFaceEmbedder | None:
+        return self.models.identity
+
+    @property
+    def available(self) -> bool:
+        return self.pipeline is not None
+
+    @property
+    def device(self) -> torch.device:
+        import torch  # only once a model is loaded: the page renders before torch is imported
+
+        if self.pipeline is None:
+            return torch.device("cpu")
+        return self.pipeline.device
+
+    def status_notes(self) -> list[tuple[str, str | None]]:
+        """Notes for the page, each (summary, details or None): what is off and why (with the
+        fix), and the CPU warning. Empty when the pipeline is missing (the banner says it all)."""
+        if self.pipeline is None:
+            return []
+        return status_notes(self.models, on_cpu=self.device.type == "cpu" and not self.settings.zero_gpu)
+
+    def gpu_seconds(self, prepared: PreparedRestore) -> int:
+        """Seconds of GPU time to request for ``prepared`` (ZeroGPU's ``duration``)."""
+        passes = prepared.face_count * (2 if prepared.request.ablation else 1)
+        return min(GPU_MAX_SECONDS, GPU_BASE_SECONDS + GPU_SECONDS_PER_FACE_PASS * passes)
+
+    # ---------------------------------------------------------------- step 1 (CPU)
+
+    def prepare(self, request: RestoreRequest) -> PreparedRestore:
+        """Check the request, read the image, add turbulence, find the faces."""
+        started = time.perf_counter()
+        request.check()
+        if self.pipeline is None:
+            raise ServiceUnavailableError(
+                f"Restoring is unavailable: the model weights could not be loaded.\n{self.models.why_missing(Part.PIPELINE)}\n"
+                "(The turbulence preview still works.)"
+            )
+        if request.ablation and self.models.why_missing(Part.ABLATION):
+            raise ServiceUnavailableError(
+                f"The without-VRE comparison is unavailable: {self.models.why_missing(Part.ABLATION)} "
+                "Switch off 'Compare without VRE' to restore with VRE only."
+            )
+        if request.mode == MODE_PHOTO and self.restorer is None:
+            raise ServiceUnavailableError(
+                "Whole-photo mode is unavailable because the face detector could not be loaded.\n"
+                f"{self.models.why_missing(Part.DETECTOR)}\nMeanwhile, crop and align the face yourself (512x512, FFHQ "
+                "alignment) and choose the mode 'Aligned face'."
+            )
+        timings: dict[str, float] = {}
+        tick = time.perf_counter()
+        check_upload(request.image, self.settings.max_pixels, aligned=request.mode == MODE_ALIGNED)
+        clean = read_image(request.image, self.settings.max_pixels)
+        timings["read"] = time.perf_counter() - tick
+        if request.mode == MODE_ALIGNED:
+            check_aligned_face(clean)
+        photo = clean
+        if request.turbulence:
+            progress.step("turbulence")
+            tick = time.perf_counter()
+            photo = add_turbulence(clean, request.propagation_length, int(request.seed))
+            timings["turbulence"] = time.perf_counter() - tick
+
+        faces: list[DetectedFace] = []
+        found = 1
+        if request.mode == MODE_PHOTO:
+            progress.step("detect")
+            tick = time.perf_counter()
+            options = self._options(request)
+            detection = self.restorer.detect(photo, options)
+            faces, found = detection.faces, detection.found
+            timings["detect"] = time.perf_counter() - tick
+            if not faces:
+                where = " after the simulated turbulence" if request.turbulence else ""
+                raise RequestError(
+                    f"No face was found in this photo{where}. Try a photo in which the face is at least "
+                    f"{options.min_face_size:.0f} pixels wide, sharp enough to see the eyes and mouth; "
+                    "or, if the image is already a cropped, aligned face, choose the mode 'Aligned face'."
+                )
+        return PreparedRestore(
+            request=request,
+            clean=clean,
+            photo=photo,
+            faces=faces,
+            faces_found=found,
+            timings=timings,
+            started=started,
+        )
+
+    def _options(self, request: RestoreRequest) -> RestoreOptions:
+        from osdface.faces import RestoreOptions
+
+        base = self.restorer.options if self.restorer is not None else RestoreOptions()
+        return replace(
+            base,
+            aligned=request.mode == MODE_ALIGNED,
+            max_faces=self.settings.max_faces,
+            prompt=None,
+            color_fix=None if request.color_fix == "none" else request.color_fix,
+            seed=int(request.seed),
+            upscale=1.0,
+            # Already checked on the file; the arrays handed on are not re-checked.
+            max_pixels=None,
+            max_output_pixels=None,
+        )
+
+    # ---------------------------------------------------------------- step 2 (GPU)
+
+    def run(self, prepared: PreparedRestore) -> GpuResult:
+        """Restore the prepared faces (with VRE; again without VRE when asked) and score them.
+        On ZeroGPU this is the only step that holds a GPU."""
+        import torch
+
+        from osdface.comparison import restore_with_and_without_vre
+        from osdface.faces import FaceRestorer
+
+        if self.pipeline is None:
+            raise ServiceUnavailableError(
+                f"Restoring is unavailable: {self.models.why_missing(Part.PIPELINE)}"
+            )
+        request = prepared.request
+        device = self.device
+        cuda = device.type == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        options = self._options(request)
+        # The faces were found in step 1 (None: the photo is an aligned face).
+        faces = None if options.aligned else prepared.faces
+        restorer = FaceRestorer(self.pipeline, options=options)
+        timings: dict[str, float] = {}
+        try:
+            if request.ablation:  # encodes each face once for both passes
+                restored, without_vre = restore_with_and_without_vre(
+                    restorer, prepared.photo, faces, request.prompt
+                )
+            else:
+                restored, without_vre = restorer.restore_faces(prepared.photo, faces), None
+        except torch.OutOfMemoryError as exc:
+            if cuda:
+                torch.cuda.empty_cache()
+            raise RequestError(
+                f"The GPU ran out of memory restoring {prepared.face_count} face(s) at once. "
+                "Try again in a moment, or with fewer faces (crop the photo)."
+            ) from exc
+
+        identity, note = None, None
+        if self.identity is None:
+            note = self.models.why_missing(Part.IDENTITY)
+        else:
+            tick = time.perf_counter()
+            identity = self._identity(prepared, restored, without_vre)
+            timings["identity"] = time.perf_counter() - tick
+        return GpuResult(
+            restored=restored,
+            without_vre=without_vre,
+            identity=identity,
+            identity_note=note,
+            device_name=describe_device(device, self.pipeline.dtype),
+            peak_memory_bytes=int(torch.cuda.max_memory_allocated(device)) if cuda else None,
+            timings=timings,
+        )
+
+    def _identity(
+        self, prepared: PreparedRestore, restored: RestoreResult, without_vre: RestoreResult | None
+    ) -> list[IdentityRow]:
+        """Each face's similarity to the clean input face: of the turbulent input (when on), of
+        the restoration with VRE and of the one without (when on)."""
+        turbulent = prepared.request.turbulence
+        rows = []
+        for index, face in enumerate(restored.faces):
+            clean_face = clean_crop(prepared, face.affine) if turbulent else face.input_crop
+            others = [face.restored_crop]
+            if turbulent:
+                others.append(face.input_crop)
+            if without_vre is not None:
+                others.append(without_vre.faces[index].restored_crop)
+            scores = self.identity.similarities(clean_face, others)
+            rows.append(
+                IdentityRow(
+                    face=index + 1,
+                    restored=scores[0],
+                    turbulent_input=scores[1] if turbulent else None,
+                    without_vre=scores[-1] if without_vre is not None else None,
+                )
+            )
+        return rows
+
+    # ---------------------------------------------------------------- step 3 (CPU)
+
+    def finish(
+        self, prepared: PreparedRestore, result: GpuResult, output_dir: str | os.PathLike
+    ) -> RestoreOutcome:
+        """Write the request's PNGs into ``output_dir`` (which only this request writes) and
+        build the tables."""
+        request = prepared.request
+        folder = Path(output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        tick = time.perf_counter()
+        input_path = save_png(prepared.clean, folder / "input.png")
+        turbulent_path = (
+            save_png(prepared.photo, folder / "turbulent_input.png") if request.turbulence else None
+        )
+        restored_path = save_png(result.restored.image, folder / "osdface.png")
+        without_path = None
+        if result.without_vre is not None:
+            without_path = save_png(result.without_vre.image, folder / "osdface_without_vre.png")
+
+        gallery: list[tuple[Path, str]] = []
+        if request.mode == MODE_ALIGNED:
+            # The restored face is 512x512: the slider compares it with the input at that size.
+            before = save_png(result.restored.faces[0].input_crop, folder / "face01_input.png")
+            slider = (before, restored_path)
+        else:
+            slider = (turbulent_path or input_path, restored_path)
+            source = "turbulent input" if request.turbulence else "input"
+            for index, face in enumerate(result.restored.faces):
+                number = index + 1
+                crops = [(face.input_crop, "input", source), (face.restored_crop, "osdface", "OSDFace (VRE)")]
+                if result.without_vre is not None:
+                    crops.append(
+                        (result.without_vre.faces[index].restored_crop, "without_vre", "without VRE")
+                    )
+                for crop, stem, caption in crops:
+                    path = save_png(crop, folder / f"face{number:02d}_{stem}.png")
+                    gallery.append((path, f"Face {number}: {caption}"))
+
+        timings = {"shared": dict(prepared.timings), "vre": {}, "without_vre": {}}
+        timings["shared"].update(result.timings)
+        timings["vre"] = pass_timings(result.restored)
+        if result.without_vre is not None:
+            timings["without_vre"] = pass_timings(result.without_vre)
+        timings["shared"]["write"] = time.perf_counter() - tick
+        timings["shared"]["total"] = time.perf_counter() - prepared.started
+        return RestoreOutcome(
+            input=input_path,
+            turbulent_input=turbulent_path,
+            restored=restored_path,
+            without_vre=without_path,
+            slider=slider,
+            gallery=gallery,
+            timing_markdown=timing_markdown(prepared, result, timings),
+            identity_markdown=identity_markdown(result, turbulent=request.turbulence),
+            face_count=len(result.restored.faces),
+            timings=timings,
+        )
+
+    # ---------------------------------------------------------------- turbulence preview
+
+    def degrade(
+        self,
+        image: str | os.PathLike | None,
+        propagation_length: float,
+        seed: int,
+        output_dir: str | os.PathLike,
+    ) -> tuple[Path, str]:
+        """Only the turbulence simulator (needs no model weights): the turbulent copy as a PNG in
+        ``output_dir`` and a one-line Markdown note."""
+        check_turbulence_settings(propagation_length, seed)
+        started = time.perf_counter()
+        clean = read_image(image, self.settings.max_pixels)
+        turbulent = add_turbulence(clean, propagation_length, int(seed))
+        folder = Path(output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = save_png(turbulent, folder / "turbulent_input.png")
+        height, width = clean.shape[:2]
+        note = (
+            f"Turbulence at {float(propagation_length):,.0f} m (seed {int(seed)}) on the {width}x{height} input, "
+            f"simulated in {time.perf_counter() - started:.2f} s."
+        )
+        return path, note
