@@ -18,32 +18,26 @@ STARTED = time.perf_counter()
 # On ZeroGPU, `spaces` must be imported before anything initialises CUDA.
 import spaces  # isort: skip
 
-import html
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 import gradio as gr
 
 from app_compare import add_compare_panel, wire_compare_panel
+from app_layout import RestoreSettings, RestoreWidgets, banner_html, input_widgets, output_widgets, toggles
 from osdface import progress
 from osdface.app.cli import launch_message, parse_args
-from osdface.app.models import Part
 from osdface.app.peers import PeerStudio
 from osdface.app.rendering import note_markdown
 from osdface.app.requests import (
-    DEFAULT_PROPAGATION_LENGTH,
-    MODE_ALIGNED,
     MODE_PHOTO,
-    PROPAGATION_LENGTH_RANGE,
     RequestError,
     RestoreRequest,
     ServiceUnavailableError,
 )
-from osdface.app.results import RestoreOutcome
 from osdface.app.service import Studio
 from osdface.app.startup import load_studio
 from osdface.app.text import (
@@ -53,62 +47,12 @@ from osdface.app.text import (
     CSS,
     GPU_SECONDS_PER_FACE,
     INTRO,
-    RESTORE_UNAVAILABLE,
     SHARE_NOTE,
-    SLIDER_HEIGHT,
+    SLIDER_HEIGHT,  # noqa: F401 - part of the page's text, read by tests
 )
 
-EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 # Gradio's cache (uploads and the PNGs we return): every half hour, delete files over an hour old.
 CACHE_CLEANUP = (1800, 3600)
-
-
-@dataclass(frozen=True)
-class RestoreSettings:
-    """The restore endpoint's inputs, in the order of its API (and of ``_input_widgets``)."""
-
-    image: object
-    mode: str = MODE_PHOTO
-    turbulence: bool = False
-    propagation_length: float = DEFAULT_PROPAGATION_LENGTH
-    seed: int = 0
-    ablation: bool = False
-    prompt: str = ""
-    color_fix: str = "none"
-
-
-@dataclass(frozen=True)
-class Example:
-    label: str
-    settings: RestoreSettings  # ``image``: a file name in examples/
-
-
-EXAMPLES = [
-    Example(
-        "Aligned face, blurred",
-        RestoreSettings("grace_hopper_aligned_classic.jpg", MODE_ALIGNED, ablation=True),
-    ),
-    Example(
-        "Aligned face + turbulence",
-        RestoreSettings("astronaut_aligned.jpg", MODE_ALIGNED, turbulence=True, ablation=True),
-    ),
-    Example(
-        "Turbulent face",
-        RestoreSettings("astronaut_aligned_turbulence.jpg", MODE_ALIGNED, color_fix="wavelet"),
-    ),
-    Example("Whole photo, blurred", RestoreSettings("grace_hopper_classic.jpg")),
-    Example(
-        "Whole photo + 40 km turbulence",
-        RestoreSettings(
-            "astronaut.jpg",
-            turbulence=True,
-            propagation_length=40000,
-            seed=1,
-            ablation=True,
-            color_fix="adain",
-        ),
-    ),
-]
 
 
 # --------------------------------------------------------------------------- request handlers
@@ -150,10 +94,6 @@ def _request_folder(cache_dir: str) -> Path:
     return Path(tempfile.mkdtemp(prefix="osdface-", dir=cache_dir))
 
 
-def _path_or_none(path: Path | None) -> str | None:
-    return None if path is None else str(path)
-
-
 def _stage_times(studio: Studio) -> progress.StageTimes:
     """The stage times behind the time-left estimate; hooks the pipeline to report its stages."""
     if studio.pipeline is None:
@@ -177,37 +117,6 @@ def _restore_request(settings: RestoreSettings) -> RestoreRequest:
     )
 
 
-@dataclass
-class RestoreWidgets:
-    """The restore endpoint's output components, by name (in the order of its API)."""
-
-    input: gr.Image
-    turbulent: gr.Image
-    restored: gr.Image
-    without_vre: gr.Image
-    slider: gr.ImageSlider
-    gallery: gr.Gallery
-    timing: gr.Markdown
-    identity: gr.Markdown
-
-    def components(self) -> list:
-        return [getattr(self, f.name) for f in fields(self)]
-
-    def values(self, outcome: RestoreOutcome) -> dict:
-        """A ``RestoreOutcome`` as {component: value} (paths as strings): the one place where
-        results meet widgets."""
-        return {
-            self.input: str(outcome.input),
-            self.turbulent: _path_or_none(outcome.turbulent_input),
-            self.restored: str(outcome.restored),
-            self.without_vre: _path_or_none(outcome.without_vre),
-            self.slider: (str(outcome.slider[0]), str(outcome.slider[1])),
-            self.gallery: [(str(path), caption) for path, caption in outcome.gallery],
-            self.timing: outcome.timing_markdown,
-            self.identity: outcome.identity_markdown,
-        }
-
-
 def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = None) -> gr.Blocks:
     """The page and its endpoints (``restore`` and ``degrade``). ``share``: the page says it is
     served on a public link; ``hub_note``: why the Hub was not used (shown in the banner)."""
@@ -220,15 +129,15 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
             gr.HTML(banner_html(studio, hub_note))
         for summary, details in studio.status_notes():
             gr.Markdown(note_markdown(summary, details), elem_classes="osd-notes")
-        inputs, run, preview, ablation, prompt, turbulence, mode = _input_widgets(studio)
-        outputs, without_column = _output_widgets()
+        inputs, run, preview, ablation, prompt, turbulence, mode = input_widgets(studio)
+        outputs, without_column = output_widgets()
         compare_panel = add_compare_panel()  # "Compare with other restorers" (app_compare.py)
         with gr.Accordion("About OSDFace, VRE and the turbulence setting", open=False):
             gr.Markdown(ABOUT)
         restored = _wire_restore(demo, studio, run, inputs, outputs)
         _wire_compare(demo, studio, compare_panel, restored, inputs)
         _wire_degrade(demo, studio, preview, inputs, outputs)
-        _toggles(turbulence, outputs.turbulent, ablation, without_column, prompt, mode, outputs.gallery)
+        toggles(turbulence, outputs.turbulent, ablation, without_column, prompt, mode, outputs.gallery)
     return demo
 
 
@@ -312,150 +221,6 @@ def _wire_compare(demo: gr.Blocks, studio: Studio, panel, restored, inputs) -> N
         lambda: _request_folder(demo.GRADIO_CACHE),
         _upload_path,
     )
-
-
-def banner_html(studio: Studio, hub_note: str | None = None) -> str:
-    """The red banner of a start without the model: every missing source, the flags to fix it."""
-    reason = "\n".join(part for part in (hub_note, studio.models.why_missing(Part.PIPELINE)) if part)
-    return (
-        '<div class="osd-banner" role="alert" id="weights-banner"><strong>Restoring is unavailable: '
-        "the model weights could not be loaded.</strong><br>"
-        f'<span class="osd-reason">{html.escape(reason, quote=False)}</span><br>'
-        "The turbulence preview below still works; <em>Restore</em> is off until the app is "
-        "restarted with the weights available (<code>python app.py --weights FOLDER_OR_REPO "
-        "--base-model FOLDER_OR_REPO</code>).</div>"
-    )
-
-
-def _input_widgets(studio: Studio):
-    """The input column and the settings column; returns the restore inputs (in the handler's
-    order), the two buttons, and the widgets whose changes show or hide others."""
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=5):
-            image = gr.Image(
-                label="Input photo or face",
-                sources=["upload", "webcam", "clipboard"],
-                type="filepath",
-                height=440,
-                elem_id="input-image",
-            )
-            color_fix = gr.Radio(
-                [("None", "none"), ("AdaIN", "adain"), ("Wavelet", "wavelet")],
-                value="none",
-                label="Color fix (match the input's colours)",
-            )
-            run = gr.Button(
-                "Restore" if studio.available else RESTORE_UNAVAILABLE,
-                variant="primary",
-                size="lg",
-                elem_id="restore-button",
-                interactive=studio.available,
-            )
-        with gr.Column(scale=4):
-            mode = gr.Radio(**mode_choices(studio), label="Mode", elem_id="mode")
-            with gr.Group():
-                turbulence = gr.Checkbox(
-                    label="Atmospheric turbulence: degrade the input first", value=False, elem_id="turbulence"
-                )
-                low, high = PROPAGATION_LENGTH_RANGE
-                propagation_length = gr.Slider(
-                    low, high, value=DEFAULT_PROPAGATION_LENGTH, step=1000, label="Propagation length (m)"
-                )
-                seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (turbulence and VAE sample)")
-            preview = gr.Button("Preview turbulence only", variant="secondary", elem_id="preview-button")
-            with gr.Group():
-                ablation = gr.Checkbox(
-                    label="Compare without VRE (text-conditioned ablation)", value=False, elem_id="ablation"
-                )
-                prompt = gr.Textbox(
-                    value="",
-                    label="Prompt for the ablation",
-                    placeholder="empty = null prompt",
-                    max_lines=2,
-                    visible=False,
-                )
-    inputs = [image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix]
-    shipped = [example for example in EXAMPLES if (EXAMPLES_DIR / example.settings.image).is_file()]
-    gr.Examples(
-        examples=[[str(EXAMPLES_DIR / e.settings.image), *astuple(e.settings)[1:]] for e in shipped],
-        example_labels=[example.label for example in shipped],
-        inputs=inputs,
-        cache_examples=False,
-        label="Examples (public-domain portraits; see examples/SOURCES.md)",
-    )
-    return inputs, run, preview, ablation, prompt, turbulence, mode
-
-
-def mode_choices(studio: Studio) -> dict:
-    """The mode radio's choices and value: without a face detector it starts on "Aligned face"
-    and the whole-photo choice says why it is off."""
-    photo_label = "Whole photo (find every face)"
-    value = MODE_PHOTO
-    if studio.available and studio.restorer is None:
-        photo_label = "Whole photo: off, the face detector's weights are missing (see the note above)"
-        value = MODE_ALIGNED
-    return {
-        "choices": [(photo_label, MODE_PHOTO), ("Aligned face (512x512, FFHQ)", MODE_ALIGNED)],
-        "value": value,
-    }
-
-
-def _output_widgets() -> tuple[RestoreWidgets, gr.Column]:
-    """The result row, the before/after slider, the gallery and the tables; returns the
-    restore outputs and the column of the without-VRE result (shown when that is on)."""
-    with gr.Row(equal_height=True):
-        output_kwargs = {
-            "type": "filepath",
-            "format": "png",
-            "interactive": False,
-            "buttons": ["download", "fullscreen"],
-        }
-        out_input = gr.Image(label="Input", elem_id="out-input", **output_kwargs)
-        out_turbulent = gr.Image(
-            label="Turbulent input", elem_id="out-turbulent", visible=False, **output_kwargs
-        )
-        out_restored = gr.Image(label="OSDFace (VRE)", elem_id="out-restored", **output_kwargs)
-        with gr.Column(visible=False, min_width=160) as without_column:
-            out_without = gr.Image(label="OSDFace without VRE", elem_id="out-without", **output_kwargs)
-            gr.Markdown(ABLATION_NOTE, elem_id="ablation-note", elem_classes="osd-notes")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=1):
-            # A fixed height and "contain": the slider keeps the image's aspect ratio.
-            slider = gr.ImageSlider(
-                label="Before / after (OSDFace)",
-                type="filepath",
-                interactive=False,
-                height=SLIDER_HEIGHT,
-                elem_id="before-after",
-            )
-        with gr.Column(scale=1):
-            gallery = gr.Gallery(
-                label="Faces: before and after",
-                columns=3,
-                object_fit="contain",
-                height=300,
-                interactive=False,
-                elem_id="faces-gallery",
-            )
-            timing = gr.Markdown(label="Timing", elem_id="timing")
-            identity = gr.Markdown(label="Identity", elem_id="identity")
-    outputs = RestoreWidgets(
-        out_input, out_turbulent, out_restored, out_without, slider, gallery, timing, identity
-    )
-    return outputs, without_column
-
-
-def _toggles(turbulence, out_turbulent, ablation, without_column, prompt, mode, gallery) -> None:
-    """Show each optional output only when its setting is on."""
-    private = {"api_visibility": "private", "queue": False}
-    turbulence.change(lambda on: gr.Image(visible=on), turbulence, out_turbulent, **private)
-    ablation.change(
-        lambda on: (gr.Column(visible=on), gr.Textbox(visible=on)),
-        ablation,
-        [without_column, prompt],
-        **private,
-    )
-    mode.change(lambda value: gr.Gallery(visible=value == MODE_PHOTO), mode, gallery, **private)
 
 
 # --------------------------------------------------------------------------- command line

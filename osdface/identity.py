@@ -101,35 +101,6 @@ def _arcface_crop_box(size: float) -> tuple[float, float, float, float]:
     return float(left), float(top), float(left + side), float(top + side)
 
 
-def _to_uint8_rgb(face: FaceImage, where: str) -> np.ndarray:
-    """One face -> (H, W, 3) RGB uint8, square."""
-    import torch
-
-    if isinstance(face, Image.Image):
-        array = np.asarray(face.convert("RGB"))
-    elif isinstance(face, np.ndarray):
-        if face.ndim != 3 or face.shape[2] != 3:
-            raise ValueError(f"{where}: expected an (H, W, 3) RGB array, got shape {face.shape}")
-        if face.dtype == np.uint8:
-            array = face
-        elif np.issubdtype(face.dtype, np.floating):
-            array = np.clip(np.rint(face * 255.0), 0, 255).astype(np.uint8)
-        else:
-            raise ValueError(f"{where}: expected uint8 or float in [0, 1], got dtype {face.dtype}")
-    elif isinstance(face, torch.Tensor):
-        if face.ndim != 3 or face.shape[0] != 3 or not face.is_floating_point():
-            raise ValueError(f"{where}: expected a (3, H, W) float tensor in [0, 1], got {tuple(face.shape)}")
-        array = (face.detach().float().clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).cpu().numpy()
-    else:
-        raise ValueError(f"{where}: unsupported type {type(face).__name__}; pass PIL, numpy or a tensor")
-    height, width = array.shape[:2]
-    if height != width:
-        raise ValueError(f"{where}: expected a square aligned face, got {width}x{height}")
-    if width < 32:
-        raise ValueError(f"{where}: the face is only {width}x{height} pixels; at least 32 are needed")
-    return array
-
-
 def arcface_input(faces: FaceImage | Sequence[FaceImage]) -> torch.Tensor:
     """FFHQ-aligned faces -> ArcFace's (N, 3, 112, 112) float32 input, BGR in [-1, 1].
 
@@ -138,6 +109,8 @@ def arcface_input(faces: FaceImage | Sequence[FaceImage]) -> torch.Tensor:
     (N, 3, H, W) float tensor in [0, 1].
     """
     import torch
+
+    from osdface.pipeline_io import to_uint8_rgb
 
     if isinstance(faces, torch.Tensor) and faces.ndim == 4:
         items: list = list(faces)
@@ -149,7 +122,7 @@ def arcface_input(faces: FaceImage | Sequence[FaceImage]) -> torch.Tensor:
         raise ValueError("no faces given")
     crops = []
     for i, face in enumerate(items):
-        array = _to_uint8_rgb(face, f"face[{i}]")
+        array = to_uint8_rgb(face, f"face[{i}]")
         box = _arcface_crop_box(array.shape[0])
         crop = Image.fromarray(array).resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BICUBIC, box=box)
         crops.append(np.asarray(crop)[:, :, ::-1])  # RGB -> BGR, see the module docstring

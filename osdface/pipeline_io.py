@@ -40,6 +40,21 @@ def to_batch(image) -> torch.Tensor:
     return torch.cat(tensors)
 
 
+def to_uint8_rgb(item, where: str) -> np.ndarray:
+    """One face (any input ``check_image`` accepts, a batch of one at most) -> (H, W, 3) RGB
+    uint8: for code that works on pixels (ArcFace's crop) rather than on the model's tensors."""
+    check_image(item, where)
+    if isinstance(item, PIL.Image.Image):
+        return np.asarray(item.convert("RGB"))
+    if isinstance(item, np.ndarray):
+        return item if item.dtype == np.uint8 else np.clip(np.rint(item * 255.0), 0, 255).astype(np.uint8)
+    if item.ndim == 4:
+        if item.shape[0] != 1:
+            raise ImageError(f"expected one face, got a batch of {item.shape[0]}", source=where)
+        item = item[0]
+    return (item.detach().float().clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
 def check_image(item, where: str) -> None:
     """One input of the pipeline; ``where`` names it in the error ("image[2]")."""
     if isinstance(item, PIL.Image.Image):

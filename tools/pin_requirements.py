@@ -73,7 +73,9 @@ def closure(roots: list[Requirement]) -> dict[str, tuple[str, str, str | None]]:
         try:
             dist = metadata.distribution(requirement.name)
         except metadata.PackageNotFoundError as exc:
-            raise SystemExit(f"{requirement.name} is required but not installed here: install it first") from exc
+            raise SystemExit(
+                f"{requirement.name} is required but not installed here: install it first"
+            ) from exc
         extras = set(requirement.extras)
         if key in pinned:
             name, version, known = pinned[key]
@@ -101,9 +103,7 @@ def render(pinned: dict[str, tuple[str, str, str | None]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
-    parser.add_argument(
-        "--extra", action="append", default=[], help="also pin this requirement (repeatable)"
-    )
+    parser.add_argument("--extra", action="append", default=[], help="also pin this requirement (repeatable)")
     parser.add_argument("--output", type=Path, default=ROOT / "requirements.txt")
     args = parser.parse_args(argv)
     text = render(closure(direct_dependencies(args.extra)))
