@@ -12,33 +12,10 @@ Both take and return (B, 3, H, W) float tensors in [0, 1] on any device.
 
 from __future__ import annotations
 
-from enum import Enum
-
 import torch
 import torch.nn.functional as F
 
-
-class ColorFix(str, Enum):
-    """The colour corrections, by the names the CLI, the app and the pipeline take."""
-
-    NONE = "none"
-    ADAIN = "adain"
-    WAVELET = "wavelet"
-
-    @classmethod
-    def parse(cls, value: str | ColorFix | None) -> ColorFix:
-        """None, a name or a member -> the member; ``ValueError`` naming the bad value."""
-        if value is None:
-            return cls.NONE
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(
-                f"unknown colour fix {value!r}: use one of {', '.join(COLOR_FIX_NAMES)}"
-            ) from None
-
-
-COLOR_FIX_NAMES = tuple(member.value for member in ColorFix)  # for argparse choices and menus
+from osdface.choices import ColorFix
 
 
 def adain_color_fix(output: torch.Tensor, reference: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

@@ -27,7 +27,8 @@ from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.utils import BaseOutput
 
 from osdface import cpu_tuning, hub
-from osdface.color import COLOR_FIX_NAMES, apply_color_fix
+from osdface.choices import COLOR_FIX_NAMES
+from osdface.color import apply_color_fix
 from osdface.embedder import VisualRepresentationEmbedder
 from osdface.pipeline_io import ImageInput, check_image, postprocess, to_batch
 from osdface.stage_clock import StageClock as _StageClock

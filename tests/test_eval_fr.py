@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from test_eval_support import PEOPLE, degraded_copy, portraits, write_face_set, write_random_arcface
 
+from osdface.choices import ColorFix
 from osdface.cli import main
-from osdface.color import ColorFix
 from osdface.degradations import TurbulenceParams, simulate_turbulence
 from osdface.errors import ImageError
 from osdface.evaluation.cache import EmbeddingCache

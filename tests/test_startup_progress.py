@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,3 +134,15 @@ def test_hooks_report_the_real_pipelines_stages(tiny_pipeline):
         ("decode", 2, None),
         ("done", 2, None),
     ]
+
+
+def test_the_page_is_built_without_importing_the_models():
+    """`python app.py` builds its page (and its missing-weights banner) before torch, diffusers
+    or spandrel are imported: importing app.py and its command line loads none of them."""
+    root = Path(__file__).resolve().parent.parent
+    code = (
+        "import sys; sys.path.insert(0, '.'); import app; app.parse_args([]); "
+        "print(sorted(m for m in ('torch', 'diffusers', 'spandrel', 'facexlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -6,9 +6,9 @@ import argparse
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from osdface.app.requests import DEFAULT_MAX_FACES, DEFAULT_MAX_MEGAPIXELS, StudioSettings
+from osdface.cli_options import ModelOptions, add_model_arguments
 
 
 @dataclass(frozen=True)
@@ -36,22 +36,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, Launc
         "--host", default=None, help="address to listen on (default: 127.0.0.1, or GRADIO_SERVER_NAME)"
     )
     parser.add_argument("--port", type=int, default=None, help="port (default: 7860, or GRADIO_SERVER_PORT)")
-    parser.add_argument(
-        "--weights",
-        default=None,
-        help="OSDFace weights: Hub repo id or folder (default: OSDFACE_WEIGHTS or alecccdd/OSDFace)",
-    )
-    parser.add_argument(
-        "--base-model",
-        default=None,
-        help="SD 2.1 base: Hub repo id or folder (default: OSDFACE_BASE_MODEL or Manojb/stable-diffusion-2-1-base)",
-    )
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument(
-        "--facexlib-dir",
-        default=None,
-        help="folder with facexlib's weight files (default: OSDFACE_FACEXLIB_DIR, the cache, then a download)",
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "--queue-size", type=int, default=16, help="requests that may wait; more are refused (default: 16)"
     )
@@ -80,11 +65,15 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, Launc
         parser.error(f"--max-megapixels must be > 0, got {args.max_megapixels}")
     if args.max_faces < 1:
         parser.error(f"--max-faces must be at least 1, got {args.max_faces}")
+    model = ModelOptions.from_namespace(args)
     studio = StudioSettings(
-        weights=args.weights,
-        base_model=args.base_model,
-        device=args.device,
-        facexlib_dir=Path(args.facexlib_dir) if args.facexlib_dir else None,
+        weights=model.weights,
+        base_model=model.base_model,
+        revision=model.revision,
+        base_revision=model.base_revision,
+        device=model.device,
+        dtype=model.dtype,
+        facexlib_dir=model.facexlib_dir,
         max_megapixels=args.max_megapixels,
         max_faces=args.max_faces,
         zero_gpu=os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"),

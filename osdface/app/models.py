@@ -71,7 +71,12 @@ def load_models(settings: StudioSettings) -> LoadedModels:
 
     device = resolve_device(settings.device)
     try:
-        pipeline = OSDFacePipeline.from_pretrained(settings.weights, base_model=settings.base_model)
+        pipeline = OSDFacePipeline.from_pretrained(
+            settings.weights,
+            base_model=settings.base_model,
+            revision=settings.revision,
+            base_revision=settings.base_revision,
+        )
     except WeightsUnavailableError as exc:
         error = missing_sources_message(settings.weights, settings.base_model, str(exc))
         return LoadedModels(missing={Part.PIPELINE: error})
@@ -83,7 +88,7 @@ def load_models(settings: StudioSettings) -> LoadedModels:
         pipeline.load_text_encoder()
     except WeightsUnavailableError as exc:
         missing[Part.ABLATION] = str(exc)
-    pipeline = pipeline.to(device, resolve_dtype(None, device))
+    pipeline = pipeline.to(device, resolve_dtype(settings.dtype, device))
     restorer, identity = _load_face_models(settings, pipeline, device, missing)
     return LoadedModels(pipeline=pipeline, restorer=restorer, identity=identity, missing=missing)
 

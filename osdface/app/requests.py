@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from osdface.color import COLOR_FIX_NAMES
+from osdface.choices import COLOR_FIX_NAMES
 from osdface.errors import OSDFaceError
 
 MODE_PHOTO = "photo"
@@ -39,7 +39,9 @@ class StudioSettings:
 
     weights, base_model: Hub repo ids or local folders (None: ``OSDFACE_WEIGHTS`` /
         ``OSDFACE_BASE_MODEL``, else the defaults in ``osdface.hub``).
-    device: torch device (None: cuda if available, else cpu); float16 on CUDA.
+    revision, base_revision: branches, tags or commit SHAs of those repos (None: main).
+    device, dtype: torch device and model dtype (None: cuda if available, else cpu; float16
+        on CUDA, float32 on the CPU).
     facexlib_dir: a folder holding facexlib's weight files (None: ``OSDFACE_FACEXLIB_DIR``,
         the cache, then a download).
     max_megapixels: larger inputs are refused, from their header, before decoding.
@@ -50,7 +52,10 @@ class StudioSettings:
 
     weights: str | None = None
     base_model: str | None = None
+    revision: str | None = None
+    base_revision: str | None = None
     device: str | None = None
+    dtype: str | None = None
     facexlib_dir: Path | None = None
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
     max_faces: int = DEFAULT_MAX_FACES

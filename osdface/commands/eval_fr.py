@@ -18,8 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from osdface.choices import COLOR_FIX_NAMES
 from osdface.cli_options import ModelOptions, add_model_arguments
-from osdface.color import COLOR_FIX_NAMES
 from osdface.evaluation.conditions import DEFAULT_LENGTHS, EvalFRConfig
 from osdface.hub import WeightsUnavailableError
 from osdface.peer_specs import PEERS, parse_methods

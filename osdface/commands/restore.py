@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from osdface.batch import BatchSummary, FileResult, collect_inputs, restore_files
+from osdface.choices import COLOR_FIX_NAMES, ColorFix
 from osdface.cli_options import ModelOptions, add_model_arguments
-from osdface.color import COLOR_FIX_NAMES, ColorFix
 from osdface.peers_cli import _peer_settings, add_peer_arguments, beside_writer
 
 if TYPE_CHECKING:  # torch and the models load when the command runs: `osdface --help` stays instant

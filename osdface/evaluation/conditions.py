@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from osdface.color import ColorFix
+from osdface.choices import ColorFix
 from osdface.evaluation.pairs import Pair, unique_images
 from osdface.peer_specs import PEERS
 from osdface.runtime import DTYPE_NAMES

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from osdface.color import ColorFix
+from osdface.choices import ColorFix
 from osdface.imageio import DEFAULT_MAX_PIXELS
 
 

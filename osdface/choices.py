@@ -1,0 +1,29 @@
+"""Named choices that the command lines, the app and the pipeline share, importable without
+torch (the app builds its page before torch is imported)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ColorFix(str, Enum):
+    """The colour corrections, by the names the CLI, the app and the pipeline take."""
+
+    NONE = "none"
+    ADAIN = "adain"
+    WAVELET = "wavelet"
+
+    @classmethod
+    def parse(cls, value: str | ColorFix | None) -> ColorFix:
+        """None, a name or a member -> the member; ``ValueError`` naming the bad value."""
+        if value is None:
+            return cls.NONE
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(
+                f"unknown colour fix {value!r}: use one of {', '.join(COLOR_FIX_NAMES)}"
+            ) from None
+
+
+COLOR_FIX_NAMES = tuple(member.value for member in ColorFix)  # for argparse choices and menus
