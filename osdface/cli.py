@@ -11,6 +11,7 @@ Also runnable as ``python -m osdface.cli`` (and so as
 
 from __future__ import annotations
 
+# The commands' modules are imported inside the functions, so `osdface --version` stays instant.
 import argparse
 import sys
 from collections.abc import Sequence

@@ -20,6 +20,8 @@ process leaves the same way, on success and on failure (see its docstring for wh
 
 from __future__ import annotations
 
+# accelerate and torch.distributed are imported inside the functions, when a command runs:
+# `osdface --help` does not pay for them, and a single process never needs them.
 import os
 import sys
 import threading

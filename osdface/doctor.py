@@ -29,6 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+# torch and the models are imported inside the functions: `osdface --help` imports this module
+# to build its parser, and stays instant.
+from osdface import hub
 from osdface.cli_options import add_model_arguments
 from osdface.runtime import resolve_device, resolve_dtype
 
@@ -81,8 +84,6 @@ def file_info(path: Path, name: str) -> dict:
 
 
 def describe_source(source: str, revision: str | None, path: Path | None) -> dict:
-    from osdface import hub
-
     is_folder = Path(source).expanduser().is_dir()
     return {
         "source": source,
@@ -106,8 +107,6 @@ def load_report_lines(load_report: dict) -> list[str]:
 
 
 def _weights_section(report: DoctorReport, pipe) -> None:
-    from osdface import hub
-
     load = pipe.load_report
     sources = load["sources"]
     report.sources = {
@@ -137,8 +136,6 @@ def _weights_section(report: DoctorReport, pipe) -> None:
 
 
 def _base_file(sources, name: str) -> Path:
-    from osdface import hub
-
     return hub.fetch(sources.base_model, name, sources.base_revision, env_var=hub.ENV_BASE_MODEL)
 
 

@@ -21,6 +21,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# torch, diffusers and the model modules are imported inside the functions: `osdface --help`
+# imports this module to build its parser, and stays instant.
+from osdface import hub
 from osdface.cli_options import add_model_arguments
 
 PAPER = "https://arxiv.org/abs/2411.17163"
@@ -42,8 +45,6 @@ def _base_unet_skeleton(sources):
     keys are resolved and shape-checked against it."""
     from accelerate import init_empty_weights
     from diffusers import UNet2DConditionModel
-
-    from osdface import hub
 
     config_path = hub.fetch(
         sources.base_model, "unet/config.json", sources.base_revision, env_var=hub.ENV_BASE_MODEL

@@ -16,6 +16,8 @@ only what is needed is downloaded and every failure names its file.
 
 from __future__ import annotations
 
+# huggingface_hub is imported inside the functions that reach the Hub: the app's start-up and
+# `osdface --help` import this module for its names only.
 import os
 from dataclasses import dataclass
 from pathlib import Path

@@ -29,18 +29,18 @@ import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 import numpy as np
+import torch
+from facexlib.recognition.arcface_arch import Backbone
 from PIL import Image
 
+from osdface.faces import FFHQ_TEMPLATE_512
+from osdface.facexlib_weights import FacexlibWeights, FacexlibWeightsError, load_facexlib_state_dict
 from osdface.hub import WeightsUnavailableError
+from osdface.pipeline_io import to_uint8_rgb
 from osdface.runtime import resolve_device
-
-if TYPE_CHECKING:
-    import torch
-
-    from osdface.facexlib_weights import FacexlibWeights
 
 ARCFACE_WEIGHTS = "recognition_arcface_ir_se50.pth"
 INPUT_SIZE = 112
@@ -88,7 +88,6 @@ class IdentityUnavailableError(WeightsUnavailableError):
 @functools.lru_cache(maxsize=16)
 def _arcface_crop_box(size: float) -> tuple[float, float, float, float]:
     """(left, top, right, bottom) in pixels of a ``size``-pixel FFHQ-aligned face."""
-    from osdface.faces import FFHQ_TEMPLATE_512
 
     ffhq = FFHQ_TEMPLATE_512 * (size / 512.0)
     arc = ARCFACE_TEMPLATE_112
@@ -108,9 +107,6 @@ def arcface_input(faces: FaceImage | Sequence[FaceImage]) -> torch.Tensor:
     RGB uint8 (or float in [0, 1]) arrays, (3, H, W) float tensors in [0, 1], or one
     (N, 3, H, W) float tensor in [0, 1].
     """
-    import torch
-
-    from osdface.pipeline_io import to_uint8_rgb
 
     if isinstance(faces, torch.Tensor) and faces.ndim == 4:
         items: list = list(faces)
@@ -133,7 +129,6 @@ def arcface_input(faces: FaceImage | Sequence[FaceImage]) -> torch.Tensor:
 
 def build_arcface_backbone() -> torch.nn.Module:
     """facexlib's IR-SE50 ArcFace network, randomly initialised, in eval mode."""
-    from facexlib.recognition.arcface_arch import Backbone
 
     return Backbone(num_layers=50, drop_ratio=0.6, mode="ir_se").eval()
 
@@ -154,7 +149,6 @@ class ArcFaceEmbedder:
 
         Raises :class:`IdentityUnavailableError` naming the file, the sources tried and the fix.
         """
-        from osdface.facexlib_weights import FacexlibWeights, FacexlibWeightsError, load_facexlib_state_dict
 
         settings = weights or FacexlibWeights.from_env()
         try:
@@ -186,7 +180,6 @@ class ArcFaceEmbedder:
     @classmethod
     def random(cls, seed: int = 0) -> ArcFaceEmbedder:
         """Randomly initialised weights (for tests; its similarities mean nothing)."""
-        import torch
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -214,7 +207,6 @@ class ArcFaceEmbedder:
     def embed(self, faces: FaceImage | Sequence[FaceImage]) -> torch.Tensor:
         """(N, 512) float32 unit-length embeddings, on CPU, of FFHQ-aligned faces
         (see :func:`arcface_input` for the accepted inputs)."""
-        import torch
 
         batch = arcface_input(faces).to(self.device)
         with torch.inference_mode():

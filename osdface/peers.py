@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+# spandrel is imported when a peer is loaded: the app and the CLI import this module at start-up.
 from osdface.hub import WeightsUnavailableError
 from osdface.peer_specs import PEERS, PeerSpec, parse_methods
 from osdface.peer_weights import PeerWeights, load_state_dict

@@ -6,6 +6,10 @@ benchmark (``osdface.bench.peers``)."""
 from __future__ import annotations
 
 import torch
+from spandrel.architectures.ESRGAN import ESRGAN
+from spandrel.architectures.GFPGAN import GFPGAN
+from spandrel.architectures.RestoreFormer import RestoreFormer
+from spandrel_extra_arches.architectures.CodeFormer import CodeFormer
 
 
 def build_face_model(key: str, *, tiny: bool = False, seed: int = 0) -> torch.nn.Module:
@@ -14,8 +18,6 @@ def build_face_model(key: str, *, tiny: bool = False, seed: int = 0) -> torch.nn
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if key == "gfpgan":
-            from spandrel.architectures.GFPGAN import GFPGAN
-
             return GFPGAN(
                 out_size=512,
                 num_style_feat=512,
@@ -29,8 +31,6 @@ def build_face_model(key: str, *, tiny: bool = False, seed: int = 0) -> torch.nn
                 sft_half=True,
             )
         if key == "codeformer":
-            from spandrel_extra_arches.architectures.CodeFormer import CodeFormer
-
             return CodeFormer(
                 dim_embd=512,
                 n_head=8,
@@ -41,8 +41,6 @@ def build_face_model(key: str, *, tiny: bool = False, seed: int = 0) -> torch.nn
                 fix_modules=["quantize", "generator"],
             )
         if key == "restoreformer":
-            from spandrel.architectures.RestoreFormer import RestoreFormer
-
             if not tiny:
                 return RestoreFormer()
             # GroupNorm needs multiples of 32 channels; six levels bring 512 down to the 16x16 attention
@@ -57,8 +55,6 @@ def build_rrdbnet(
 ) -> torch.nn.Module:
     """spandrel's RRDBNet as Real-ESRGAN x4plus (``scale`` 4) or x2plus (2: pixel-unshuffled
     input); the defaults are the release sizes."""
-    from spandrel.architectures.ESRGAN import ESRGAN
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if scale == 2:

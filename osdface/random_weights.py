@@ -15,17 +15,28 @@ The VRE always keeps its real structure (77 tokens of a 1024-entry, 512-d codebo
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
+import pathlib
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers.utils import convert_state_dict_to_diffusers, convert_state_dict_to_kohya
+from diffusers.utils.state_dict_utils import convert_state_dict
+from peft import LoraConfig
+from peft.utils import get_peft_model_state_dict
+from safetensors.torch import save_file
+from transformers import CLIPTextConfig, CLIPTextModel
 
 from osdface import hub
 from osdface.embedder import CHECKPOINT_PREFIX, VisualRepresentationEmbedder, VREConfig
+from osdface.pipeline import OSDFacePipeline
 
 # Stable Diffusion 2.1 base, as in its repo's config files.
 SD21_SCHEDULER_CONFIG = {
@@ -154,7 +165,6 @@ def build_vre(config: VREConfig, seed: int = 0) -> VisualRepresentationEmbedder:
 
 
 def build_base_components(size: str = "tiny", seed: int = 0):
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
     vae_config, unet_config = (
         (TINY_VAE_CONFIG, TINY_UNET_CONFIG) if size == "tiny" else (SD21_VAE_CONFIG, SD21_UNET_CONFIG)
@@ -168,7 +178,6 @@ def build_base_components(size: str = "tiny", seed: int = 0):
 
 def random_pipeline(size: str = "full", seed: int = 0):
     """An ``OSDFacePipeline`` with random weights (``size`` "full" = the real architecture)."""
-    from osdface.pipeline import OSDFacePipeline
 
     if size not in ("full", "tiny"):
         raise ValueError(f"size must be 'full' or 'tiny', got {size!r}")
@@ -194,9 +203,6 @@ def daefr_checkpoint(vre_lq_state: dict[str, torch.Tensor]) -> dict:
     decoders and ``post_quant_conv``, ``loss.*`` and ``loss_LQ.*``, ``logit_scale``, and the
     Lightning entries (optimizer and scheduler states, callbacks, hyper-parameters holding
     non-tensor objects). The extra tensors are small: only their keys matter."""
-    import pathlib
-
-    import numpy as np
 
     generator = torch.Generator().manual_seed(1)
 
@@ -268,9 +274,6 @@ def save_vre_files(embedder: VisualRepresentationEmbedder, folder: Path) -> None
 
 def lora_unet(unet, rank: int = 8, alpha: int | None = None, seed: int = 0):
     """A copy of ``unet`` with a random peft LoRA (adapter "default") on ``LORA_TARGETS``."""
-    import copy
-
-    from peft import LoraConfig
 
     unet = copy.deepcopy(unet)
     config = LoraConfig(
@@ -291,11 +294,6 @@ def write_lora_file(peft_unet, path: Path, layout: str = "diffusers_mixed") -> N
     (mixed lora.down/up + lora_A/lora_B), plain safetensors (no prefix), diffusers' adapter
     metadata (``lora_alpha``), ``convert_state_dict_to_kohya`` (with ``.alpha``), and the
     ``lora_linear_layer`` spelling with ``.alpha`` via diffusers' ``convert_state_dict``."""
-    from diffusers import StableDiffusionPipeline
-    from diffusers.utils import convert_state_dict_to_diffusers, convert_state_dict_to_kohya
-    from diffusers.utils.state_dict_utils import convert_state_dict
-    from peft.utils import get_peft_model_state_dict
-    from safetensors.torch import save_file
 
     peft_state = get_peft_model_state_dict(peft_unet)
     config = peft_unet.peft_config["default"]
@@ -378,8 +376,6 @@ def _tiny_tokenizer_files(folder: Path) -> None:
 
 def write_base_repo(folder: Path, size: str = "tiny", seed: int = 0):
     """The SD 2.1 base layout: vae/, unet/, scheduler/, text_encoder/, tokenizer/."""
-    from diffusers import DDIMScheduler
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     vae, unet, _ = build_base_components(size, seed)
     vae.save_pretrained(folder / "vae")

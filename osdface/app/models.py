@@ -10,6 +10,8 @@ detector, no whole photos (aligned faces still work); no ArcFace, no identity sc
 
 from __future__ import annotations
 
+# The models' packages (torch, diffusers, facexlib) are imported inside the functions: the app
+# shows its page, and its missing-weights banner, before torch is imported.
 import logging
 from dataclasses import dataclass, field
 from enum import Enum

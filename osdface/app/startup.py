@@ -9,6 +9,8 @@ and its banner come up at once.
 
 from __future__ import annotations
 
+# huggingface_hub and the Studio are imported inside the functions: the app probes the Hub and
+# shows its page before torch is imported.
 import os
 import socket
 import threading
