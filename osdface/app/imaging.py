@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 def add_turbulence(image: np.ndarray, propagation_length: float, seed: int) -> np.ndarray:
     """(H, W, 3) RGB uint8 -> its turbulent copy, same format."""
-    from osdface.degradations import TurbulenceParams, simulate_turbulence
+    from osdface.degradations import TurbulenceParams, simulate_turbulence  # late: imports torch
 
     height, width = image.shape[:2]
     if height * width > MAX_TURBULENCE_MEGAPIXELS * 1e6:
@@ -45,7 +45,7 @@ def add_turbulence(image: np.ndarray, propagation_length: float, seed: int) -> n
 
 def clean_crop(prepared: PreparedRestore, affine: np.ndarray) -> Image.Image:
     """The clean input's face where the turbulent face was cropped (same alignment), 512x512."""
-    from osdface.faces.template import square_face, warp_to_template
+    from osdface.faces.template import square_face, warp_to_template  # late: osdface.faces imports torch
 
     if prepared.request.mode == MODE_ALIGNED:
         return square_face(prepared.clean)
@@ -59,7 +59,7 @@ def save_png(image: Image.Image | np.ndarray, path: Path) -> Path:
 
 
 def describe_device(device: torch.device, dtype: torch.dtype) -> str:
-    import torch
+    import torch  # late: only called once a model is loaded; the page renders before torch
 
     precision = str(dtype).removeprefix("torch.")
     if device.type == "cuda":

@@ -27,6 +27,7 @@ from osdface.app.models import Part
 from osdface.app.requests import MODE_PHOTO, RequestError, RestoreRequest
 from osdface.app.results import PreparedRestore
 from osdface.app.service import Studio
+from osdface.hub import WeightsUnavailableError
 from osdface.peer_specs import BACKGROUND_LICENCES, PEERS
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ class PeerStudio:
         )
 
     def _background(self, name: str) -> tuple[Any | None, str | None]:
-        from osdface.hub import WeightsUnavailableError
+        # Late: osdface.upscale imports torch and spandrel; the page renders without them.
         from osdface.upscale import load_background
 
         with self._background_lock:
@@ -141,6 +142,7 @@ class PeerStudio:
 
     def run(self, job: PreparedCompare) -> list[MethodResult]:
         """Each method on the prepared faces (on ZeroGPU: the step that holds the GPU)."""
+        # Late: these import torch (and the peers' diffusers/spandrel); the page renders without them.
         from osdface.faces import FaceRestorer, RestoreOptions
         from osdface.peers import FaceModelPipeline
 

@@ -176,7 +176,7 @@ class Studio:
         )
 
     def _options(self, request: RestoreRequest) -> RestoreOptions:
-        from osdface.faces import RestoreOptions
+        from osdface.faces import RestoreOptions  # late: osdface.faces imports torch
 
         base = self.restorer.options if self.restorer is not None else RestoreOptions()
         return replace(
@@ -197,6 +197,7 @@ class Studio:
     def run(self, prepared: PreparedRestore) -> GpuResult:
         """Restore the prepared faces (with VRE; again without VRE when asked) and score them.
         On ZeroGPU this is the only step that holds a GPU."""
+        # Late: torch and the face models are imported once a model is loaded, not to render the page.
         import torch
 
         from osdface.comparison import restore_with_and_without_vre

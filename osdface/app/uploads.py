@@ -12,6 +12,7 @@ import os
 import struct
 
 import numpy as np
+from PIL import Image
 
 from osdface.app.requests import RequestError
 from osdface.imageio import ImageTooLargeError, UnreadableImageError, load_image
@@ -24,8 +25,6 @@ def header_size(source: str | os.PathLike) -> tuple[int, int] | None:
     """(width, height) from the file's header, or None when no Pillow plugin recognises it
     (the loader then reports why). Only the header is parsed: the plugin's class is used
     directly, since ``Image.open`` would first apply Pillow's decompression-bomb limit."""
-    from PIL import Image
-
     Image.init()
     try:
         with open(source, "rb") as stream:
