@@ -27,7 +27,7 @@ from pathlib import Path
 import gradio as gr
 
 from app_compare import add_compare_panel, wire_compare_panel
-from app_layout import RestoreSettings, RestoreWidgets, banner_html, input_widgets, output_widgets, toggles
+from app_layout import RestoreWidgets, banner_html, input_widgets, output_widgets, toggles
 from osdface import progress
 from osdface.app.cli import launch_message, parse_args
 from osdface.app.peers import PeerStudio
@@ -103,20 +103,6 @@ def _stage_times(studio: Studio) -> progress.StageTimes:
     return progress.StageTimes(CPU_SECONDS_PER_FACE if on_cpu else GPU_SECONDS_PER_FACE)
 
 
-def _restore_request(settings: RestoreSettings) -> RestoreRequest:
-    """The restore endpoint's inputs as a ``RestoreRequest``."""
-    return RestoreRequest(
-        image=_upload_path(settings.image),
-        mode=settings.mode,
-        turbulence=bool(settings.turbulence),
-        propagation_length=settings.propagation_length,
-        seed=settings.seed,
-        ablation=bool(settings.ablation),
-        prompt=settings.prompt or "",
-        color_fix=settings.color_fix,
-    )
-
-
 def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = None) -> gr.Blocks:
     """The page and its endpoints (``restore`` and ``degrade``). ``share``: the page says it is
     served on a public link; ``hub_note``: why the Hub was not used (shown in the banner)."""
@@ -157,12 +143,18 @@ def _wire_restore(demo: gr.Blocks, studio: Studio, run: gr.Button, inputs: list,
         and alongside the text-conditioned ablation. Returns PNG paths (input, turbulent input or
         None, OSDFace, without VRE or None), the before/after pair, the face gallery, and the
         timing and identity tables (Markdown)."""
-        settings = RestoreSettings(
-            image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix
-        )
         tracker = progress.RunProgress(lambda fraction, text: bar(fraction, desc=text), stage_times)
         with _errors_for_the_user(), progress.tracking(tracker):
-            request = _restore_request(settings)
+            request = RestoreRequest(
+                _upload_path(image),
+                mode,
+                bool(turbulence),
+                propagation_length,
+                seed,
+                bool(ablation),
+                prompt or "",
+                color_fix,
+            )
             tracker.step("read")
             prepared = studio.prepare(request)
             tracker.plan(prepared.face_count, 2 if request.ablation else 1, paste=request.mode == MODE_PHOTO)

@@ -1,8 +1,8 @@
 """The page's layout for ``app.py``: the input and output widgets, the examples, the banner,
 and the toggles that show optional outputs. UI only, like ``app.py`` and ``app_compare.py``.
 
-The restore endpoint's inputs and outputs are named here once: ``RestoreSettings`` (the inputs,
-in the API's order) and ``RestoreWidgets`` (the outputs, with the one mapping from a
+The restore endpoint's inputs are the fields of ``osdface.app.requests.RestoreRequest``, in its
+order; its outputs are named here once, in ``RestoreWidgets`` (with the one mapping from a
 ``RestoreOutcome`` to their values).
 """
 
@@ -20,6 +20,7 @@ from osdface.app.requests import (
     MODE_ALIGNED,
     MODE_PHOTO,
     PROPAGATION_LENGTH_RANGE,
+    RestoreRequest,
 )
 from osdface.app.results import RestoreOutcome
 from osdface.app.service import Studio
@@ -29,42 +30,28 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 
 
 @dataclass(frozen=True)
-class RestoreSettings:
-    """The restore endpoint's inputs, in the order of its API (and of ``_input_widgets``)."""
-
-    image: object
-    mode: str = MODE_PHOTO
-    turbulence: bool = False
-    propagation_length: float = DEFAULT_PROPAGATION_LENGTH
-    seed: int = 0
-    ablation: bool = False
-    prompt: str = ""
-    color_fix: str = "none"
-
-
-@dataclass(frozen=True)
 class Example:
     label: str
-    settings: RestoreSettings  # ``image``: a file name in examples/
+    request: RestoreRequest  # ``image``: a file name in examples/; its fields in the widgets' order
 
 
 EXAMPLES = [
     Example(
         "Aligned face, blurred",
-        RestoreSettings("grace_hopper_aligned_classic.jpg", MODE_ALIGNED, ablation=True),
+        RestoreRequest("grace_hopper_aligned_classic.jpg", MODE_ALIGNED, ablation=True),
     ),
     Example(
         "Aligned face + turbulence",
-        RestoreSettings("astronaut_aligned.jpg", MODE_ALIGNED, turbulence=True, ablation=True),
+        RestoreRequest("astronaut_aligned.jpg", MODE_ALIGNED, turbulence=True, ablation=True),
     ),
     Example(
         "Turbulent face",
-        RestoreSettings("astronaut_aligned_turbulence.jpg", MODE_ALIGNED, color_fix="wavelet"),
+        RestoreRequest("astronaut_aligned_turbulence.jpg", MODE_ALIGNED, color_fix="wavelet"),
     ),
-    Example("Whole photo, blurred", RestoreSettings("grace_hopper_classic.jpg")),
+    Example("Whole photo, blurred", RestoreRequest("grace_hopper_classic.jpg")),
     Example(
         "Whole photo + 40 km turbulence",
-        RestoreSettings(
+        RestoreRequest(
             "astronaut.jpg",
             turbulence=True,
             propagation_length=40000,
@@ -172,9 +159,9 @@ def input_widgets(studio: Studio):
                     visible=False,
                 )
     inputs = [image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix]
-    shipped = [example for example in EXAMPLES if (EXAMPLES_DIR / example.settings.image).is_file()]
+    shipped = [example for example in EXAMPLES if (EXAMPLES_DIR / example.request.image).is_file()]
     gr.Examples(
-        examples=[[str(EXAMPLES_DIR / e.settings.image), *astuple(e.settings)[1:]] for e in shipped],
+        examples=[[str(EXAMPLES_DIR / e.request.image), *astuple(e.request)[1:]] for e in shipped],
         example_labels=[example.label for example in shipped],
         inputs=inputs,
         cache_examples=False,

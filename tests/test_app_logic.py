@@ -20,6 +20,7 @@ from osdface.app.models import LoadedModels, Part
 from osdface.app.requests import RequestError, RestoreRequest, ServiceUnavailableError, StudioSettings
 from osdface.app.service import GPU_BASE_SECONDS, GPU_SECONDS_PER_FACE_PASS, Studio
 from osdface.app.uploads import read_image
+from osdface.cli_options import ModelOptions
 from osdface.faces import DetectedFace, FaceRestorer
 from osdface.identity import ArcFaceEmbedder
 
@@ -327,7 +328,9 @@ def test_gpu_time_grows_with_faces_and_the_ablation(tiny_pipeline, group_photo):
 
 
 def test_load_without_weights_keeps_the_reason(tiny_hub):
-    studio = Studio.load(StudioSettings(weights="osdface-test/not-there", base_model=tiny_hub.base_repo))
+    studio = Studio.load(
+        StudioSettings(model=ModelOptions(weights="osdface-test/not-there", base_model=tiny_hub.base_repo))
+    )
     assert not studio.available
     reason = studio.models.why_missing(Part.PIPELINE)
     assert "osdface-test/not-there" in reason and "Fix" in reason
@@ -336,9 +339,10 @@ def test_load_without_weights_keeps_the_reason(tiny_hub):
 @pytest.mark.slow
 def test_load_with_missing_facexlib_weights_turns_off_only_what_needs_them(tiny_hub, tmp_path, monkeypatch):
     monkeypatch.setenv("OSDFACE_CACHE", str(tmp_path / "cache"))
-    settings = StudioSettings(
+    model = ModelOptions(
         weights=tiny_hub.weights_repo, base_model=tiny_hub.base_repo, device="cpu", facexlib_dir=tmp_path
     )
+    settings = StudioSettings(model=model)
     studio = Studio.load(settings)
     assert studio.available and studio.pipeline.text_encoder is not None
     assert studio.restorer is None and "detection_Resnet50_Final.pth" in studio.models.why_missing(

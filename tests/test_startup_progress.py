@@ -16,6 +16,7 @@ from osdface.app.models import Part
 from osdface.app.requests import StudioSettings
 from osdface.app.service import Studio
 from osdface.app.startup import missing_sources_message, needs_hub, probe_hub, unreachable_note
+from osdface.cli_options import ModelOptions
 
 
 def test_probe_of_a_closed_port_says_unreachable_at_once():
@@ -58,7 +59,9 @@ def test_both_missing_sources_are_named_with_their_flags(tiny_hub):
 
 def test_studio_load_names_both_missing_sources():
     studio = Studio.load(
-        StudioSettings(weights="osdface-test/absent-weights", base_model="osdface-test/absent-base")
+        StudioSettings(
+            model=ModelOptions(weights="osdface-test/absent-weights", base_model="osdface-test/absent-base")
+        )
     )
     assert not studio.available
     reason = studio.models.why_missing(Part.PIPELINE)

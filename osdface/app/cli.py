@@ -65,15 +65,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, Launc
         parser.error(f"--max-megapixels must be > 0, got {args.max_megapixels}")
     if args.max_faces < 1:
         parser.error(f"--max-faces must be at least 1, got {args.max_faces}")
-    model = ModelOptions.from_namespace(args)
     studio = StudioSettings(
-        weights=model.weights,
-        base_model=model.base_model,
-        revision=model.revision,
-        base_revision=model.base_revision,
-        device=model.device,
-        dtype=model.dtype,
-        facexlib_dir=model.facexlib_dir,
+        model=ModelOptions.from_namespace(args),
         max_megapixels=args.max_megapixels,
         max_faces=args.max_faces,
         zero_gpu=os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"),

@@ -71,16 +71,16 @@ def load_models(settings: StudioSettings) -> LoadedModels:
     from osdface.hub import WeightsUnavailableError
     from osdface.runtime import resolve_device, resolve_dtype
 
-    device = resolve_device(settings.device)
+    device = resolve_device(settings.model.device)
     try:
         pipeline = OSDFacePipeline.from_pretrained(
-            settings.weights,
-            base_model=settings.base_model,
-            revision=settings.revision,
-            base_revision=settings.base_revision,
+            settings.model.weights,
+            base_model=settings.model.base_model,
+            revision=settings.model.revision,
+            base_revision=settings.model.base_revision,
         )
     except WeightsUnavailableError as exc:
-        error = missing_sources_message(settings.weights, settings.base_model, str(exc))
+        error = missing_sources_message(settings.model.weights, settings.model.base_model, str(exc))
         return LoadedModels(missing={Part.PIPELINE: error})
     for line in load_report_lines(pipeline.load_report):  # the same report as `osdface doctor`
         logging.getLogger(__name__).info(line)
@@ -90,7 +90,7 @@ def load_models(settings: StudioSettings) -> LoadedModels:
         pipeline.load_text_encoder()
     except WeightsUnavailableError as exc:
         missing[Part.ABLATION] = str(exc)
-    pipeline = pipeline.to(device, resolve_dtype(settings.dtype, device))
+    pipeline = pipeline.to(device, resolve_dtype(settings.model.dtype, device))
     restorer, identity = _load_face_models(settings, pipeline, device, missing)
     return LoadedModels(pipeline=pipeline, restorer=restorer, identity=identity, missing=missing)
 
@@ -104,7 +104,7 @@ def _load_face_models(settings: StudioSettings, pipeline, device, missing: dict[
     from osdface.facexlib_weights import FacexlibWeights, FacexlibWeightsError
     from osdface.identity import ArcFaceEmbedder, IdentityUnavailableError
 
-    facexlib = FacexlibWeights.from_env(local_dir=settings.facexlib_dir)
+    facexlib = FacexlibWeights.from_env(local_dir=settings.model.facexlib_dir)
     restorer = FaceRestorer(
         pipeline,
         options=RestoreOptions(max_faces=settings.max_faces, max_pixels=None),

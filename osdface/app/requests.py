@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from osdface.choices import COLOR_FIX_NAMES
+from osdface.cli_options import ModelOptions
 from osdface.errors import OSDFaceError
 
 MODE_PHOTO = "photo"
@@ -37,26 +37,15 @@ class ServiceUnavailableError(OSDFaceError, RuntimeError):
 class StudioSettings:
     """How the app loads its models and which inputs it accepts.
 
-    weights, base_model: Hub repo ids or local folders (None: ``OSDFACE_WEIGHTS`` /
-        ``OSDFACE_BASE_MODEL``, else the defaults in ``osdface.hub``).
-    revision, base_revision: branches, tags or commit SHAs of those repos (None: main).
-    device, dtype: torch device and model dtype (None: cuda if available, else cpu; float16
-        on CUDA, float32 on the CPU).
-    facexlib_dir: a folder holding facexlib's weight files (None: ``OSDFACE_FACEXLIB_DIR``,
-        the cache, then a download).
+    model: where the weights come from and where the models run, as every command line
+        takes them (``osdface.cli_options``; None fields: the documented defaults).
     max_megapixels: larger inputs are refused, from their header, before decoding.
     max_faces: whole photos with more faces get their largest ``max_faces`` restored.
     zero_gpu: on a ZeroGPU Space: the face detector stays on the CPU so faces can be counted
         before a GPU is requested.
     """
 
-    weights: str | None = None
-    base_model: str | None = None
-    revision: str | None = None
-    base_revision: str | None = None
-    device: str | None = None
-    dtype: str | None = None
-    facexlib_dir: Path | None = None
+    model: ModelOptions = ModelOptions()
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
     max_faces: int = DEFAULT_MAX_FACES
     zero_gpu: bool = False

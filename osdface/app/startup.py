@@ -173,10 +173,10 @@ def load_studio(settings: StudioSettings) -> tuple[Studio, str | None]:
     from osdface.app.models import LoadedModels, Part
     from osdface.app.service import Studio
 
-    with hub_offline_if_unreachable(settings.weights, settings.base_model) as probe:
+    with hub_offline_if_unreachable(settings.model.weights, settings.model.base_model) as probe:
         missing = None
-        if constants.HF_HUB_OFFLINE or not needs_hub(settings.weights, settings.base_model):
-            missing = missing_sources_message(settings.weights, settings.base_model)
+        if constants.HF_HUB_OFFLINE or not needs_hub(settings.model.weights, settings.model.base_model):
+            missing = missing_sources_message(settings.model.weights, settings.model.base_model)
         if missing:
             studio = Studio(LoadedModels(missing={Part.PIPELINE: missing}), settings=settings)
         else:
