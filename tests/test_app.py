@@ -344,6 +344,7 @@ def test_requests_beyond_the_queue_are_refused(app):
     assert pixels(result[2]).shape == (512, 512, 3)
 
 
+@pytest.mark.slow
 def test_the_terminal_names_the_share_flag_not_launch(app):
     deadline = time.monotonic() + 30  # printed just after the server answers
     while "restart with --share" not in app.log.read_text() and time.monotonic() < deadline:

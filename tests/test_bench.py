@@ -32,6 +32,7 @@ def test_bench_prints_costs_and_stage_table(tiny_hub, capsys):
     assert "parallelized: needs CUDA" in out
 
 
+@pytest.mark.slow
 def test_embedder_cost_counts_the_released_architecture():
     from osdface.embedder import VisualRepresentationEmbedder
 

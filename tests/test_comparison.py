@@ -70,6 +70,7 @@ def test_batched_conditions_match_within_rounding(tiny_pipeline):
         assert difference.max() <= 1 and (difference > 0).mean() < 0.01
 
 
+@pytest.mark.slow
 def test_pipeline_reuses_given_latents_and_condition(tiny_pipeline):
     faces = [np.full((512, 512, 3), v, np.uint8) for v in (40, 200)]
     generator = [torch.Generator().manual_seed(i) for i in range(2)]

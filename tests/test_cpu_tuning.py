@@ -57,6 +57,7 @@ def test_bfloat16_without_native_support_warns(monkeypatch):
     assert cpu_tuning.check_cpu_dtype("cpu", torch.bfloat16) is None
 
 
+@pytest.mark.slow
 def test_peak_estimate_and_stage_operations(tiny_pipeline):
     peak, how = bench_cpu.peak_gflops()
     assert peak > 0 and "float32 lanes" in how

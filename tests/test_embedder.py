@@ -180,6 +180,7 @@ def test_selection_batch_equals_singles_and_loop():
     assert (indices[0] >= 0).sum().item() <= 3
 
 
+@pytest.mark.slow
 def test_fewer_than_77_distinct_tokens_on_full_vre(vre):
     """A flat image maps every position to few codebook entries: the rest are zero rows."""
     flat = torch.zeros(1, 3, 512, 512)

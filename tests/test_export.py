@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pytest
 import torch
 
 from osdface import OSDFacePipeline, hub
 from osdface.cli import main as cli_main
 
 
+@pytest.mark.slow
 def test_export_then_load_gives_identical_outputs(tiny_hub, tiny_pipeline, tmp_path, capsys):
     out = tmp_path / "export"
     status = cli_main(

@@ -176,6 +176,7 @@ def test_truncated_or_wrong_files_are_reported(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")
+@pytest.mark.slow
 def test_detector_and_parser_load_through_our_loader(tmp_path):
     """Random facexlib models saved as facexlib does (DataParallel prefixes included) load
     into fresh models through FacexlibWeights, from a local folder, offline."""

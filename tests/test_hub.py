@@ -144,6 +144,7 @@ class FakeHub(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow
 def test_online_errors_through_huggingface_hub(tmp_path):
     """A local server speaking the Hub's error protocol: repo missing, bad revision, file
     missing; then an unreachable Hub. Run in a subprocess, since the test session is offline."""
@@ -231,6 +232,7 @@ class FakeHubWithUploads(FakeHub):
         self.wfile.write(data)
 
 
+@pytest.mark.slow
 def test_export_push_to_hub_against_a_loopback_hub(tiny_hub, tmp_path):
     """``osdface export OUT --push-to-hub`` uploads every exported file, byte for byte."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHubWithUploads)

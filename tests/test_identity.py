@@ -71,6 +71,7 @@ def test_arcface_input_crops_the_face(faces):
     assert (arcface_input(half) - arcface_input(face)).abs().mean() < 0.05
 
 
+@pytest.mark.slow
 def test_inputs_are_interchangeable(faces, embedder):
     face = faces["grace_hopper"]
     as_tensor = torch.from_numpy(face).permute(2, 0, 1).float() / 255.0
@@ -85,6 +86,7 @@ def test_inputs_are_interchangeable(faces, embedder):
     )
 
 
+@pytest.mark.slow
 def test_similarity_values(faces, embedder):
     a, b, a2 = faces["astronaut"], faces["grace_hopper"], faces["astronaut_degraded"]
     assert embedder.similarity(a, a) == pytest.approx(1.0, abs=1e-5)
@@ -114,6 +116,7 @@ def test_bad_faces_raise(embedder):
         embedder.embed([])
 
 
+@pytest.mark.slow
 def test_state_dict_round_trip_and_mismatch(faces, embedder):
     state = embedder.model.state_dict()
     again = ArcFaceEmbedder.from_state_dict(state)
@@ -126,6 +129,7 @@ def test_state_dict_round_trip_and_mismatch(faces, embedder):
         ArcFaceEmbedder.from_state_dict(broken)
 
 
+@pytest.mark.slow
 def test_from_pretrained_loads_facexlib_file(tmp_path, faces, embedder):
     write_random_arcface(tmp_path / "facexlib", seed=0)
     loaded = ArcFaceEmbedder.from_pretrained(FacexlibWeights.from_env(local_dir=tmp_path / "facexlib"))
