@@ -25,5 +25,11 @@ class ColorFix(str, Enum):
                 f"unknown colour fix {value!r}: use one of {', '.join(COLOR_FIX_NAMES)}"
             ) from None
 
+    @classmethod
+    def argument(cls, value: str | ColorFix | None) -> str | None:
+        """The pipeline's ``color_fix`` argument for ``value``: None for no fix, else the name."""
+        fix = cls.parse(value)
+        return None if fix is cls.NONE else fix.value
+
 
 COLOR_FIX_NAMES = tuple(member.value for member in ColorFix)  # for argparse choices and menus

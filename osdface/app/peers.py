@@ -27,6 +27,7 @@ from osdface.app.models import Part
 from osdface.app.requests import MODE_PHOTO, RequestError, RestoreRequest
 from osdface.app.results import PreparedRestore
 from osdface.app.service import Studio
+from osdface.choices import ColorFix
 from osdface.hub import WeightsUnavailableError
 from osdface.peer_specs import BACKGROUND_LICENCES, PEERS
 
@@ -153,7 +154,7 @@ class PeerStudio:
             aligned=request.mode != MODE_PHOTO,
             max_faces=self.studio.settings.max_faces,
             prompt=None,
-            color_fix=None if request.color_fix == "none" else request.color_fix,
+            color_fix=ColorFix.argument(request.color_fix),
             seed=int(request.seed),
             upscale=job.scale,
             max_pixels=None,

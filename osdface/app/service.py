@@ -42,6 +42,7 @@ from osdface.app.requests import (
 )
 from osdface.app.results import GpuResult, IdentityRow, PreparedRestore, RestoreOutcome
 from osdface.app.uploads import check_aligned_face, check_upload, read_image
+from osdface.choices import ColorFix
 
 if TYPE_CHECKING:
     import torch
@@ -184,7 +185,7 @@ class Studio:
             aligned=request.mode == MODE_ALIGNED,
             max_faces=self.settings.max_faces,
             prompt=None,
-            color_fix=None if request.color_fix == "none" else request.color_fix,
+            color_fix=ColorFix.argument(request.color_fix),
             seed=int(request.seed),
             upscale=1.0,
             # Already checked on the file; the arrays handed on are not re-checked.

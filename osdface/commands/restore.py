@@ -45,14 +45,13 @@ class RestoreCommand:
     def from_namespace(cls, args: argparse.Namespace) -> RestoreCommand:
         from osdface.faces import RestoreOptions
 
-        color_fix = ColorFix.parse(args.color_fix)
         options = RestoreOptions(
             aligned=args.aligned,
             only_center_face=args.only_center_face,
             min_face_size=args.min_face_size,
             max_faces=args.max_faces,
             prompt=args.prompt,
-            color_fix=None if color_fix is ColorFix.NONE else color_fix.value,
+            color_fix=ColorFix.argument(args.color_fix),
             upscale=args.upscale,
             batch_size=args.batch_size,
             seed=args.seed,

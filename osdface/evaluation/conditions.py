@@ -95,8 +95,7 @@ class EvalFRConfig:
         if self.dtype not in (None, *DTYPE_NAMES):
             raise ValueError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, got {self.dtype!r}")
         # None for no fix, as before: the name is part of metrics.json and of the cache's hash
-        fix = ColorFix.parse(self.color_fix)
-        object.__setattr__(self, "color_fix", None if fix is ColorFix.NONE else fix.value)
+        object.__setattr__(self, "color_fix", ColorFix.argument(self.color_fix))
         if not 0.0 <= self.codeformer_w <= 1.0:
             raise ValueError(f"codeformer_w must be in [0, 1], got {self.codeformer_w!r}")
         if self.extension.startswith(".") or not self.extension:
