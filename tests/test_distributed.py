@@ -181,12 +181,15 @@ def test_one_failing_process_stops_both_with_its_error(tmp_path, tiny_hub):
     assert f"error: {broken}: not an image" in output, output[-4000:]
     assert "osdface: process 1 of 2 failed: exit status 2" in output
     assert "terminate called" not in output
-    # the launcher's summary: process 1 exited with its status, process 0 either saw the
-    # connection close (an uncaught error: status 1) or was stopped by the launcher first
+    # the launcher's summary: each process exited non-zero on its own (process 1 with its
+    # status 2, process 0 on seeing the connection close: an uncaught error, status 1), or was
+    # stopped by the launcher (SIGTERM, -15) once the other had exited; under load either may
+    # exit first (process 1 leaves through the interpreter's exit after closing the group)
     exits = {
         int(rank): int(code)
         for rank, code in re.findall(r"local_rank: (\d+)\).*\n\s+exitcode\s+: (-?\d+)", output)
     }
-    assert exits.get(1) == 2, output[-4000:]
+    assert exits.get(1) in (2, -15), output[-4000:]
     assert exits.get(0) in (1, -15), output[-4000:]
+    assert (exits[0], exits[1]) != (-15, -15), output[-4000:]  # one of them left on its own
     assert not (tmp_path / "out" / "metrics.json").exists()
