@@ -28,6 +28,18 @@ def test_remap_matches_grid_sample_on_a_tilt_field(channels):
     assert (fast - frame).abs().max().item() > 0.1  # it did move the pixels
 
 
+def test_remap_is_as_close_to_the_exact_warp_as_grid_sample_is():
+    # Below about 0.01/255 the two float32 warps differ only by float32 rounding of the sample
+    # coordinates (an ulp at x = 80 is 8e-6 pixel, times an edge of height 1); against the
+    # float64 warp, cv2.remap must be no worse than the torch path it replaces on the CPU.
+    frame = _frame(3)
+    shift_x, shift_y = sample_tilt_fields(TurbulenceParams(propagation_length=40_000.0), 96, 80, 1, seed=0)
+    exact = warp_grid_sample(frame.double(), shift_x[0].double(), shift_y[0].double())
+    remap_error = (warp_remap(frame, shift_x[0], shift_y[0]).double() - exact).abs().max().item()
+    torch_error = (warp_grid_sample(frame, shift_x[0], shift_y[0]).double() - exact).abs().max().item()
+    assert 0 < remap_error <= 1.5 * torch_error, (remap_error * 255, torch_error * 255)
+
+
 def test_remap_reflects_like_grid_sample_far_outside_the_frame():
     frame = _frame(3, 30, 40)
     shift_x = torch.linspace(-95.0, 95.0, 30 * 40).reshape(30, 40)

@@ -70,9 +70,21 @@ def _time(call: Callable[[int], object], repeats: int, sync: Callable[[], None])
     return Timing(first, float(np.mean(walls)), float(np.min(walls)), cpu)
 
 
-def warp_comparison(size: int, repeats: int) -> tuple[float, float, float]:
+@dataclass(frozen=True)
+class WarpComparison:
+    grid_sample_s: float
+    remap_s: float
+    difference: float  # max |remap - grid_sample|, both float32, in [0, 1] units
+    # max distance of each from the float64 grid_sample of the same frame and shifts: the exact
+    # sampling, up to float32 rounding of the coordinates, which both share
+    remap_error: float
+    grid_sample_error: float
+
+
+def warp_comparison(size: int, repeats: int) -> WarpComparison:
     """Median seconds per 512 RGB warp of ``grid_sample`` and ``cv2.remap`` on CPU, timed in
-    alternation (so that load on the machine falls on both), and their max difference."""
+    alternation (so that load on the machine falls on both), their max difference, and each
+    one's distance from a float64 reference."""
     frame = torch.from_numpy(_test_image(size)).permute(2, 0, 1).float() / 255.0  # (3, H, W) in [0, 1]
     shift_x, shift_y = sample_tilt_fields(TurbulenceParams(propagation_length=40_000.0), size, size, 1)
     shift_x, shift_y = shift_x[0], shift_y[0]
@@ -82,8 +94,16 @@ def warp_comparison(size: int, repeats: int) -> tuple[float, float, float]:
             start = time.perf_counter()
             function(frame, shift_x, shift_y)
             times[name].append(time.perf_counter() - start)
-    difference = (warp_remap(frame, shift_x, shift_y) - warp_grid_sample(frame, shift_x, shift_y)).abs().max()
-    return float(np.median(times["grid_sample"])), float(np.median(times["remap"])), float(difference)
+    fast = warp_remap(frame, shift_x, shift_y).double()
+    reference = warp_grid_sample(frame, shift_x, shift_y).double()
+    exact = warp_grid_sample(frame.double(), shift_x.double(), shift_y.double())
+    return WarpComparison(
+        grid_sample_s=float(np.median(times["grid_sample"])),
+        remap_s=float(np.median(times["remap"])),
+        difference=float((fast - reference).abs().max()),
+        remap_error=float((fast - exact).abs().max()),
+        grid_sample_error=float((reference - exact).abs().max()),
+    )
 
 
 def run(settings: BenchSettings) -> list[tuple[str, str, Timing]]:
@@ -148,11 +168,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{device:6} | {name:42} | {t.first_s:9.3f}s | {t.mean_s:8.3f}s | {t.min_s:6.3f}s | {t.cpu_s:7.3f}s"
         )
-    old, new, difference = warp_comparison(settings.size, max(settings.repeats, 5))
+    c = warp_comparison(settings.size, max(settings.repeats, 5))
     print(
         f"\ntilt warp on CPU, {settings.size}x{settings.size} RGB (median, alternating): grid_sample "
-        f"{old * 1000:.1f} ms, cv2.remap {new * 1000:.1f} ms ({old / new:.1f}x); max difference "
-        f"{difference * 255:.4f}/255"
+        f"{c.grid_sample_s * 1000:.1f} ms, cv2.remap {c.remap_s * 1000:.1f} ms "
+        f"({c.grid_sample_s / c.remap_s:.1f}x); max difference {c.difference * 255:.4f}/255; "
+        f"from the float64 warp: cv2.remap {c.remap_error * 255:.4f}/255, "
+        f"grid_sample {c.grid_sample_error * 255:.4f}/255"
     )
     print(
         "\nfirst call = set-up of all cached tables (cold) + one frame; CPU time = process CPU per frame, all threads"
