@@ -31,7 +31,8 @@ def test_remap_matches_grid_sample_on_a_tilt_field(channels):
 def test_remap_is_as_close_to_the_exact_warp_as_grid_sample_is():
     # Below about 0.01/255 the two float32 warps differ only by float32 rounding of the sample
     # coordinates (an ulp at x = 80 is 8e-6 pixel, times an edge of height 1); against the
-    # float64 warp, cv2.remap must be no worse than the torch path it replaces on the CPU.
+    # float64 warp, cv2.remap must stay within 1.5x of the torch path it replaces on the CPU (it
+    # measured 0.6x: 0.0012/255 vs 0.0020/255; the margin is for other OpenCV builds).
     frame = _frame(3)
     shift_x, shift_y = sample_tilt_fields(TurbulenceParams(propagation_length=40_000.0), 96, 80, 1, seed=0)
     exact = warp_grid_sample(frame.double(), shift_x[0].double(), shift_y[0].double())
