@@ -189,6 +189,13 @@ def test_one_failing_process_stops_both_with_its_error(tmp_path, tiny_hub):
         int(rank): int(code)
         for rank, code in re.findall(r"local_rank: (\d+)\).*\n\s+exitcode\s+: (-?\d+)", output)
     }
+    # torch 2.8's launcher leaves out of its summary a process that it stopped itself: its log
+    # line "Sending process PID closing signal SIGTERM", for a PID the summary does not list,
+    # stands for the -15 of the other process
+    listed = set(re.findall(r"exitcode\s+: -?\d+ \(pid: (\d+)\)", output))
+    stopped = set(re.findall(r"Sending process (\d+) closing signal SIGTERM", output)) - listed
+    if len(exits) == 1 and stopped:
+        exits[1 - next(iter(exits))] = -15
     assert exits.get(1) in (2, -15), output[-4000:]
     assert exits.get(0) in (1, -15), output[-4000:]
     assert (exits[0], exits[1]) != (-15, -15), output[-4000:]  # one of them left on its own

@@ -1,42 +1,92 @@
-"""Write requirements.txt: the exact versions, in this environment, of the runtime dependencies
-listed in pyproject.toml and of everything they depend on.
+"""Write requirements.txt: exact versions of the runtime dependencies listed in pyproject.toml and of
+everything they depend on, for every Python in PYTHONS.
 
-    python tools/pin_requirements.py            # rewrite requirements.txt from this environment
-    python tools/pin_requirements.py --check    # exit 1 when requirements.txt differs from it
-
-(Python 3.11 or later: it reads pyproject.toml with tomllib.)
+    python tools/pin_requirements.py                    # rewrite requirements.txt (PyPI + interpreters)
+    python tools/pin_requirements.py --check            # exit 1 when requirements.txt differs from it
+    python tools/pin_requirements.py --check --offline  # the same for this Python's lines only
 
 Run it in an environment where the test suite passes (after upgrading packages there, see the
-README's "Upgrading the pins"). pyproject.toml keeps ranges for people who install the
-package; requirements.txt is what the Space, the README's first command and CI install.
-The CUDA libraries (nvidia-*, cuda-*, triton) are left out: the torch wheel pins its own, and
-a CPU-only torch needs none of them.
+README's "Upgrading the pins"). pyproject.toml keeps ranges for people who install the package;
+requirements.txt is what the Space, the README's first command and CI install.
+
+- This Python: the installed versions (what the suite ran with).
+- Each other Python in PYTHONS: what this environment's pip resolves for that interpreter
+  (`pip --python X install --dry-run --report`) from the same direct requirements, with every
+  package capped at its version here (so each gets the newest release no newer than what the suite
+  ran with), from PyPI files uploaded before the date in the file's header. Writing sets that date
+  to today 00:00 UTC (--keep-date keeps the file's); --check reuses it, so it reproduces the file
+  until a release is yanked.
+- A package whose version or marker differs between Pythons, or that only some Pythons need, gets
+  one line per version and marker under a python_version marker for those Pythons.
+- Interpreters: --python 3.X=PATH, else a working python3.X on PATH, else the newest
+  $PYENV_ROOT/versions/3.X.N (default ~/.pyenv). A missing one is an error unless --offline, which
+  keeps the other Pythons' pins (and the date) as the file has them and writes or checks this
+  Python's only.
+
+The CUDA libraries (nvidia-*, cuda-*, triton) are left out: the torch wheel pins its own, and a
+CPU-only torch needs none of them. pip, setuptools and wheel are left out too.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import difflib
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
-import tomllib
-from packaging.markers import Marker
+from packaging.markers import Marker, default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest brings tomli there
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
+# The Pythons requirements.txt installs on (pyproject.toml's requires-python starts at the first;
+# ZeroGPU Spaces run 3.10).
+PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+THIS_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 LEFT_TO_TORCH = ("nvidia-", "cuda-", "triton")
 BUILD_TOOLS = {"setuptools", "pip", "wheel"}
 # Runtime dependencies of the upscaler peers, pinned ahead of their entry in pyproject.toml
 # (listing them in both places is harmless).
 ALSO_PINNED = ("spandrel", "spandrel_extra_arches")
 HEADER = """\
-# Exact versions the test suite passed with: the runtime dependencies (pyproject.toml) and
-# everything they depend on. Used by the Hugging Face Space, `pip install -r requirements.txt`
-# and CI. Regenerate with `python tools/pin_requirements.py` (see the README, "Upgrading the
-# pins"); pyproject.toml keeps version ranges. CUDA libraries come with the torch wheel.
+# Exact versions the test suite passed with (Python {this}): the runtime dependencies
+# (pyproject.toml) and everything they depend on. Used by the Hugging Face Space,
+# `pip install -r requirements.txt` and CI. Regenerate with `python tools/pin_requirements.py`
+# (see the README, "Upgrading the pins"); pyproject.toml keeps version ranges. CUDA libraries
+# come with the torch wheel.
+# Python {others}: what pip resolves there with each package capped at its version on {this}
+# (python_version markers where they differ), from PyPI files uploaded before {date}
 """
+DATE_LINE = re.compile(r"^# .*uploaded before (\S+)$", re.MULTILINE)
+# What pip names as the requirement it cannot install, in the wording of pip 23 to 26.
+PIP_FAILURES = (
+    r"No matching distribution found for (\S+)",
+    r"Could not find a version that satisfies the requirement (\S+)",
+    r"Cannot install (.+?) because",
+    r"Failed to build '?([^'\s]+)'?",
+    r"Failed building wheel for (\S+)",
+    r"Could not build wheels for (\S+?),? ",
+)
+
+Dist = tuple[str, str, list[str]]  # name, version, requires-dist
+Pin = tuple[str, str, str | None]  # name, version, marker (None: always)
 
 
 def direct_dependencies(extra: list[str]) -> list[Requirement]:
@@ -44,10 +94,31 @@ def direct_dependencies(extra: list[str]) -> list[Requirement]:
     return [Requirement(text) for text in [*project["dependencies"], *ALSO_PINNED, *extra]]
 
 
-def _applies(requirement: Requirement, extras: set[str]) -> bool:
+def installed(name: str) -> Dist | None:
+    try:
+        dist = metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return None
+    return dist.metadata["Name"], dist.version, dist.requires or []
+
+
+def from_report(report: dict) -> Callable[[str], Dist | None]:
+    """A lookup like ``installed`` over a ``pip install --report`` file's install list."""
+    dists = {}
+    for item in report["install"]:
+        data = item["metadata"]
+        dists[canonicalize_name(data["name"])] = (
+            data["name"],
+            data["version"],
+            data.get("requires_dist", []),
+        )
+    return lambda name: dists.get(canonicalize_name(name))
+
+
+def _applies(requirement: Requirement, extras: set[str], environment: Mapping[str, str]) -> bool:
     if requirement.marker is None:
         return True
-    return any(requirement.marker.evaluate({"extra": extra}) for extra in extras or {""})
+    return any(requirement.marker.evaluate({**environment, "extra": extra}) for extra in extras or {""})
 
 
 def _own_marker(requirement: Requirement) -> str | None:
@@ -57,9 +128,15 @@ def _own_marker(requirement: Requirement) -> str | None:
     return str(requirement.marker)
 
 
-def closure(roots: list[Requirement]) -> dict[str, tuple[str, str, str | None]]:
-    """canonical name -> (distribution name, installed version, marker or None)."""
-    pinned: dict[str, tuple[str, str, str | None]] = {}
+def closure(
+    roots: list[Requirement],
+    lookup: Callable[[str], Dist | None],
+    environment: Mapping[str, str],
+    missing: str = "not installed here: install it first",
+) -> dict[str, Pin]:
+    """canonical name -> (distribution name, version, marker or None), markers evaluated in
+    ``environment`` (a Python's marker environment: the one ``lookup`` describes)."""
+    pinned: dict[str, Pin] = {}
     todo = [(requirement, None) for requirement in roots]
     seen_extras: dict[str, set[str]] = {}
     while todo:
@@ -68,14 +145,11 @@ def closure(roots: list[Requirement]) -> dict[str, tuple[str, str, str | None]]:
         if key in BUILD_TOOLS or key.startswith(LEFT_TO_TORCH):
             continue
         marker = _own_marker(requirement) or inherited
-        if marker is not None and not Marker(marker).evaluate():
+        if marker is not None and not Marker(marker).evaluate(dict(environment)):
             continue
-        try:
-            dist = metadata.distribution(requirement.name)
-        except metadata.PackageNotFoundError as exc:
-            raise SystemExit(
-                f"{requirement.name} is required but not installed here: install it first"
-            ) from exc
+        dist = lookup(requirement.name)
+        if dist is None:
+            raise SystemExit(f"{requirement.name} is required but {missing}")
         extras = set(requirement.extras)
         if key in pinned:
             name, version, known = pinned[key]
@@ -83,39 +157,287 @@ def closure(roots: list[Requirement]) -> dict[str, tuple[str, str, str | None]]:
             if extras <= seen_extras[key]:
                 continue
         else:
-            pinned[key] = (dist.metadata["Name"], dist.version, marker)
+            pinned[key] = (dist[0], dist[1], marker)
         seen_extras[key] = seen_extras.get(key, set()) | extras
-        for text in dist.requires or []:
+        for text in dist[2]:
             child = Requirement(text)
-            if _applies(child, extras):
+            if _applies(child, extras, environment):
                 todo.append((child, marker))
     return pinned
 
 
-def render(pinned: dict[str, tuple[str, str, str | None]]) -> str:
-    lines = [HEADER]
-    for key in sorted(pinned):
-        name, version, marker = pinned[key]
-        lines.append(f"{name}=={version}" + (f" ; {marker}" if marker else ""))
+def python_condition(pythons: Iterable[str]) -> str | None:
+    """A python_version marker for these PYTHONS (None: all of them), as contiguous runs over
+    PYTHONS; the first run is open downward and the last upward, like the Pythons around them."""
+    chosen = {PYTHONS.index(python) for python in pythons}
+    if len(chosen) == len(PYTHONS):
+        return None
+    runs = []
+    for first in sorted(chosen):
+        if first - 1 in chosen:
+            continue
+        last = first
+        while last + 1 in chosen:
+            last += 1
+        parts = []
+        if first > 0:
+            parts.append(f'python_version >= "{PYTHONS[first]}"')
+        if last < len(PYTHONS) - 1:
+            parts.append(f'python_version < "{PYTHONS[last + 1]}"')
+        runs.append(" and ".join(parts))
+    if len(runs) == 1:
+        return runs[0]
+    return " or ".join(f"({run})" if " and " in run else run for run in runs)
+
+
+def _grouped(marker: str) -> str:
+    # `and` binds tighter than `or`: an operand with an `or` keeps its own meaning in parentheses.
+    return f"({marker})" if " or " in marker else marker
+
+
+def line_marker(pythons: Iterable[str], own: str | None) -> str | None:
+    condition = python_condition(pythons)
+    if condition is None or own is None or own == condition:
+        return condition or own
+    return f"{_grouped(condition)} and {_grouped(own)}"
+
+
+def split_marker(marker: str | None) -> tuple[tuple[str, ...], str | None]:
+    """The inverse of ``line_marker``: (the Pythons, the package's own marker)."""
+    if marker is None:
+        return PYTHONS, None
+    subsets = [s for size in range(1, len(PYTHONS)) for s in itertools.combinations(PYTHONS, size)]
+    # Longest condition first: `>= "3.12" and < "3.13"` (3.12 only) also starts with `>= "3.12"`.
+    for pythons in sorted(subsets, key=lambda s: -len(python_condition(s))):
+        condition = python_condition(pythons)
+        if marker == condition:
+            return pythons, None
+        if marker.startswith(f"{_grouped(condition)} and "):
+            own = marker[len(_grouped(condition)) + len(" and ") :]
+            return pythons, own[1:-1] if " or " in own else own
+    return PYTHONS, marker
+
+
+def render(per_python: Mapping[str, Mapping[str, Pin]], date: str) -> str:
+    others = ", ".join(python for python in PYTHONS if python != THIS_PYTHON)
+    lines = [HEADER.format(this=THIS_PYTHON, others=others, date=date)]
+    for key in sorted(set().union(*per_python.values())):
+        groups: dict[tuple[str, str | None], list[str]] = {}
+        for python in PYTHONS:
+            if key in per_python[python]:
+                _, version, own = per_python[python][key]
+                groups.setdefault((version, own), []).append(python)
+        # One spelling of the name for all its lines: this Python's where it has the package.
+        name = next(per_python[p][key][0] for p in (THIS_PYTHON, *PYTHONS) if key in per_python[p])
+        for (version, own), pythons in groups.items():
+            marker = line_marker(pythons, own)
+            lines.append(f"{name}=={version}" + (f" ; {marker}" if marker else ""))
     return "\n".join(lines) + "\n"
 
 
+def read_pins(text: str) -> dict[str, dict[str, Pin]]:
+    """Python -> canonical name -> Pin, from a requirements.txt that ``render`` wrote."""
+    per_python: dict[str, dict[str, Pin]] = {python: {} for python in PYTHONS}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        requirement = Requirement(line)
+        (spec,) = requirement.specifier
+        pythons, own = split_marker(line.split(";", 1)[1].strip() if ";" in line else None)
+        for python in pythons:
+            per_python[python][canonicalize_name(requirement.name)] = (requirement.name, spec.version, own)
+    return per_python
+
+
+def _version_of(path: str) -> Version:
+    try:
+        return Version(Path(path).parent.parent.name)
+    except InvalidVersion:
+        return Version("0")
+
+
+def _runs_as(interpreter: str, python: str) -> bool:
+    try:
+        run = subprocess.run(
+            [interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return run.returncode == 0 and run.stdout.strip() == python
+
+
+def _pyenv_versions() -> Path:
+    return Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+
+
+def find_python(python: str, given: Mapping[str, str] | None = None) -> str | None:
+    """An interpreter for ``python`` ("3.10"): ``given[python]``, this one, a working python3.X on
+    PATH (a pyenv shim for a version not selected fails), or the newest pyenv 3.X.N build."""
+    if given and python in given:
+        if not _runs_as(given[python], python):
+            raise SystemExit(f"--python {python}={given[python]}: that is not a working Python {python}")
+        return given[python]
+    if python == THIS_PYTHON:
+        return sys.executable
+    pyenv = _pyenv_versions()
+    # Plain X.Y.N builds only: not 3.13.0t (free-threaded wheels are a different set).
+    builds = [
+        p
+        for p in pyenv.glob(f"{python}.*/bin/python")
+        if re.fullmatch(r"\d+\.\d+\.\d+", p.parent.parent.name)
+    ]
+    candidates = [shutil.which(f"python{python}"), *sorted(map(str, builds), key=_version_of, reverse=True)]
+    return next((c for c in candidates if c and _runs_as(c, python)), None)
+
+
+def unresolvable(stderr: str, requirements: Path | None = None) -> str:
+    """The requirement(s) pip's stderr names as the one it cannot install ('' when none is named);
+    `-r FILE (line N)` is read from ``requirements``."""
+    lines = requirements.read_text().splitlines() if requirements and requirements.exists() else []
+    for pattern in PIP_FAILURES:
+        match = re.search(pattern, stderr)
+        if match is None:
+            continue
+        names = []
+        for part in re.split(r",\s*|\s+and\s+", match.group(1)):
+            line = re.fullmatch(r"-r .+ \(line (\d+)\)", part.strip())
+            if line and int(line.group(1)) <= len(lines):
+                part = lines[int(line.group(1)) - 1].split(";")[0]
+            names.append(part.strip())
+        return ", ".join(names)
+    return ""
+
+
+def stderr_tail(stderr: str, lines: int = 15) -> str:
+    # pip warns about every unreachable --find-links/--extra-index-url location: not the failure.
+    kept = [line for line in stderr.splitlines() if "is ignored: it is neither" not in line]
+    return "\n".join(kept[-lines:])
+
+
+def resolve(
+    python: str, interpreter: str, roots: list[Requirement], caps: Mapping[str, Pin], date: str
+) -> dict:
+    """pip's --report of installing ``roots`` on ``interpreter`` with every package capped at ``caps``."""
+    with tempfile.TemporaryDirectory(prefix=f"pins-{python}-") as tmp:
+        folder = Path(tmp)
+        (folder / "roots.txt").write_text("".join(f"{root}\n" for root in roots))
+        (folder / "caps.txt").write_text(
+            "".join(f"{name}<={version}\n" for name, version, _ in caps.values())
+        )
+        # This pip, run for that interpreter: the same resolver everywhere, and --uploaded-prior-to,
+        # which the interpreters' own (older) pips may lack.
+        command = [sys.executable, "-m", "pip", "--python", interpreter, "install", "--dry-run"]
+        command += ["--ignore-installed", "--quiet", "--report", str(folder / "report.json")]
+        command += ["--uploaded-prior-to", date, "-c", str(folder / "caps.txt")]
+        command += ["-r", str(folder / "roots.txt")]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+        if run.returncode != 0:
+            what = unresolvable(run.stderr, folder / "roots.txt") or "see pip's output"
+            raise SystemExit(
+                f"pip cannot resolve the pins for Python {python} ({interpreter}): {what}\n"
+                + stderr_tail(run.stderr)
+            )
+        report = json.loads((folder / "report.json").read_text())
+    if report["environment"]["python_version"] != python:
+        raise SystemExit(
+            f"{interpreter} resolved for Python {report['environment']['python_version']}, not {python}"
+        )
+    return report
+
+
+def resolve_others(roots: list[Requirement], here: Mapping[str, Pin], date: str, given: Mapping[str, str]):
+    others = [python for python in PYTHONS if python != THIS_PYTHON]
+    interpreters = {python: find_python(python, given) for python in others}
+    missing = [python for python, interpreter in interpreters.items() if interpreter is None]
+    if missing:
+        raise SystemExit(
+            "\n".join(
+                f"no Python {python} found (python{python} on PATH, {_pyenv_versions()}/{python}.N): "
+                f"pass --python {python}=/path/to/python{python}"
+                for python in missing
+            )
+            + "\n(or --offline to keep the other Pythons' pins as requirements.txt has them)"
+        )
+    # pip spends its time waiting for PyPI: the Pythons resolve side by side.
+    with ThreadPoolExecutor(len(others)) as pool:
+        reports = dict(
+            zip(others, pool.map(lambda p: resolve(p, interpreters[p], roots, here, date), others))
+        )
+    return {
+        python: closure(
+            roots, from_report(report), report["environment"], f"missing from pip's report for {python}"
+        )
+        for python, report in reports.items()
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     parser.add_argument("--extra", action="append", default=[], help="also pin this requirement (repeatable)")
     parser.add_argument("--output", type=Path, default=ROOT / "requirements.txt")
+    parser.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="3.X=PATH",
+        help="the interpreter for 3.X (repeatable)",
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="this Python's pins only: keep the other Pythons' from the file",
+    )
+    parser.add_argument(
+        "--keep-date", action="store_true", help="resolve with the file's upload date, not today's"
+    )
     args = parser.parse_args(argv)
-    text = render(closure(direct_dependencies(args.extra)))
-    if args.check:
-        current = args.output.read_text() if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} differs from this environment: run python tools/pin_requirements.py")
+    if THIS_PYTHON not in PYTHONS:
+        raise SystemExit(f"this is Python {THIS_PYTHON}; run it with one of PYTHONS: {', '.join(PYTHONS)}")
+    given = dict(item.partition("=")[::2] for item in args.python)
+    if not set(given) <= set(PYTHONS) or not all(given.values()):
+        raise SystemExit(f"--python takes 3.X=PATH, 3.X one of {', '.join(PYTHONS)}")
+
+    roots = direct_dependencies(args.extra)
+    here = closure(roots, installed, default_environment())
+    current = args.output.read_text() if args.output.exists() else ""
+    found = DATE_LINE.search(current)
+    if args.check or args.offline or args.keep_date:
+        if found is None:
+            print(f"{args.output} names no upload date: run python tools/pin_requirements.py")
             return 1
-        print(f"{args.output} matches this environment")
+        date = found.group(1)
+    else:
+        # Midnight: every file uploaded before it is on PyPI already, so the date reproduces this run.
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        date = f"{today.isoformat()}T00:00:00Z"
+    if args.offline:
+        per_python = {**read_pins(current), THIS_PYTHON: here}
+    else:
+        per_python = {THIS_PYTHON: here, **resolve_others(roots, here, date, given)}
+    text = render(per_python, date)
+
+    others = ", ".join(python for python in PYTHONS if python != THIS_PYTHON)
+    if args.offline:
+        scope = f"Python {THIS_PYTHON}; --offline: the lines of {others} were not re-resolved"
+    else:
+        scope = f"Python {THIS_PYTHON}, and pip's resolution for {others}"
+    if args.check:
+        if current != text:
+            diff = difflib.unified_diff(current.splitlines(), text.splitlines(), "file", "now", lineterm="")
+            print("\n".join(list(diff)[:40]))
+            print(
+                f"{args.output} differs from this environment ({scope}): run python tools/pin_requirements.py"
+            )
+            return 1
+        print(f"{args.output} matches this environment ({scope})")
         return 0
     args.output.write_text(text)
-    print(f"wrote {args.output}: {len(text.splitlines()) - HEADER.count(chr(10)) - 1} pins")
+    counts = ", ".join(f"{len(per_python[python])} for {python}" for python in PYTHONS)
+    print(f"wrote {args.output}: pins {counts} (files uploaded before {date}; {scope})")
     return 0
 
 
