@@ -27,7 +27,7 @@ from pathlib import Path
 import gradio as gr
 
 from app_compare import add_compare_panel, wire_compare_panel
-from app_layout import RestoreWidgets, banner_html, input_widgets, output_widgets, toggles
+from app_layout import RestoreWidgets, banner_html, gpu_banner_html, input_widgets, output_widgets, toggles
 from osdface import progress
 from osdface.app.cli import launch_message, parse_args
 from osdface.app.peers import PeerStudio
@@ -113,6 +113,8 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
             gr.Markdown(SHARE_NOTE, elem_id="share-note", elem_classes="osd-notes")
         if not studio.available:
             gr.HTML(banner_html(studio, hub_note))
+        if gpu_banner := gpu_banner_html(studio):
+            gr.HTML(gpu_banner)
         for summary, details in studio.status_notes():
             gr.Markdown(note_markdown(summary, details), elem_classes="osd-notes")
         inputs, run, preview, ablation, prompt, turbulence, mode = input_widgets(studio)
@@ -223,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     studio, hub_note = load_studio(settings)
     if hub_note:
         print(f"* {hub_note}", flush=True)
+    if studio.models.gpu_problem:
+        print(f"* {studio.models.gpu_problem.message()}", flush=True)
     demo = build_demo(studio, share=launch.share, hub_note=hub_note)
     on_gpu = studio.available and studio.device.type == "cuda"  # (no torch import without a model)
     concurrency = launch.concurrency or (2 if on_gpu or settings.zero_gpu else 1)

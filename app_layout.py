@@ -24,7 +24,7 @@ from osdface.app.requests import (
 )
 from osdface.app.results import RestoreOutcome
 from osdface.app.service import Studio
-from osdface.app.text import ABLATION_NOTE, RESTORE_UNAVAILABLE, SLIDER_HEIGHT
+from osdface.app.text import ABLATION_NOTE, CPU_SECONDS_PER_FACE, RESTORE_UNAVAILABLE, SLIDER_HEIGHT
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 
@@ -108,6 +108,21 @@ def banner_html(studio: Studio, hub_note: str | None = None) -> str:
         "The turbulence preview below still works; <em>Restore</em> is off until the app is "
         "restarted with the weights available (<code>python app.py --weights FOLDER_OR_REPO "
         "--base-model FOLDER_OR_REPO</code>).</div>"
+    )
+
+
+def gpu_banner_html(studio: Studio) -> str | None:
+    """The banner of a GPU the models cannot use (None when there is none): what was found (the
+    driver's CUDA version, the torch build's), the fix, and that restoring runs on the CPU."""
+    problem = studio.models.gpu_problem
+    if problem is None:
+        return None
+    return (
+        f'<div class="osd-banner" role="alert" id="gpu-banner"><strong>{html.escape(problem.summary)}</strong><br>'
+        f'<span class="osd-reason">{html.escape(problem.reason, quote=False)}</span><br>'
+        f"<strong>Fix:</strong> <code>{html.escape(problem.fix, quote=False)}</code><br>"
+        f"Restoring still works here, at CPU speed (about {CPU_SECONDS_PER_FACE} s a face); restart the "
+        "app after the fix. <code>osdface doctor</code> prints the same diagnosis.</div>"
     )
 
 

@@ -195,12 +195,43 @@ def _identity_check(face: np.ndarray, restored: np.ndarray) -> Check:
     return Check("ArcFace similarity", True, f"{embedder.similarity(face, restored):.3f} (informative)")
 
 
+def _cuda_section(report: DoctorReport, asked: str | None):
+    """Check that a GPU the machine has can be used; returns the device to restore on (the CPU
+    when CUDA cannot start, with the reason and the fix in a failed check)."""
+    import torch
+
+    from osdface.cuda_diagnosis import diagnose_cuda, find_nvidia_driver
+
+    if asked and torch.device(asked).type != "cuda":
+        return resolve_device(asked)
+    problem = diagnose_cuda()
+    if problem is not None:
+        report.runtime["cuda_problem"] = problem.to_dict()
+        report.checks.append(Check("CUDA", False, problem.reason, problem.fix))
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        report.checks.append(Check("CUDA", True, "no NVIDIA GPU on this machine: restoring runs on the CPU"))
+        return resolve_device(asked)
+    device = resolve_device(asked)
+    driver = find_nvidia_driver()
+    report.checks.append(
+        Check(
+            "CUDA",
+            True,
+            f"{torch.cuda.get_device_name(device)}; torch {torch.__version__} (CUDA {torch.version.cuda} build); "
+            f"NVIDIA driver {driver.version or '?'} (runs CUDA up to {driver.cuda or '?'})",
+        )
+    )
+    return device
+
+
 def run_doctor(settings: DoctorSettings) -> DoctorReport:
     import torch
 
     from osdface import OSDFacePipeline, hub
 
     report = DoctorReport()
+    device = _cuda_section(report, settings.device)
     started = time.perf_counter()
     try:
         pipe = OSDFacePipeline.from_pretrained(
@@ -212,7 +243,6 @@ def run_doctor(settings: DoctorSettings) -> DoctorReport:
         report.checks.append(Check("weights load", False, str(exc), "see the message above"))
         report.exit_code = 2
         return report
-    device = resolve_device(settings.device)
     dtype = resolve_dtype(settings.dtype, device)
     pipe = pipe.to(device, dtype)
     report.runtime.update(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from osdface.app.requests import StudioSettings
 
 if TYPE_CHECKING:
+    from osdface.cuda_diagnosis import CudaProblem
     from osdface.faces import FaceRestorer
     from osdface.identity import ArcFaceEmbedder
     from osdface.pipeline import OSDFacePipeline
@@ -41,12 +42,14 @@ _NOT_CONFIGURED = {
 @dataclass
 class LoadedModels:
     """The models that loaded (None: not loaded) and, for each part that did not, why (the
-    reason with its fix). A part that is None without a reason gets "not configured"."""
+    reason with its fix). A part that is None without a reason gets "not configured".
+    ``gpu_problem``: why the machine's GPU is not used, the models then running on the CPU."""
 
     pipeline: OSDFacePipeline | None = None
     restorer: FaceRestorer | None = None
     identity: ArcFaceEmbedder | None = None
     missing: dict[Part, str] = field(default_factory=dict)
+    gpu_problem: CudaProblem | None = None
 
     def __post_init__(self) -> None:
         if self.pipeline is None and Part.PIPELINE not in self.missing:
@@ -64,14 +67,16 @@ def load_models(settings: StudioSettings) -> LoadedModels:
     """Load every model once, at start-up, on CPU then moved to the device (as ZeroGPU
     expects). A missing OSDFace or SD 2.1 file gives no pipeline (and the reason), never an
     exception; so do missing detector, ArcFace or text-encoder files, each disabling only what
-    needs it."""
+    needs it. A GPU that CUDA cannot use (or whose memory the models do not fit) gives the CPU
+    and the reason in ``gpu_problem``, never an exception."""
+    import torch
+
     from osdface import OSDFacePipeline
     from osdface.app.startup import missing_sources_message
     from osdface.doctor import load_report_lines
     from osdface.hub import WeightsUnavailableError
-    from osdface.runtime import resolve_device, resolve_dtype
 
-    device = resolve_device(settings.model.device)
+    device, gpu_problem = choose_device(settings)
     try:
         pipeline = OSDFacePipeline.from_pretrained(
             settings.model.weights,
@@ -81,7 +86,7 @@ def load_models(settings: StudioSettings) -> LoadedModels:
         )
     except WeightsUnavailableError as exc:
         error = missing_sources_message(settings.model.weights, settings.model.base_model, str(exc))
-        return LoadedModels(missing={Part.PIPELINE: error})
+        return LoadedModels(missing={Part.PIPELINE: error}, gpu_problem=gpu_problem)
     for line in load_report_lines(pipeline.load_report):  # the same report as `osdface doctor`
         logging.getLogger(__name__).info(line)
     missing: dict[Part, str] = {}
@@ -90,9 +95,58 @@ def load_models(settings: StudioSettings) -> LoadedModels:
         pipeline.load_text_encoder()
     except WeightsUnavailableError as exc:
         missing[Part.ABLATION] = str(exc)
+    try:
+        pipeline, restorer, identity = _place_models(settings, pipeline, device, missing)
+    except torch.OutOfMemoryError as exc:
+        from osdface.cuda_diagnosis import out_of_memory_problem
+
+        gpu_problem = out_of_memory_problem(device, exc)
+        logging.getLogger(__name__).warning(gpu_problem.message())
+        pipeline = pipeline.to("cpu")  # the modules that did reach the GPU come back
+        _release_gpu_memory()
+        pipeline, restorer, identity = _place_models(settings, pipeline, pipeline.device, missing)
+    return LoadedModels(
+        pipeline=pipeline, restorer=restorer, identity=identity, missing=missing, gpu_problem=gpu_problem
+    )
+
+
+def choose_device(settings: StudioSettings):
+    """(the device the models run on, why the machine's GPU is not used or None). A GPU that
+    CUDA cannot start gives the CPU, also when ``--device cuda`` asked for it: the app serves
+    on the CPU under a banner that says why. On ZeroGPU CUDA is deferred by design, and an
+    explicit CPU is the user's choice: neither is diagnosed."""
+    import torch
+
+    from osdface.cuda_diagnosis import diagnose_cuda
+    from osdface.runtime import resolve_device
+
+    asked = settings.model.device
+    if settings.zero_gpu or (asked and torch.device(asked).type not in ("cuda",)):
+        return resolve_device(asked), None
+    problem = diagnose_cuda()
+    if problem is None:
+        return resolve_device(asked), None
+    logging.getLogger(__name__).warning(problem.message())
+    return torch.device("cpu"), problem
+
+
+def _place_models(settings: StudioSettings, pipeline, device, missing: dict[Part, str]):
+    """The pipeline in the device's dtype, and the face models (each may be None with the
+    reason in ``missing``), all on ``device``."""
+    from osdface.runtime import resolve_dtype
+
     pipeline = pipeline.to(device, resolve_dtype(settings.model.dtype, device))
     restorer, identity = _load_face_models(settings, pipeline, device, missing)
-    return LoadedModels(pipeline=pipeline, restorer=restorer, identity=identity, missing=missing)
+    return pipeline, restorer, identity
+
+
+def _release_gpu_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    torch.cuda.empty_cache()
 
 
 def _load_face_models(settings: StudioSettings, pipeline, device, missing: dict[Part, str]):

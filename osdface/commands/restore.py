@@ -70,6 +70,7 @@ class RestoreCommand:
     def load_restorer(self) -> FaceRestorer:
         from osdface import OSDFacePipeline
         from osdface.cpu_tuning import check_cpu_dtype
+        from osdface.cuda_diagnosis import check_requested_device
         from osdface.distributed import process_group
         from osdface.faces import FaceRestorer
         from osdface.facexlib_weights import FacexlibWeights
@@ -77,7 +78,12 @@ class RestoreCommand:
         from osdface.upscale import load_background
 
         # under `accelerate launch` each process uses the device the launcher gave it
-        device = resolve_device(self.model.device, launched=process_group().device)
+        launched = process_group().device
+        if launched is None:  # accelerate gives each process a device it has checked
+            problem = check_requested_device(self.model.device)  # raises for --device cuda
+            if problem is not None:
+                print(f"warning: {problem.message()}", file=sys.stderr)
+        device = resolve_device(self.model.device, launched=launched)
         dtype = resolve_dtype(self.model.dtype, device)
         check_cpu_dtype(device, dtype)  # warns: bfloat16 without native CPU support is slow
         pipeline = OSDFacePipeline.from_pretrained(
@@ -128,6 +134,7 @@ class RestoreCommand:
         from tqdm import tqdm
 
         from osdface import progress
+        from osdface.cuda_diagnosis import CudaUnavailableError
         from osdface.hub import WeightsUnavailableError
 
         restorer: FaceRestorer | None = None
@@ -164,7 +171,7 @@ class RestoreCommand:
                     on_result=on_result,
                     compare=compare,
                 )
-            except WeightsUnavailableError as exc:
+            except (WeightsUnavailableError, CudaUnavailableError) as exc:
                 bar.close()
                 print(f"error: {exc}", file=sys.stderr)
                 return None
