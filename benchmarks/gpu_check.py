@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from osdface.cpu_tuning import apply_memory_format
+from osdface.cuda_diagnosis import PINNED_TORCH, PINNED_TORCH_CUDA
 from osdface.random_weights import random_pipeline
 from osdface.runtime import dtype_name
 
@@ -262,8 +263,19 @@ def _environment(device: torch.device) -> tuple[str, str]:
     else:
         name = f"CPU: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
         extra = "CPU"
-    env = f"Python {platform.python_version()}, torch {torch.__version__}, diffusers {diffusers.__version__}, {extra}"
+    env = (
+        f"Python {platform.python_version()}, torch {torch.__version__}, diffusers {diffusers.__version__}, "
+        f"{extra} ({space_build_note(torch.__version__)})"
+    )
     return name, env
+
+
+def space_build_note(version: str) -> str:
+    """Whether this torch is the build the Space installs (requirements.txt's pin)."""
+    space = f"torch {PINNED_TORCH}, a CUDA {PINNED_TORCH_CUDA} build"
+    if version.split("+")[0] == PINNED_TORCH:
+        return f"the Space's build: {space}"
+    return f"NOT the Space's build ({space}): figures may differ from what users get"
 
 
 def run(settings: CheckSettings) -> Report:

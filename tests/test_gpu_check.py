@@ -45,6 +45,9 @@ def test_cpu_rehearsal_passes_without_facexlib_gradio_spaces(tmp_path):
     assert "all paths passed" in done.stdout
     table = (tmp_path / "out" / "gpu_check.md").read_text()
     assert table.startswith("### CPU") and "| path | dtype | batch |" in table
+    assert (
+        "(the Space's build: torch 2.8.0, a CUDA 12.8 build)" in table
+    )  # this suite runs on the pinned torch
     rows = json.loads((tmp_path / "out" / "gpu_check.json").read_text())["rows"]
     assert not [row for row in rows if row["error"]]
     accuracy = {row["dtype"]: row for row in rows if row["path"] == "accuracy"}
@@ -93,3 +96,10 @@ def test_cuda_request_without_cuda_is_refused(monkeypatch):
     monkeypatch.setattr(gpu_check.torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit):
         gpu_check.main(["--device", "cuda"])
+
+
+def test_the_table_says_whether_the_space_torch_build_ran():
+    gpu_check = _load_module()
+    assert gpu_check.space_build_note("2.8.0+cu128").startswith("the Space's build: torch 2.8.0")
+    note = gpu_check.space_build_note("2.11.0+cu130")
+    assert note.startswith("NOT the Space's build (torch 2.8.0, a CUDA 12.8 build)")
