@@ -120,7 +120,7 @@ def gpu_banner_html(studio: Studio) -> str | None:
     return (
         f'<div class="osd-banner" role="alert" id="gpu-banner"><strong>{html.escape(problem.summary)}</strong><br>'
         f'<span class="osd-reason">{html.escape(problem.reason, quote=False)}</span><br>'
-        f"<strong>Fix:</strong> <code>{html.escape(problem.fix, quote=False)}</code><br>"
+        f"<strong>Fix:</strong> {html.escape(problem.fix, quote=False)}<br>"
         f"Restoring still works here, at CPU speed (about {CPU_SECONDS_PER_FACE} s a face); restart the "
         "app after the fix. <code>osdface doctor</code> prints the same diagnosis.</div>"
     )

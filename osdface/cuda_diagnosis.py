@@ -245,8 +245,9 @@ def diagnose(
     if driver_major is not None and build_major is not None and driver_major < build_major:
         needed = MIN_DRIVER_FOR_CUDA_MAJOR.get(build_major, "a newer one")
         reason = (
-            f"The {found}, but this PyTorch ({torch_cuda.version}) is a CUDA {torch_cuda.cuda} build, which "
-            f"needs a driver for CUDA {build_major}.x ({needed} or newer)."
+            f"The NVIDIA driver {driver.version or '(version unknown)'} runs CUDA up to {driver.cuda}, but this "
+            f"PyTorch ({torch_cuda.version}) is a CUDA {torch_cuda.cuda} build, which needs a driver for CUDA "
+            f"{build_major}.x ({needed} or newer)."
         )
         if driver_major >= _major(PINNED_TORCH_CUDA):
             fix = (

@@ -316,7 +316,7 @@ def test_doctor_fails_the_cuda_check_and_still_restores_on_the_cpu(gpu_machine, 
     assert report.exit_code == 1
     assert "output not constant" in {check.name for check in report.checks}  # the restore still ran
     text = format_text(report)
-    assert "[FAIL] CUDA: The NVIDIA driver 535.183.01 (runs CUDA up to 12.2)" in text
+    assert "[FAIL] CUDA: The NVIDIA driver 535.183.01 runs CUDA up to 12.2, but this PyTorch" in text
     assert f"fix: {PINNED_INSTALL}" in text
 
 
