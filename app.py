@@ -243,9 +243,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         css=CSS,
         quiet=True,
         prevent_thread_lock=True,
+        auth=list(launch.auth) or None,
+        auth_message="OSDFace Studio: this app asks for a user name and password." if launch.auth else None,
     )
     print(
-        launch_message(demo.local_url, demo.share_url, launch.share, time.perf_counter() - STARTED),
+        launch_message(
+            demo.local_url, demo.share_url, launch.share, time.perf_counter() - STARTED, len(launch.auth)
+        ),
         flush=True,
     )
     demo.block_thread()

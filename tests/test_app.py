@@ -90,15 +90,19 @@ class RunningApp:
                 with urllib.request.urlopen(self.url + "config", timeout=5) as response:
                     if response.status == 200:
                         return
+            except urllib.error.HTTPError as error:
+                if error.code == 401:  # serving, behind --auth
+                    return
+                time.sleep(0.5)
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.5)
         self.stop()
         pytest.fail(f"app.py did not serve within {START_TIMEOUT} s:\n{self.log_tail()}")
 
-    def client(self):
+    def client(self, auth: tuple[str, str] | None = None):
         from gradio_client import Client
 
-        return Client(self.url, verbose=False, download_files=str(self.downloads))
+        return Client(self.url, verbose=False, download_files=str(self.downloads), auth=auth)
 
     def get(self, path: str) -> str:
         with urllib.request.urlopen(self.url + path, timeout=30) as response:
