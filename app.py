@@ -227,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"* {hub_note}", flush=True)
     if studio.models.gpu_problem:
         print(f"* {studio.models.gpu_problem.message()}", flush=True)
+    for line in studio.load_report_lines():
+        print(f"* {line}", flush=True)
     demo = build_demo(studio, share=launch.share, hub_note=hub_note)
     on_gpu = studio.available and studio.device.type == "cuda"  # (no torch import without a model)
     concurrency = launch.concurrency or (2 if on_gpu or settings.zero_gpu else 1)

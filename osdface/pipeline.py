@@ -13,9 +13,11 @@ runs them one after the other.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +38,28 @@ from osdface.stage_clock import StageClock as _StageClock
 TIMESTEP = 399
 OUTPUT_TYPES = ("pil", "np", "pt")
 STAGES = ("vre", "vae_encode", "unet", "vae_decode")
+
+
+class _EmptyFp32ListFilter(logging.Filter):
+    """Drops diffusers' "There are modules in X that should be kept in float32: []" warning. Its
+    list is empty for SD 2.1's UNet and VAE (they keep nothing in float32), so casting with
+    ``to()`` is exactly what ``from_pretrained(torch_dtype=...)`` would do; diffusers 0.41-0.42
+    warn on every cast all the same (they test the list against None). A non-empty list, which
+    would apply, still gets through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "that should be kept in float32: []." not in record.getMessage()
+
+
+@contextmanager
+def _without_empty_fp32_warning():
+    logger = logging.getLogger("diffusers.models.modeling_utils")
+    quiet = _EmptyFp32ListFilter()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 @dataclass
@@ -313,7 +337,8 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     def to(self, *args, **kwargs) -> OSDFacePipeline:
         """diffusers' ``to``; on a CUDA device it also builds the two side streams now, so the
         first request does not pay for them."""
-        pipeline = super().to(*args, **kwargs)
+        with _without_empty_fp32_warning():
+            pipeline = super().to(*args, **kwargs)
         if pipeline.device.type == "cuda" and pipeline.parallel_streams:
             pipeline.prepare_streams(pipeline.device)
         return pipeline

@@ -358,6 +358,18 @@ def test_the_terminal_names_the_share_flag_not_launch(app):
     assert re.search(r"Running on local URL:  http://127\.0\.0\.1:\d+/ \(started in \d+\.\d s\)", log)
 
 
+@pytest.mark.slow
+def test_a_normal_start_prints_the_load_report_and_no_library_warning(app):
+    deadline = time.monotonic() + 30  # printed just after the server answers
+    while "Running on local URL" not in app.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    log = app.log.read_text()
+    start = log[: log.index("Running on local URL")]
+    assert "* LoRA pytorch_lora_weights.safetensors: " in start and " pairs applied" in start
+    assert "* running on cpu: UNet and VAE float32, VRE float32" in start
+    assert not re.search(r"(?i)warn|deprecat|should be kept in float32", start), start
+
+
 # --------------------------------------------------------------------------- no weights
 
 

@@ -255,3 +255,33 @@ def test_cuda_streams_are_built_once_per_device(tiny_hub, monkeypatch):
     assert made[2:] == [torch.device("cuda:1")] * 2
     monkeypatch.setattr(pipe, "_streams", None)
     assert pipe.to("cpu") is pipe and pipe._streams is None  # none on CPU
+
+
+def test_a_dtype_cast_prints_no_inapplicable_diffusers_warning(tiny_hub):
+    """diffusers 0.41-0.42 warn "modules ... should be kept in float32: []" on every ``to(dtype)``,
+    also with an empty list (issue 22, item 5); that one is dropped, a warning that applies is not."""
+    import logging
+
+    class Records(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    # diffusers' loggers print through their own handler, not the root logger pytest watches
+    logger = logging.getLogger("diffusers.models.modeling_utils")
+    records = Records()
+    logger.addHandler(records)
+    try:
+        pipe = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
+        pipe.to("cpu", torch.bfloat16)
+        assert not [m for m in records.messages if "should be kept in float32" in m]
+        assert pipe.unet.dtype == pipe.vae.dtype == torch.bfloat16
+
+        pipe.unet._keep_in_fp32_modules = ["conv_in"]  # a module that would have to stay in float32
+        pipe.to("cpu", torch.float32)
+        assert [m for m in records.messages if "should be kept in float32: ['conv_in']" in m]
+    finally:
+        logger.removeHandler(records)

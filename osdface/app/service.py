@@ -109,6 +109,20 @@ class Studio:
             return []
         return status_notes(self.models, on_cpu=self.device.type == "cpu" and not self.settings.zero_gpu)
 
+    def load_report_lines(self) -> list[str]:
+        """What was loaded, for the terminal at start-up (the same report as ``osdface doctor``):
+        sources and revisions, the VRE's tensors, the LoRA pairs applied, device and dtypes."""
+        from osdface.doctor import load_report_lines
+
+        if self.pipeline is None:
+            return []
+        pipe = self.pipeline
+        runtime = (
+            f"running on {self.device}: UNet and VAE {str(pipe.unet.dtype).removeprefix('torch.')}, "
+            f"VRE {str(pipe.embedder.dtype).removeprefix('torch.')}"
+        )
+        return [*load_report_lines(pipe.load_report), runtime]
+
     def gpu_seconds(self, prepared: PreparedRestore) -> int:
         """Seconds of GPU time to request for ``prepared`` (ZeroGPU's ``duration``)."""
         passes = prepared.face_count * (2 if prepared.request.ablation else 1)
