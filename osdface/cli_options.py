@@ -86,14 +86,14 @@ def add_model_arguments(
         group.add_argument(
             "--device",
             default=None,
-            help="torch device: cpu, cuda, cuda:1 ... (default: the accelerate launcher's, else cuda if available, else cpu)",
+            help="torch device: cpu, cuda, cuda:1, mps ... (default: the accelerate launcher's, else cuda, else mps, else cpu)",
         )
     if dtype:
         group.add_argument(
             "--dtype",
             choices=DTYPE_NAMES,
             default=None,
-            help="model dtype (default: float16 on cuda, else float32)",
+            help="model dtype (default: float16 on cuda and mps, else float32; the VRE stays float32)",
         )
     if facexlib:
         group.add_argument(

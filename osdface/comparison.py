@@ -50,6 +50,8 @@ class _SharedEncoding:
         latents = pipe.encode_latents(crops, generator)
         if latents.device.type == "cuda" and getattr(pipe, "record_timings", True):
             torch.cuda.synchronize(latents.device)  # the time reported is the encoder's, not its launch
+        elif latents.device.type == "mps" and getattr(pipe, "record_timings", True):
+            torch.mps.synchronize()
         encode_seconds = time.perf_counter() - tick
         common = dict(color_fix=color_fix, latents=latents, **kwargs)
         with_vre = None

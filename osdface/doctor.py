@@ -33,7 +33,7 @@ import numpy as np
 # to build its parser, and stays instant.
 from osdface import hub
 from osdface.cli_options import add_model_arguments
-from osdface.runtime import resolve_device, resolve_dtype
+from osdface.runtime import default_dtype_reason, resolve_device, resolve_dtype
 
 MIN_DISTINCT_TOKENS = 16
 MIN_OUTPUT_STD = 0.02
@@ -210,8 +210,10 @@ def _cuda_section(report: DoctorReport, asked: str | None):
         report.checks.append(Check("CUDA", False, problem.reason, problem.fix))
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        report.checks.append(Check("CUDA", True, "no NVIDIA GPU on this machine: restoring runs on the CPU"))
-        return resolve_device(asked)
+        device = resolve_device(asked)
+        where = "an Apple GPU (mps)" if device.type == "mps" else "the CPU"
+        report.checks.append(Check("CUDA", True, f"no NVIDIA GPU on this machine: restoring runs on {where}"))
+        return device
     device = resolve_device(asked)
     driver = find_nvidia_driver()
     report.checks.append(
@@ -247,6 +249,7 @@ def run_doctor(settings: DoctorSettings) -> DoctorReport:
     pipe = pipe.to(device, dtype)
     report.runtime.update(
         device=str(device),
+        dtype_reason=f"asked for ({settings.dtype})" if settings.dtype else default_dtype_reason(device),
         unet_dtype=str(pipe.unet.dtype),
         vae_dtype=str(pipe.vae.dtype),
         vre_dtype=str(pipe.embedder.dtype),

@@ -64,4 +64,6 @@ def describe_device(device: torch.device, dtype: torch.dtype) -> str:
     precision = str(dtype).removeprefix("torch.")
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} ({device}, {precision})"
+    if device.type == "mps":
+        return f"Apple GPU (mps, {precision})"
     return f"{device.type.upper()} ({torch.get_num_threads()} threads, {precision})"

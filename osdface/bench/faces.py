@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--faces", type=int, default=4, help="faces in the photo (default: 4)")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per mode (default: 1)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed first run of each mode")
-    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    parser.add_argument("--device", default=None, help="default: cuda, else mps (Apple GPU), else cpu")
     parser.add_argument("--dtype", choices=DTYPE_NAMES, default=None)
     args = parser.parse_args(argv)
     if args.faces < 1 or args.repeats < 1:

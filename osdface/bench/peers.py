@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", default=",".join(PEERS), help="peers to time (default: all)")
     parser.add_argument("--faces", type=int, default=2, help="faces per call (default: 2)")
     parser.add_argument("--rounds", type=int, default=1, help="timed interleaved rounds (default: 1)")
-    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    parser.add_argument("--device", default=None, help="default: cuda, else mps (Apple GPU), else cpu")
     args = parser.parse_args(argv)
     if args.faces < 1 or args.rounds < 1:
         parser.error("--faces and --rounds must be at least 1")
