@@ -108,6 +108,13 @@ class RunningApp:
         with urllib.request.urlopen(self.url + path, timeout=30) as response:
             return response.read().decode("utf-8")
 
+    def output_once(self, text: str, timeout: float = 30) -> str:
+        """The log once ``text`` is in it (lines printed just after the server answers)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return self.log.read_text()
+
     def log_tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:]
 
@@ -350,24 +357,50 @@ def test_requests_beyond_the_queue_are_refused(app):
 
 @pytest.mark.slow
 def test_the_terminal_names_the_share_flag_not_launch(app):
-    deadline = time.monotonic() + 30  # printed just after the server answers
-    while "restart with --share" not in app.log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    log = app.log.read_text()
+    log = app.output_once("restart with --share")
     assert "restart with --share" in log and "share=True" not in log
     assert re.search(r"Running on local URL:  http://127\.0\.0\.1:\d+/ \(started in \d+\.\d s\)", log)
 
 
 @pytest.mark.slow
 def test_a_normal_start_prints_the_load_report_and_no_library_warning(app):
-    deadline = time.monotonic() + 30  # printed just after the server answers
-    while "Running on local URL" not in app.log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    log = app.log.read_text()
+    log = app.output_once("Running on local URL")
     start = log[: log.index("Running on local URL")]
     assert "* LoRA pytorch_lora_weights.safetensors: " in start and " pairs applied" in start
     assert "* running on cpu: UNet and VAE float32, VRE float32" in start
     assert not re.search(r"(?i)warn|deprecat|should be kept in float32", start), start
+
+
+@pytest.mark.slow
+def test_without_the_password_the_page_and_the_api_refuse_with_it_they_serve(tiny_hub, tmp_path):
+    """--auth (here from OSDFACE_AUTH) protects the page and the API alike (issue 22, item 3);
+    the unit tests of the flag, the file and the messages are in test_app_auth.py."""
+    from gradio_client import handle_file
+
+    password = "correct horse:battery"
+    env = _base_env(tiny_hub, tmp_path)
+    # no weights needed: the turbulence preview works without them, and the app starts at once
+    env.pop("HF_HUB_OFFLINE", None)
+    env["HF_ENDPOINT"] = f"http://127.0.0.1:{_free_port()}"
+    env["OSDFACE_WEIGHTS"] = "osdface-test/weights-not-cached"
+    env["OSDFACE_AUTH"] = f"ann:{password}"
+    running = RunningApp([], env, tmp_path)
+    try:
+        for path in ("config", "gradio_api/info"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(running.url + path, timeout=30)
+            assert refused.value.code == 401, path
+        with pytest.raises(Exception, match="(?i)login|auth|401|credentials"):
+            running.client()
+        with pytest.raises(Exception, match="(?i)login|auth|401|credentials|incorrect"):
+            running.client(auth=("ann", "wrong"))
+        path, note = running.client(auth=("ann", password)).predict(
+            handle_file(str(EXAMPLES / "astronaut_aligned.jpg")), 30000, 0, api_name="/degrade"
+        )
+        assert "30,000 m" in note
+        assert password not in running.output_once("Running on local URL")
+    finally:
+        running.stop()
 
 
 # --------------------------------------------------------------------------- no weights

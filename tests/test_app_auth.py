@@ -1,13 +1,10 @@
 """A password for the app (issue 22, item 3): ``--auth USER:PASSWORD``, ``--auth-file`` or
-``OSDFACE_AUTH`` protect the page and the API alike; the terminal says whether one is set."""
+``OSDFACE_AUTH`` protect the page and the API alike; the terminal says whether one is set. The
+running app refusing a client without it is tested in test_app.py (beside ``RunningApp``)."""
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
-
 import pytest
-from test_app import EXAMPLES, RunningApp, _base_env, _free_port
 
 from osdface.app.cli import ENV_AUTH, CredentialsError, launch_message, parse_args, read_credentials
 
@@ -53,34 +50,3 @@ def test_the_share_message_says_whether_a_password_is_set():
     assert "PUBLIC" in open_link and "No password is set: protect it with --auth USER:PASSWORD" in open_link
     protected = launch_message(url, public, True, 3.2, users=2)
     assert "A password is required (2 users" in protected and "No password" not in protected
-
-
-@pytest.mark.slow
-def test_without_the_password_the_page_and_the_api_refuse_with_it_they_serve(tiny_hub, tmp_path):
-    from gradio_client import handle_file
-
-    env = _base_env(tiny_hub, tmp_path)
-    # no weights needed: the turbulence preview works without them, and the app starts at once
-    env.pop("HF_HUB_OFFLINE", None)
-    env["HF_ENDPOINT"] = f"http://127.0.0.1:{_free_port()}"
-    env["OSDFACE_WEIGHTS"] = "osdface-test/weights-not-cached"
-    env[ENV_AUTH] = f"ann:{SECRET}"
-    running = RunningApp([], env, tmp_path)
-    try:
-        for path in ("config", "gradio_api/info"):
-            with pytest.raises(urllib.error.HTTPError) as refused:
-                urllib.request.urlopen(running.url + path, timeout=30)
-            assert refused.value.code == 401, path
-        with pytest.raises(Exception, match="(?i)login|auth|401|credentials"):
-            running.client()
-        with pytest.raises(Exception, match="(?i)login|auth|401|credentials|incorrect"):
-            running.client(auth=("ann", "wrong"))
-        client = running.client(auth=("ann", SECRET))
-        path, note = client.predict(
-            handle_file(str(EXAMPLES / "astronaut_aligned.jpg")), 30000, 0, api_name="/degrade"
-        )
-        assert "30,000 m" in note
-        log = running.log.read_text()
-        assert SECRET not in log
-    finally:
-        running.stop()
