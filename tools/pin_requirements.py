@@ -311,6 +311,29 @@ def unresolvable(stderr: str, requirements: Path | None = None) -> str:
     return ""
 
 
+# pip's words when the network, not the requirements, failed (pip 23 to 26).
+NETWORK_FAILURES = (
+    "This is an issue with network connectivity",
+    "Connection interrupted while downloading",
+    "Max retries exceeded with url",
+    "Read timed out",
+)
+# Exit status when PyPI could not be read: the pins were not checked, not found wrong.
+NETWORK_EXIT = 3
+# PyPI publishes no separate metadata file for some large wheels (nvidia-nccl-cu12 2.27.3, 322 MB,
+# which torch 2.8.0 requires): without this pip downloads the whole wheel to read its dependencies;
+# with it pip reads the wheel's METADATA through HTTP range requests. The resolution is the same.
+METADATA_BY_RANGE = "--use-feature=fast-deps"
+
+
+def network_problem(stderr: str) -> str:
+    """The line of pip's stderr that says the network failed ('' when it does not)."""
+    for line in stderr.splitlines():
+        if any(words in line for words in NETWORK_FAILURES):
+            return line.strip()
+    return ""
+
+
 def stderr_tail(stderr: str, lines: int = 15) -> str:
     # pip warns about every unreachable --find-links/--extra-index-url location: not the failure.
     kept = [line for line in stderr.splitlines() if "is ignored: it is neither" not in line]
@@ -330,10 +353,18 @@ def resolve(
         # This pip, run for that interpreter: the same resolver everywhere, and --uploaded-prior-to,
         # which the interpreters' own (older) pips may lack.
         command = [sys.executable, "-m", "pip", "--python", interpreter, "install", "--dry-run"]
+        command += [METADATA_BY_RANGE, "--resume-retries", "10"]
         command += ["--ignore-installed", "--quiet", "--report", str(folder / "report.json")]
         command += ["--uploaded-prior-to", date, "-c", str(folder / "caps.txt")]
         command += ["-r", str(folder / "roots.txt")]
         run = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+        if run.returncode != 0 and network_problem(run.stderr):
+            print(
+                f"PyPI could not be read for Python {python} ({interpreter}): {network_problem(run.stderr)}\n"
+                "The pins were not checked; run it again when the network is back.",
+                file=sys.stderr,
+            )
+            raise SystemExit(NETWORK_EXIT)
         if run.returncode != 0:
             what = unresolvable(run.stderr, folder / "roots.txt") or "see pip's output"
             raise SystemExit(
