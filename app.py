@@ -26,11 +26,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from app_compare import add_compare_panel, wire_compare_panel
-from app_layout import RestoreWidgets, banner_html, gpu_banner_html, input_widgets, output_widgets, toggles
-from osdface import progress
-from osdface.app.cli import launch_message, parse_args
-from osdface.app.peers import PeerStudio
+from osdface.app.arguments import launch_message, parse_args
+from osdface.app.layout import (
+    RestoreWidgets,
+    banner_html,
+    gpu_banner_html,
+    input_widgets,
+    output_widgets,
+    toggles,
+)
 from osdface.app.rendering import note_markdown
 from osdface.app.requests import (
     MODE_PHOTO,
@@ -38,8 +42,9 @@ from osdface.app.requests import (
     RestoreRequest,
     ServiceUnavailableError,
 )
-from osdface.app.service import Studio
-from osdface.app.startup import load_studio
+from osdface.app.restorers import RestorerStudio
+from osdface.app.restorers_panel import add_compare_panel, wire_compare_panel
+from osdface.app.service import Studio, start_studio
 from osdface.app.text import (
     ABLATION_NOTE,  # noqa: F401 - part of the page's text, read by tests
     ABOUT,
@@ -50,6 +55,7 @@ from osdface.app.text import (
     SHARE_NOTE,
     SLIDER_HEIGHT,  # noqa: F401 - part of the page's text, read by tests
 )
+from osdface.runtime import progress
 
 # Gradio's cache (uploads and the PNGs we return): every half hour, delete files over an hour old.
 CACHE_CLEANUP = (1800, 3600)
@@ -119,7 +125,7 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
             gr.Markdown(note_markdown(summary, details), elem_classes="osd-notes")
         inputs, run, preview, ablation, prompt, turbulence, mode = input_widgets(studio)
         outputs, without_column = output_widgets()
-        compare_panel = add_compare_panel()  # "Compare with other restorers" (app_compare.py)
+        compare_panel = add_compare_panel()  # "Compare with other restorers" (osdface.app.restorers_panel.py)
         with gr.Accordion("About OSDFace, VRE and the turbulence setting", open=False):
             gr.Markdown(ABOUT)
         restored = _wire_restore(demo, studio, run, inputs, outputs)
@@ -210,7 +216,7 @@ def _wire_compare(demo: gr.Blocks, studio: Studio, panel, restored, inputs) -> N
         panel,
         restored,
         [image, mode, turbulence, propagation_length, seed, color_fix],
-        PeerStudio(studio),
+        RestorerStudio(studio),
         spaces.GPU,
         lambda: _request_folder(demo.GRADIO_CACHE),
         _upload_path,
@@ -222,7 +228,7 @@ def _wire_compare(demo: gr.Blocks, studio: Studio, panel, restored, inputs) -> N
 
 def main(argv: Sequence[str] | None = None) -> None:
     settings, launch = parse_args(argv)
-    studio, hub_note = load_studio(settings)
+    studio, hub_note = start_studio(settings)
     if hub_note:
         print(f"* {hub_note}", flush=True)
     if studio.models.gpu_problem:

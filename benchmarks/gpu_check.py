@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from osdface.cpu_tuning import apply_memory_format
-from osdface.cuda_diagnosis import PINNED_TORCH, PINNED_TORCH_CUDA
-from osdface.random_weights import random_pipeline
-from osdface.runtime import dtype_name
+from osdface.pipeline.cpu_tuning import apply_memory_format
+from osdface.runtime.cuda_diagnosis import PINNED_TORCH, PINNED_TORCH_CUDA
+from osdface.runtime.devices import dtype_name
+from osdface.testing.random_weights import random_pipeline
 
 
 @dataclass(frozen=True)

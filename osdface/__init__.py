@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "OSDFacePipeline": "osdface.pipeline",
-    "OSDFacePipelineOutput": "osdface.pipeline",
-    "VisualRepresentationEmbedder": "osdface.embedder",
+    "OSDFacePipeline": "osdface.pipeline.pipeline_osdface",
+    "OSDFacePipelineOutput": "osdface.pipeline.pipeline_osdface",
+    "VisualRepresentationEmbedder": "osdface.pipeline.embedder",
 }
 
 if TYPE_CHECKING:
-    from osdface.embedder import VisualRepresentationEmbedder
-    from osdface.pipeline import OSDFacePipeline, OSDFacePipelineOutput
+    from osdface.pipeline.embedder import VisualRepresentationEmbedder
+    from osdface.pipeline.pipeline_osdface import OSDFacePipeline, OSDFacePipelineOutput
 
 __all__ = ["OSDFacePipeline", "OSDFacePipelineOutput", "VisualRepresentationEmbedder", "__version__"]
 

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
     from osdface import __version__
     from osdface.commands import COMMANDS
 
@@ -27,17 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"osdface {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from osdface import doctor, export
-
-    for register in (*COMMANDS, doctor.register, export.register):
-        register(subparsers)
+    for name in COMMANDS:
+        importlib.import_module(f"osdface.commands.{name}").register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from osdface.distributed import run_command
+    from osdface.runtime.distributed import run_command
 
     # every process of every command leaves through the same orderly shutdown
     return run_command(lambda: args.func(args))

@@ -32,8 +32,8 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session")
 def tiny_hub():
     """Tiny random OSDFace + SD 2.1 base repos in the session's Hub cache (see
-    ``osdface.random_weights.TinyHub``: ``.weights_repo``, ``.base_repo``, ``.env``)."""
-    from osdface.random_weights import write_tiny_hub
+    ``osdface.testing.random_weights.TinyHub``: ``.weights_repo``, ``.base_repo``, ``.env``)."""
+    from osdface.testing.random_weights import write_tiny_hub
 
     return write_tiny_hub(os.environ["HF_HUB_CACHE"])
 

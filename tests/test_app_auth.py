@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from osdface.app.cli import ENV_AUTH, CredentialsError, launch_message, parse_args, read_credentials
+from osdface.app.arguments import ENV_AUTH, CredentialsError, launch_message, parse_args, read_credentials
 
 SECRET = "correct horse:battery"  # a ':' inside the password is kept
 

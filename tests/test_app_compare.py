@@ -1,6 +1,6 @@
 """The app's "Compare with other restorers": ``python app.py`` in a subprocess (as in
 ``test_app``), offline, the tiny OSDFace weights, a tiny RestoreFormer release file in
-OSDFACE_PEERS_DIR and no GFPGAN file; driven by gradio_client and headless Chromium."""
+OSDFACE_RESTORERS_DIR and no GFPGAN file; driven by gradio_client and headless Chromium."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from peer_files import write_face_release
 from PIL import Image
+from restorer_files import write_face_release
 from test_app import (
     DECODED_WIDTH,
     EXAMPLES,
@@ -27,8 +27,8 @@ def app(tiny_hub, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("app-compare")
     env = _base_env(tiny_hub, workdir)
     env["OSDFACE_FACEXLIB_DIR"] = str(write_faceless_retinaface(workdir / "facexlib"))
-    env["OSDFACE_PEERS_DIR"] = str(workdir / "peers")
-    write_face_release("restoreformer", workdir / "peers")
+    env["OSDFACE_RESTORERS_DIR"] = str(workdir / "restorers")
+    write_face_release("restoreformer", workdir / "restorers")
     running = RunningApp(["--concurrency", "1"], env, workdir)
     yield running
     running.stop()
@@ -83,7 +83,7 @@ def test_browser_compare_with_two_peers(app, browser, artifacts_dir):  # noqa: F
             str(EXAMPLES / "astronaut_aligned_classic.jpg")
         )
         page.get_by_label("Aligned face (512x512, FFHQ)").check()
-        page.get_by_text("Compare with other methods (same faces)").click()
+        page.get_by_text("Compare with other restorers (same faces)").click()
         page.get_by_label("RestoreFormer (Apache-2.0)").check()
         page.get_by_label("GFPGAN v1.4 (Apache-2.0)").check()
         page.locator("#restore-button").click()
@@ -97,6 +97,6 @@ def test_browser_compare_with_two_peers(app, browser, artifacts_dir):  # noqa: F
             .first.is_visible()
         )
         page.wait_for_timeout(500)
-        page.screenshot(path=str(artifacts_dir / "app_compare.png"), full_page=True)
+        page.screenshot(path=str(artifacts_dir / "osdface.app.restorers_panel.png"), full_page=True)
     finally:
         page.close()

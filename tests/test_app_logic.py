@@ -20,9 +20,9 @@ from osdface.app.models import LoadedModels, Part
 from osdface.app.requests import RequestError, RestoreRequest, ServiceUnavailableError, StudioSettings
 from osdface.app.service import GPU_BASE_SECONDS, GPU_SECONDS_PER_FACE_PASS, Studio
 from osdface.app.uploads import read_image
-from osdface.cli_options import ModelOptions
+from osdface.commands.model_options import ModelOptions
+from osdface.evaluation.identity import ArcFaceEmbedder
 from osdface.faces import DetectedFace, FaceRestorer
-from osdface.identity import ArcFaceEmbedder
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

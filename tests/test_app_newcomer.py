@@ -66,7 +66,7 @@ def app_module():
 def detectorless(tiny_hub, app_module, tmp_path_factory):
     """(url, demo): the page of a studio with the tiny model and no face detector."""
     from osdface import OSDFacePipeline
-    from osdface.facexlib_weights import FacexlibWeights, FacexlibWeightsError
+    from osdface.weights.facexlib_files import FacexlibWeights, FacexlibWeightsError
 
     pipeline = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
     pipeline.load_text_encoder()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from osdface.bench import pipeline as bench
+from benchmarks import bench_pipeline as bench
 
 
 @pytest.mark.slow
@@ -34,7 +34,7 @@ def test_bench_prints_costs_and_stage_table(tiny_hub, capsys):
 
 @pytest.mark.slow
 def test_embedder_cost_counts_the_released_architecture():
-    from osdface.embedder import VisualRepresentationEmbedder
+    from osdface.pipeline.embedder import VisualRepresentationEmbedder
 
     cost = bench.embedder_cost(VisualRepresentationEmbedder(), "cpu", bench.torch.float32)
     assert cost["encoder"] == pytest.approx(28.65, abs=0.01)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from osdface.bench.threads import STAGES, run
+from benchmarks.bench_threads import STAGES, run
 
 
 @pytest.mark.slow

@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 from test_faces_support import identity_pipeline, measured_face, portrait, psnr
 
-from osdface.batch import BatchSummary, FileResult, InputFile, collect_inputs, restore_files
 from osdface.cli import main
 from osdface.faces import DetectedFace, FaceRestorer, RestoreOptions
+from osdface.faces.batch import BatchSummary, FileResult, InputFile, collect_inputs, restore_files
 
 
 class PortraitDetector:

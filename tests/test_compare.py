@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from peer_files import write_face_release
 from PIL import Image
+from restorer_files import write_face_release
 from test_cli_restore import aligned_faces as aligned_faces  # the fixture
 from test_faces_support import RecordingPipeline, identity_pipeline, measured_face, portrait
 
-from osdface.batch import collect_inputs, restore_files
 from osdface.cli import main
-from osdface.compare import BesideWriter, beside
 from osdface.faces import FaceRestorer, RestoreOptions
+from osdface.faces.batch import collect_inputs, restore_files
+from osdface.restorers.comparison import BesideWriter, beside
 
 
 class _RecordingModel:
@@ -72,13 +72,13 @@ def test_unknown_method_and_background_exit_2(tmp_path, capsys):
 def test_cli_compare_skips_a_method_without_weights_and_runs_the_other(
     tiny_hub, aligned_faces, tmp_path, capsys, monkeypatch
 ):
-    peers = tmp_path / "peers"
-    write_face_release("restoreformer", peers)
-    monkeypatch.setenv("OSDFACE_PEERS_DIR", str(peers))
+    restorers = tmp_path / "restorers"
+    write_face_release("restoreformer", restorers)
+    monkeypatch.setenv("OSDFACE_RESTORERS_DIR", str(restorers))
     out = tmp_path / "out"
     assert _cli(tiny_hub, aligned_faces, out, "--compare", "gfpgan,restoreformer") == 0
     printed = capsys.readouterr()
-    assert "warning: --compare gfpgan is skipped" in printed.err and "GFPGANv1.4.pth" in printed.err
+    assert "warning: --restorers gfpgan is skipped" in printed.err and "GFPGANv1.4.pth" in printed.err
     for name in ("astronaut", "grace_hopper"):
         assert Image.open(out / f"{name}.png").size == (512, 512)
         other = np.asarray(Image.open(out / f"{name}.restoreformer.png")).astype(int)
@@ -121,8 +121,8 @@ def test_eval_fr_scores_each_peer_on_the_same_turbulent_faces(tmp_path):
     from test_eval_support import write_face_set
 
     from osdface.evaluation.conditions import EvalFRConfig
+    from osdface.evaluation.identity import ArcFaceEmbedder
     from osdface.evaluation.run import run_eval_fr
-    from osdface.identity import ArcFaceEmbedder
 
     faces_dir, pairs_file = write_face_set(tmp_path)
     dark = _RecordingModel()
@@ -138,7 +138,7 @@ def test_eval_fr_scores_each_peer_on_the_same_turbulent_faces(tmp_path):
         progress=False,
     )
     embedder = ArcFaceEmbedder.random(seed=0)
-    result = run_eval_fr(config, embedder=embedder, peers={"gfpgan": dark})
+    result = run_eval_fr(config, embedder=embedder, restorers={"gfpgan": dark})
     assert [c.condition.name for c in result.conditions] == ["clean", "turbulent_30000", "gfpgan_30000"]
     assert [c.condition.label for c in result.conditions][-1] == "GFPGAN v1.4, 30 km"
     images = tmp_path / "out" / "images"
@@ -147,5 +147,5 @@ def test_eval_fr_scores_each_peer_on_the_same_turbulent_faces(tmp_path):
         restored = np.asarray(
             Image.open(images / "gfpgan_30000" / path.relative_to(images / "turbulent_30000"))
         )
-        assert np.array_equal(restored, turbulent // 2)  # the peer restored that very face
+        assert np.array_equal(restored, turbulent // 2)  # the restorer restored that very face
     assert len(dark.seen) == len(list((images / "turbulent_30000").rglob("*.png"))) > 0

@@ -1,4 +1,4 @@
-"""With and without VRE: encoding once (osdface.comparison) gives what two separate restores give."""
+"""With and without VRE: encoding once (osdface.pipeline.without_vre) gives what two separate restores give."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from test_faces_support import FixedDetector, group_photo
 
-from osdface.comparison import restore_with_and_without_vre
 from osdface.faces import FaceRestorer, RestoreOptions
+from osdface.pipeline.without_vre import restore_with_and_without_vre
 
 
 class CountingPipeline:

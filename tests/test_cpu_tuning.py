@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from osdface import cpu_tuning
-from osdface.bench import cpu as bench_cpu
-from osdface.random_weights import random_pipeline
+from benchmarks import cpu_figures as bench_cpu
+from osdface.pipeline import cpu_tuning
+from osdface.testing.random_weights import random_pipeline
 
 
 def _is_channels_last(module) -> bool:

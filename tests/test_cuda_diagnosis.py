@@ -11,8 +11,8 @@ import pytest
 import torch
 from packaging.requirements import Requirement
 
-from osdface import cuda_diagnosis
-from osdface.cuda_diagnosis import (
+from osdface.runtime import cuda_diagnosis
+from osdface.runtime.cuda_diagnosis import (
     CudaUnavailableError,
     NvidiaDriver,
     TorchCuda,
@@ -217,7 +217,7 @@ def test_the_command_line_warns_by_default_and_refuses_an_explicit_cuda(gpu_mach
 
 def _settings(tiny_hub, **model):
     from osdface.app.requests import StudioSettings
-    from osdface.cli_options import ModelOptions
+    from osdface.commands.model_options import ModelOptions
 
     return StudioSettings(
         model=ModelOptions(weights=tiny_hub.weights_repo, base_model=tiny_hub.base_repo, **model)
@@ -227,7 +227,7 @@ def _settings(tiny_hub, **model):
 @pytest.mark.slow
 def test_the_app_serves_on_the_cpu_under_a_banner_that_says_why(gpu_machine, tiny_hub, tmp_path, capsys):
     import app
-    from app_layout import gpu_banner_html
+    from osdface.app.layout import gpu_banner_html
     from osdface.app.requests import RestoreRequest
     from osdface.app.service import Studio
 
@@ -307,7 +307,7 @@ def test_out_of_memory_at_load_falls_back_to_the_cpu_and_says_so(tiny_hub, tmp_p
 
 @pytest.mark.slow
 def test_doctor_fails_the_cuda_check_and_still_restores_on_the_cpu(gpu_machine, tiny_hub):
-    from osdface.doctor import DoctorSettings, format_text, run_doctor
+    from osdface.commands.doctor import DoctorSettings, format_text, run_doctor
 
     report = run_doctor(DoctorSettings(weights=tiny_hub.weights_repo, base_model=tiny_hub.base_repo))
     cuda = next(check for check in report.checks if check.name == "CUDA")
@@ -321,7 +321,7 @@ def test_doctor_fails_the_cuda_check_and_still_restores_on_the_cpu(gpu_machine, 
 
 
 def test_doctor_says_when_there_is_no_gpu(monkeypatch):
-    from osdface.doctor import DoctorReport, _cuda_section
+    from osdface.commands.doctor import DoctorReport, _cuda_section
 
     monkeypatch.setattr(cuda_diagnosis, "find_nvidia_driver", lambda *a, **k: NvidiaDriver())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -1,4 +1,4 @@
-"""The device and dtype every command picks by default (``osdface.runtime``), an Apple GPU
+"""The device and dtype every command picks by default (``osdface.runtime.devices``), an Apple GPU
 (``mps``) included (issue 22, item 4): tested with torch's availability patched, since no Mac runs
 the tests; what has been run on a Mac is in the README's hosts table (nothing yet)."""
 
@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from osdface import runtime, stage_clock
 from osdface.app.imaging import describe_device
+from osdface.pipeline import stage_clock
+from osdface.runtime import devices
 
 
 @pytest.fixture
@@ -18,25 +19,25 @@ def apple_gpu(monkeypatch):
 
 
 def test_mps_is_chosen_when_there_is_no_cuda_and_gets_float16(apple_gpu):
-    device = runtime.resolve_device()
+    device = devices.resolve_device()
     assert device == torch.device("mps")
-    assert runtime.resolve_dtype(None, device) == torch.float16
-    assert "Apple GPU" in runtime.default_dtype_reason(device)
+    assert devices.resolve_dtype(None, device) == torch.float16
+    assert "Apple GPU" in devices.default_dtype_reason(device)
     # asked for, or given by accelerate, wins
-    assert runtime.resolve_device("cpu") == torch.device("cpu")
-    assert runtime.resolve_device(launched=torch.device("cpu")) == torch.device("cpu")
-    assert runtime.resolve_dtype("float32", device) == torch.float32
+    assert devices.resolve_device("cpu") == torch.device("cpu")
+    assert devices.resolve_device(launched=torch.device("cpu")) == torch.device("cpu")
+    assert devices.resolve_dtype("float32", device) == torch.float32
 
 
 def test_cuda_comes_first_and_the_cpu_last(monkeypatch):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert runtime.resolve_device() == torch.device("cuda")
+    assert devices.resolve_device() == torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert runtime.resolve_device() == torch.device("cpu")
-    assert runtime.resolve_dtype(None, "cpu") == torch.float32
-    assert "float32 on the CPU" in runtime.default_dtype_reason("cpu")
+    assert devices.resolve_device() == torch.device("cpu")
+    assert devices.resolve_dtype(None, "cpu") == torch.float32
+    assert "float32 on the CPU" in devices.default_dtype_reason("cpu")
 
 
 def test_the_stage_clock_waits_for_the_apple_gpu_at_each_edge(monkeypatch):
@@ -57,8 +58,8 @@ def test_the_app_names_the_apple_gpu():
 
 
 def test_doctor_says_the_apple_gpu_runs_it(apple_gpu, monkeypatch):
-    from osdface import cuda_diagnosis
-    from osdface.doctor import DoctorReport, _cuda_section
+    from osdface.commands.doctor import DoctorReport, _cuda_section
+    from osdface.runtime import cuda_diagnosis
 
     monkeypatch.setattr(cuda_diagnosis, "find_nvidia_driver", lambda *a, **k: cuda_diagnosis.NvidiaDriver())
     report = DoctorReport()

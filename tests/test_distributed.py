@@ -28,7 +28,7 @@ from test_eval_support import (
     write_random_arcface,
 )
 
-from osdface.distributed import ProcessGroup, process_group, run_command
+from osdface.runtime.distributed import ProcessGroup, process_group, run_command
 
 
 def test_shards_cover_the_items_in_order():
@@ -50,7 +50,7 @@ def test_single_process_needs_no_accelerate():
     group.barrier()
     # not launched: accelerate is not even imported
     code = (
-        "import sys; from osdface.distributed import process_group; g = process_group(); "
+        "import sys; from osdface.runtime.distributed import process_group; g = process_group(); "
         "print(g.index, g.count, g.device, 'accelerate' in sys.modules)"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
@@ -96,7 +96,7 @@ def test_a_failed_process_does_not_wait_for_a_stuck_shutdown():
     """After a failure, destroying the group may wait on a collective another process is
     still in: the process leaves with its status once FAILED_SHUTDOWN_TIMEOUT_S is over."""
     code = (
-        "import time, torch.distributed as dist, osdface.distributed as d\n"
+        "import time, torch.distributed as dist, osdface.runtime.distributed as d\n"
         "d._distributed_initialised = lambda: True\n"
         "dist.get_rank, dist.get_world_size = (lambda: 1), (lambda: 2)\n"
         "dist.destroy_process_group = lambda: time.sleep(120)\n"

@@ -14,10 +14,10 @@ from osdface.cli import main as cli_main
 
 @pytest.mark.slow
 def test_doctor_json_on_the_tiny_release(tiny_hub):
-    """``python -m osdface.doctor --json``: everything resolved, hashed, loaded and checked."""
+    """``python -m osdface.commands.doctor --json``: everything resolved, hashed, loaded and checked."""
     env = {**os.environ, **tiny_hub.env}
     result = subprocess.run(
-        [sys.executable, "-m", "osdface.doctor", "--json"],
+        [sys.executable, "-m", "osdface.commands.doctor", "--json"],
         env=env,
         capture_output=True,
         text=True,

@@ -16,8 +16,13 @@ import pytest
 import torch
 from PIL import Image
 
-from osdface.embedder import VisualRepresentationEmbedder, VREConfig, load_pickled_state_dict, select_tokens
-from osdface.random_weights import daefr_checkpoint
+from osdface.pipeline.embedder import (
+    VisualRepresentationEmbedder,
+    VREConfig,
+    load_pickled_state_dict,
+    select_tokens,
+)
+from osdface.testing.random_weights import daefr_checkpoint
 
 NAMES = ("clean", "degraded")
 
@@ -84,7 +89,7 @@ def test_daefr_checkpoint_extras_are_ignored_and_reported(checkpoint_files, mani
         "logit_scale",
     } <= keys
     assert {"optimizer_states", "lr_schedulers", "callbacks", "hyper_parameters"} <= set(checkpoint)
-    with caplog.at_level(logging.INFO, logger="osdface.embedder"):
+    with caplog.at_level(logging.INFO, logger="osdface.pipeline.embedder"):
         vre = VisualRepresentationEmbedder.from_checkpoints(*checkpoint_files)
     report = vre.load_report
     assert report.used == len(manifest["vre_checkpoint"])
@@ -218,7 +223,7 @@ def test_extra_key_inside_the_encoder_is_ignored_with_a_warning(checkpoint_files
     state = load_pickled_state_dict(vre_file)["state_dict"]
     state["vqvae_LQ.encoder.extra.weight"] = torch.zeros(1)
     torch.save({"state_dict": state}, tmp_path / "extra.ckpt")
-    with caplog.at_level(logging.WARNING, logger="osdface.embedder"):
+    with caplog.at_level(logging.WARNING, logger="osdface.pipeline.embedder"):
         vre = VisualRepresentationEmbedder.from_checkpoints(tmp_path / "extra.ckpt", projection_file)
     assert vre.load_report.ignored["vqvae_LQ.encoder"] == 1
     assert "extra keys inside the VRE's own modules: {'vqvae_LQ.encoder': 1}" in caplog.text

@@ -28,13 +28,13 @@ from osdface.evaluation.conditions import (
     item_seed,
     required_conditions,
 )
+from osdface.evaluation.identity import ArcFaceEmbedder
 from osdface.evaluation.metrics import FRMetrics, compute_metrics
 from osdface.evaluation.pairs import parse_lfw_pairs, read_pairs
 from osdface.evaluation.run import run_eval_fr
 from osdface.evaluation.work import FaceLoader, NoFaceFoundError
 from osdface.faces import DetectedFace, align_face
-from osdface.facexlib_weights import FacexlibWeights
-from osdface.identity import ArcFaceEmbedder
+from osdface.weights.facexlib_files import FacexlibWeights
 
 CONDITIONS = ["clean", "turbulent_30000", "osdface_30000", "no_vre_30000"]
 
@@ -316,7 +316,7 @@ def test_item_seeds_are_fixed_and_distinct():
         ({"lengths": ()}, "at least one"),
         ({"lengths": (-5.0,)}, "positive"),
         ({"lengths": (2e4, 2e4)}, "each length once"),
-        ({"methods": ("bsrgan",)}, "unknown"),  # gfpgan is a method now (osdface.peers)
+        ({"methods": ("bsrgan",)}, "unknown"),  # gfpgan is a method now (osdface.restorers.loading)
         ({"codeformer_w": 1.5}, "codeformer_w"),
         ({"degrade": "half"}, "degrade"),
         ({"max_pairs": 0}, "max_pairs"),

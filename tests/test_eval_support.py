@@ -32,7 +32,7 @@ def write_random_arcface(folder: Path, seed: int = 0) -> Path:
     """Save a random ArcFace in facexlib's format (a plain state dict) into ``folder``."""
     import torch
 
-    from osdface.identity import ARCFACE_WEIGHTS, ArcFaceEmbedder
+    from osdface.evaluation.identity import ARCFACE_WEIGHTS, ArcFaceEmbedder
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / ARCFACE_WEIGHTS

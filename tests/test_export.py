@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from osdface import OSDFacePipeline, hub
+from osdface import OSDFacePipeline
 from osdface.cli import main as cli_main
+from osdface.weights import hub
 
 
 @pytest.mark.slow
@@ -41,7 +42,7 @@ def test_a_folder_with_both_prefers_vre_safetensors(tiny_hub, tmp_path):
     """vre.safetensors next to the two pickles: the pickles are not read."""
     import shutil
 
-    from osdface.export import export_release
+    from osdface.commands.export import export_release
 
     out = tmp_path / "both"
     export_release(out, tiny_hub.weights_repo, base_model=tiny_hub.base_repo)

@@ -35,7 +35,7 @@ from osdface.faces import (
     select_faces,
 )
 from osdface.faces import PhotoHelper as _PhotoHelper
-from osdface.imageio import ImageTooLargeError
+from osdface.images import ImageTooLargeError
 
 PORTRAITS = ("astronaut", "grace_hopper")
 
@@ -463,7 +463,7 @@ def test_detections_with_plain_lists_and_numpy_scalars_are_accepted():
 
 
 def test_synthetic_bench_photo_geometry():
-    from osdface.bench.faces import synthetic_photo
+    from benchmarks.bench_faces import synthetic_photo
 
     photo, detections = synthetic_photo(4, face_width=160)
     assert photo.dtype == np.uint8 and photo.shape == (320, 4 * 240 + 80, 3)
@@ -477,8 +477,8 @@ def test_synthetic_bench_photo_geometry():
 
 @pytest.mark.slow
 def test_bench_times_one_batched_call_against_one_call_per_face(capsys, monkeypatch):
-    from osdface.bench import faces as faces_bench
-    from osdface.random_weights import random_pipeline
+    from benchmarks import bench_faces as faces_bench
+    from osdface.testing.random_weights import random_pipeline
 
     batches = []
 

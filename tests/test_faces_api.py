@@ -9,8 +9,8 @@ from test_faces_support import FixedDetector, group_photo, invert_pipeline
 
 from osdface.errors import ImageError
 from osdface.faces import FaceRestorer, PhotoHelper, RestoreOptions, align_face, square_face
+from osdface.faces.paste import paste_faces
 from osdface.faces.template import BORDER_RGB, FACE_SIZE, warp_to_template
-from osdface.paste import paste_faces
 
 
 def _restorer(faces, **options):
@@ -46,7 +46,7 @@ def test_restore_is_detect_then_restore_faces():
 
 def test_restore_faces_matches_facexlibs_helper():
     """Our alignment and paste-back give exactly what facexlib's FaceRestoreHelper steps give
-    (its align_warp_face and get_inverse_affine, then osdface.paste on its matrices)."""
+    (its align_warp_face and get_inverse_affine, then osdface.faces.paste on its matrices)."""
     group = group_photo()
     faces = group.faces[:3]
     upscale = 2.0

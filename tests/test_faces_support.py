@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from osdface.faces import FFHQ_TEMPLATE_512, DetectedFace
-from osdface.imageio import load_image
+from osdface.images import load_image
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Swapping image-left and image-right keeps facexlib's landmark order after a mirror flip.

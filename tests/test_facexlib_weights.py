@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from osdface.facexlib_weights import (
+from osdface.weights.facexlib_files import (
     FACEXLIB_URLS,
     FacexlibWeights,
     FacexlibWeightsError,
     load_facexlib_state_dict,
 )
-from osdface.hub import WeightsUnavailableError
+from osdface.weights.hub import WeightsUnavailableError
 
 NAME = "detection_mobilenet0.25_Final.pth"
 
@@ -127,7 +127,7 @@ def test_failed_download_leaves_nothing_and_reports_the_reason(monkeypatch, tmp_
 
 
 def test_hub_repo_is_used_when_configured(tmp_path):
-    from osdface.random_weights import add_to_hub_cache
+    from osdface.testing.random_weights import add_to_hub_cache
 
     source = tmp_path / "repo"
     expected = save_state(source / NAME, seed=3)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from osdface import OSDFacePipeline, hub
+from osdface import OSDFacePipeline
+from osdface.weights import hub
 
 
 def snapshot(tiny_hub, repo_id: str) -> Path:
@@ -79,7 +80,7 @@ def test_file_missing_from_cached_repo_and_from_local_folder(tiny_hub, tmp_path)
     partial = tmp_path / "partial"
     shutil.copytree(snapshot(tiny_hub, tiny_hub.weights_repo), partial)
     (partial / hub.LORA_WEIGHTS).unlink()
-    from osdface.random_weights import add_to_hub_cache
+    from osdface.testing.random_weights import add_to_hub_cache
 
     add_to_hub_cache(Path(tiny_hub.cache_dir), repo_id, partial)
     with pytest.raises(
@@ -155,7 +156,7 @@ def test_online_errors_through_huggingface_hub(tmp_path):
     closed.server_close()
     script = """
 import json, os, sys
-from osdface import hub
+from osdface.weights import hub
 cases = [("owner/missing-repo", "associate_2.ckpt", None), ("owner/repo", "associate_2.ckpt", "bad-revision"),
          ("owner/repo", "associate_2.ckpt", None)]
 out = []
@@ -249,7 +250,7 @@ def test_export_push_to_hub_against_a_loopback_hub(tiny_hub, tmp_path):
         # Offline for the weights (read from the cache), online for the upload: HF_HUB_OFFLINE
         # is read at import, so the subprocess flips it only after the export.
         script = (
-            "import sys; from osdface.export import export_release, push_to_hub; "
+            "import sys; from osdface.commands.export import export_release, push_to_hub; "
             f"export_release({str(out)!r}); "
             "import huggingface_hub.constants as c; c.HF_HUB_OFFLINE = False; "
             f"print(push_to_hub({str(out)!r}, 'me/osdface-safetensors'))"

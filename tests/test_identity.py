@@ -8,9 +8,7 @@ import torch
 from PIL import Image
 from test_eval_support import degraded_copy, portraits, write_random_arcface
 
-from osdface.faces import align_face
-from osdface.facexlib_weights import FacexlibWeights
-from osdface.identity import (
+from osdface.evaluation.identity import (
     ARCFACE_WEIGHTS,
     SAME_PERSON_THRESHOLD,
     SIMILARITY_LEGEND,
@@ -21,6 +19,8 @@ from osdface.identity import (
     cosine_similarity,
     similarity,
 )
+from osdface.faces import align_face
+from osdface.weights.facexlib_files import FacexlibWeights
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osdface.imageio import ImageTooLargeError, UnreadableImageError, load_image, to_pil
+from osdface.images import ImageTooLargeError, UnreadableImageError, load_image, to_pil
 
 
 def rgb_sample(height: int = 12, width: int = 16) -> np.ndarray:

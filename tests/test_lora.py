@@ -10,8 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from osdface import OSDFacePipeline, hub, lora
-from osdface.random_weights import LORA_LAYOUTS, build_base_components, lora_unet, write_lora_file
+from osdface import OSDFacePipeline
+from osdface.pipeline import lora
+from osdface.testing.random_weights import LORA_LAYOUTS, build_base_components, lora_unet, write_lora_file
+from osdface.weights import hub
 
 RANK, ALPHA = 8, 4
 # Layouts that store an alpha give alpha / rank; the others say nothing, so the scale is 1.
@@ -118,7 +120,7 @@ def write_state(tmp_path, source_unet, edit) -> Path:
     ],
 )
 def test_bad_files_fail_naming_the_keys(tmp_path, source_unet, edit, message):
-    from osdface.random_weights import random_pipeline
+    from osdface.testing.random_weights import random_pipeline
 
     path = write_state(tmp_path, source_unet, edit)
     with pytest.raises(lora.LoraError, match=None) as info:
@@ -128,7 +130,7 @@ def test_bad_files_fail_naming_the_keys(tmp_path, source_unet, edit, message):
 
 def test_a_pair_left_out_by_the_loader_is_an_error(tmp_path, source_unet):
     """What the diffusers bug does (tensors dropped at load): verification names them."""
-    from osdface.random_weights import random_pipeline
+    from osdface.testing.random_weights import random_pipeline
 
     path = tmp_path / "lora.safetensors"
     write_lora_file(source_unet, path, "diffusers_mixed")

@@ -1,4 +1,4 @@
-"""Box-local paste-back (osdface.paste) against facexlib's own paste_faces_to_input_image, on the
+"""Box-local paste-back (osdface.faces.paste) against facexlib's own paste_faces_to_input_image, on the
 same affine matrices: at most 2 grey levels apart inside a face, at most 1 outside (rounding
 instead of truncating), and it is what FaceRestorer uses."""
 
@@ -10,7 +10,7 @@ import torch
 from test_faces_support import group_photo, measured_face, portrait
 
 from osdface.faces import PhotoHelper as _PhotoHelper
-from osdface.paste import face_box, paste_faces
+from osdface.faces.paste import face_box, paste_faces
 
 
 class EllipseParser(torch.nn.Module):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from osdface import OSDFacePipeline
-from osdface.pipeline import TIMESTEP
+from osdface.pipeline.pipeline_osdface import TIMESTEP
 
 
 def face(seed: int, size: int = 512) -> np.ndarray:
@@ -185,8 +185,8 @@ def test_bfloat16_pipeline_selects_the_float32_tokens_on_the_parity_fixtures(fix
 
     from test_embedder import load_input, synthetic_tensor
 
-    from osdface.embedder import VisualRepresentationEmbedder, VREConfig
-    from osdface.random_weights import build_base_components
+    from osdface.pipeline.embedder import VisualRepresentationEmbedder, VREConfig
+    from osdface.testing.random_weights import build_base_components
 
     manifest = json.loads((fixtures_dir / "vre_manifest.json").read_text())
     state = {

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from peer_files import write_realesrgan_release
 from PIL import Image
+from restorer_files import write_realesrgan_release
 
 from osdface.faces import DetectedFace, FaceRestorer, RestoreOptions
-from osdface.hub import WeightsUnavailableError
-from osdface.peer_weights import PeerWeights
-from osdface.upscale import LanczosUpscaler, load_background, load_realesrgan
+from osdface.restorers.backgrounds import LanczosUpscaler, load_background, load_realesrgan
+from osdface.restorers.weight_files import RestorerWeights
+from osdface.weights.hub import WeightsUnavailableError
 
 
 def _photo(height: int, width: int) -> np.ndarray:
@@ -24,7 +24,7 @@ def _photo(height: int, width: int) -> np.ndarray:
 @pytest.mark.parametrize("name,scale", [("realesrgan-x2", 2), ("realesrgan-x4", 4)])
 def test_release_file_loads_as_esrgan_with_its_weights(tmp_path, name, scale):
     state = write_realesrgan_release(name, tmp_path)
-    upscaler = load_realesrgan(name, PeerWeights(local_dir=tmp_path, offline=True))
+    upscaler = load_realesrgan(name, RestorerWeights(local_dir=tmp_path, offline=True))
     assert upscaler.descriptor.architecture.id == "ESRGAN" and upscaler.scale == scale
     loaded = upscaler.descriptor.model.state_dict()
     assert set(loaded) == set(state) and all(np.array_equal(loaded[k], state[k]) for k in state)
@@ -35,7 +35,7 @@ def test_tiled_equals_untiled_away_from_seams(tmp_path, name, scale):
     """Tolerance: 1 grey level, outside a band of 8 input pixels each side of every seam
     (the tiny network sees about 20 pixels around a pixel; the tiles keep 12 of context)."""
     write_realesrgan_release(name, tmp_path)
-    weights = PeerWeights(local_dir=tmp_path, offline=True)
+    weights = RestorerWeights(local_dir=tmp_path, offline=True)
     photo = _photo(72, 104)  # multiples of 4: the x2 model's pixel-unshuffle pads nothing
     untiled = load_realesrgan(name, weights, tile=1024).upscale(photo)
     tiled = load_realesrgan(name, weights, tile=32, overlap=12).upscale(photo)
@@ -55,7 +55,7 @@ def test_tiled_equals_untiled_away_from_seams(tmp_path, name, scale):
 
 def test_output_is_photo_size_times_scale_for_odd_sizes(tmp_path):
     write_realesrgan_release("realesrgan-x2", tmp_path)
-    upscaler = load_realesrgan("realesrgan-x2", PeerWeights(local_dir=tmp_path, offline=True), tile=24)
+    upscaler = load_realesrgan("realesrgan-x2", RestorerWeights(local_dir=tmp_path, offline=True), tile=24)
     photo = _photo(45, 70)
     assert upscaler.upscale(photo).shape == (90, 140, 3)
     assert upscaler(photo, (105, 67)).shape == (67, 105, 3)  # resampled to a 1.5x request
@@ -67,7 +67,9 @@ def test_backgrounds_by_name(tmp_path):
     with pytest.raises(ValueError, match="unknown background"):
         load_background("bicubic")
     with pytest.raises(WeightsUnavailableError, match="RealESRGAN_x4plus.pth"):
-        load_background("realesrgan-x4", PeerWeights(local_dir=tmp_path, cache_dir=tmp_path, offline=True))
+        load_background(
+            "realesrgan-x4", RestorerWeights(local_dir=tmp_path, cache_dir=tmp_path, offline=True)
+        )
 
 
 class _Identity:

@@ -62,7 +62,7 @@ PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 THIS_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 LEFT_TO_TORCH = ("nvidia-", "cuda-", "triton")
 BUILD_TOOLS = {"setuptools", "pip", "wheel"}
-# Runtime dependencies of the upscaler peers, pinned ahead of their entry in pyproject.toml
+# Runtime dependencies of the upscaler restorers, pinned ahead of their entry in pyproject.toml
 # (listing them in both places is harmless).
 ALSO_PINNED = ("spandrel", "spandrel_extra_arches")
 HEADER = """\

@@ -17,7 +17,7 @@ from PIL import Image
 from osdface.app.requests import MAX_TURBULENCE_MEGAPIXELS, MODE_ALIGNED, RequestError
 from osdface.app.results import PreparedRestore
 from osdface.files import save_png_atomic
-from osdface.imageio import to_pil
+from osdface.images import to_pil
 
 if TYPE_CHECKING:
     import torch

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 from osdface.app.requests import StudioSettings
 
 if TYPE_CHECKING:
-    from osdface.cuda_diagnosis import CudaProblem
+    from osdface.evaluation.identity import ArcFaceEmbedder
     from osdface.faces import FaceRestorer
-    from osdface.identity import ArcFaceEmbedder
-    from osdface.pipeline import OSDFacePipeline
+    from osdface.pipeline.pipeline_osdface import OSDFacePipeline
+    from osdface.runtime.cuda_diagnosis import CudaProblem
 
 
 class Part(str, Enum):
@@ -72,9 +72,9 @@ def load_models(settings: StudioSettings) -> LoadedModels:
     import torch
 
     from osdface import OSDFacePipeline
-    from osdface.app.startup import missing_sources_message
-    from osdface.doctor import load_report_lines
-    from osdface.hub import WeightsUnavailableError
+    from osdface.app.probe import missing_sources_message
+    from osdface.commands.doctor import load_report_lines
+    from osdface.weights.hub import WeightsUnavailableError
 
     device, gpu_problem = choose_device(settings)
     try:
@@ -98,7 +98,7 @@ def load_models(settings: StudioSettings) -> LoadedModels:
     try:
         pipeline, restorer, identity = _place_models(settings, pipeline, device, missing)
     except torch.OutOfMemoryError as exc:
-        from osdface.cuda_diagnosis import out_of_memory_problem
+        from osdface.runtime.cuda_diagnosis import out_of_memory_problem
 
         gpu_problem = out_of_memory_problem(device, exc)
         logging.getLogger(__name__).warning(gpu_problem.message())
@@ -117,8 +117,8 @@ def choose_device(settings: StudioSettings):
     explicit CPU is the user's choice: neither is diagnosed."""
     import torch
 
-    from osdface.cuda_diagnosis import diagnose_cuda
-    from osdface.runtime import resolve_device
+    from osdface.runtime.cuda_diagnosis import diagnose_cuda
+    from osdface.runtime.devices import resolve_device
 
     asked = settings.model.device
     if settings.zero_gpu or (asked and torch.device(asked).type not in ("cuda",)):
@@ -133,7 +133,7 @@ def choose_device(settings: StudioSettings):
 def _place_models(settings: StudioSettings, pipeline, device, missing: dict[Part, str]):
     """The pipeline in the device's dtype, and the face models (each may be None with the
     reason in ``missing``), all on ``device``."""
-    from osdface.runtime import resolve_dtype
+    from osdface.runtime.devices import resolve_dtype
 
     pipeline = pipeline.to(device, resolve_dtype(settings.model.dtype, device))
     restorer, identity = _load_face_models(settings, pipeline, device, missing)
@@ -154,9 +154,9 @@ def _load_face_models(settings: StudioSettings, pipeline, device, missing: dict[
     reason in ``missing``."""
     import torch
 
+    from osdface.evaluation.identity import ArcFaceEmbedder, IdentityUnavailableError
     from osdface.faces import FaceRestorer, RestoreOptions
-    from osdface.facexlib_weights import FacexlibWeights, FacexlibWeightsError
-    from osdface.identity import ArcFaceEmbedder, IdentityUnavailableError
+    from osdface.weights.facexlib_files import FacexlibWeights, FacexlibWeightsError
 
     facexlib = FacexlibWeights.from_env(local_dir=settings.model.facexlib_dir)
     restorer = FaceRestorer(

@@ -73,7 +73,9 @@ def timing_markdown(
 
 def identity_markdown(result: GpuResult, *, turbulent: bool) -> str:
     """The identity table with its legend, or the note saying why there is none."""
-    from osdface.identity import SIMILARITY_LEGEND  # late: osdface.identity imports torch
+    from osdface.evaluation.identity import (
+        SIMILARITY_LEGEND,  # late: osdface.evaluation.identity imports torch
+    )
 
     if result.identity is None:
         return note_markdown(IDENTITY_OFF, result.identity_note)

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 
 from osdface.choices import COLOR_FIX_NAMES
-from osdface.cli_options import ModelOptions
+from osdface.commands.model_options import ModelOptions
 from osdface.errors import OSDFaceError
 
 MODE_PHOTO = "photo"
@@ -38,7 +38,7 @@ class StudioSettings:
     """How the app loads its models and which inputs it accepts.
 
     model: where the weights come from and where the models run, as every command line
-        takes them (``osdface.cli_options``; None fields: the documented defaults).
+        takes them (``osdface.commands.model_options``; None fields: the documented defaults).
     max_megapixels: larger inputs are refused, from their header, before decoding.
     max_faces: whole photos with more faces get their largest ``max_faces`` restored.
     zero_gpu: on a ZeroGPU Space: the face detector stays on the CPU so faces can be counted

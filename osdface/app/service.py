@@ -27,7 +27,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from osdface import progress
 from osdface.app.imaging import add_turbulence, clean_crop, describe_device, save_png
 from osdface.app.models import LoadedModels, Part, load_models
 from osdface.app.rendering import identity_markdown, pass_timings, status_notes, timing_markdown
@@ -41,15 +40,22 @@ from osdface.app.requests import (
     check_turbulence_settings,
 )
 from osdface.app.results import GpuResult, IdentityRow, PreparedRestore, RestoreOutcome
+from osdface.app.probe import (
+    hub_offline_if_unreachable,
+    missing_sources_message,
+    needs_hub,
+    unreachable_note,
+)
 from osdface.app.uploads import check_aligned_face, check_upload, read_image
 from osdface.choices import ColorFix
+from osdface.runtime import progress
 
 if TYPE_CHECKING:
     import torch
 
+    from osdface.evaluation.identity import ArcFaceEmbedder
     from osdface.faces import DetectedFace, FaceRestorer, RestoreOptions, RestoreResult
-    from osdface.identity import ArcFaceEmbedder
-    from osdface.pipeline import OSDFacePipeline
+    from osdface.pipeline.pipeline_osdface import OSDFacePipeline
 
 # ZeroGPU time budget: model transfer and warm-up, then one pipeline pass per face and mode.
 GPU_BASE_SECONDS = 20
@@ -112,7 +118,7 @@ class Studio:
     def load_report_lines(self) -> list[str]:
         """What was loaded, for the terminal at start-up (the same report as ``osdface doctor``):
         sources and revisions, the VRE's tensors, the LoRA pairs applied, device and dtypes."""
-        from osdface.doctor import load_report_lines
+        from osdface.commands.doctor import load_report_lines
 
         if self.pipeline is None:
             return []
@@ -215,8 +221,8 @@ class Studio:
         # Late: torch and the face models are imported once a model is loaded, not to render the page.
         import torch
 
-        from osdface.comparison import restore_with_and_without_vre
         from osdface.faces import FaceRestorer
+        from osdface.pipeline.without_vre import restore_with_and_without_vre
 
         if self.pipeline is None:
             raise ServiceUnavailableError(
@@ -372,3 +378,20 @@ class Studio:
             f"simulated in {time.perf_counter() - started:.2f} s."
         )
         return path, note
+
+
+def start_studio(settings: StudioSettings) -> tuple[Studio, str | None]:
+    """The app's start: ``Studio.load`` after one probe of the Hub; returns the studio and, when the Hub could
+    not be reached, the note saying so. Offline (or unreachable) with a source missing, the
+    studio comes without a pipeline at once: diffusers and torch are not even imported."""
+    from huggingface_hub import constants
+
+    with hub_offline_if_unreachable(settings.model.weights, settings.model.base_model) as probe:
+        missing = None
+        if constants.HF_HUB_OFFLINE or not needs_hub(settings.model.weights, settings.model.base_model):
+            missing = missing_sources_message(settings.model.weights, settings.model.base_model)
+        if missing:
+            studio = Studio(LoadedModels(missing={Part.PIPELINE: missing}), settings=settings)
+        else:
+            studio = Studio.load(settings)
+    return studio, unreachable_note(probe)

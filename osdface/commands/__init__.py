@@ -1,8 +1,12 @@
-"""Subcommands of the ``osdface`` CLI (see ``osdface/cli.py``); each module exposes
-``register(subparsers)``."""
+"""The subcommands of the ``osdface`` CLI (``osdface/cli.py`` builds the parser): each module
+exposes ``register(subparsers)``, which adds its parser and sets ``func``.
 
-from __future__ import annotations
+- ``restore``: every face of photos into an output folder;
+- ``eval_fr``: the paper's face-recognition study;
+- ``doctor``: what this machine has and what a run would use;
+- ``export``: the release as safetensors only;
+- ``model_options`` and ``restorer_options``: the options several commands share.
+"""
 
-from osdface.commands import eval_fr, restore
-
-COMMANDS = (restore.register, eval_fr.register)
+# In the order --help lists them; cli.py imports each when it builds the parser.
+COMMANDS = ("restore", "eval_fr", "doctor", "export")

@@ -19,10 +19,10 @@ import sys
 from pathlib import Path
 
 from osdface.choices import COLOR_FIX_NAMES
-from osdface.cli_options import ModelOptions, add_model_arguments
+from osdface.commands.model_options import ModelOptions, add_model_arguments
 from osdface.evaluation.conditions import DEFAULT_LENGTHS, EvalFRConfig
-from osdface.hub import WeightsUnavailableError
-from osdface.peer_specs import PEERS, parse_methods
+from osdface.restorers.specs import RESTORERS, parse_restorers
+from osdface.weights.hub import WeightsUnavailableError
 
 
 def config_from_namespace(args: argparse.Namespace) -> EvalFRConfig:
@@ -30,8 +30,8 @@ def config_from_namespace(args: argparse.Namespace) -> EvalFRConfig:
     methods += ["osdface"]
     if args.without_vre:
         methods.append("no_vre")
-    if args.methods:  # --methods osdface,gfpgan,codeformer: one condition per method
-        chosen = parse_methods(args.methods, allowed=("osdface", "no_vre", *PEERS))
+    if args.restorers:  # --restorers osdface,gfpgan,codeformer: one condition each
+        chosen = parse_restorers(args.restorers, allowed=("osdface", "no_vre", *RESTORERS))
         others = [m for m in methods if m != "osdface"]
         methods = others + [m for m in chosen if m not in others]
     model = ModelOptions.from_namespace(args)
@@ -119,14 +119,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--color-fix", choices=COLOR_FIX_NAMES, default="none", help="colour correction")
     add_model_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    labels = "; ".join(f"{key}: {spec.choice_label}" for key, spec in PEERS.items())
+    labels = "; ".join(f"{key}: {spec.choice_label}" for key, spec in RESTORERS.items())
     parser.add_argument(
-        "--methods",
+        "--restorers",
         default=None,
-        metavar="METHODS",
-        help=f"restoring methods, one condition each, e.g. osdface,gfpgan,codeformer (osdface, no_vre; {labels}). "
+        metavar="RESTORERS",
+        help=f"restorers, one condition each, e.g. osdface,gfpgan,codeformer (osdface, no_vre; {labels}). "
         "Default: osdface",
     )
+    # The flag's name before 0.3, kept for one release.
+    parser.add_argument("--methods", dest="restorers", default=None, help=argparse.SUPPRESS)
     parser.add_argument(
         "--codeformer-w", type=float, default=0.5, help="CodeFormer's fidelity weight w (default: 0.5)"
     )

@@ -7,7 +7,7 @@ Folders are searched recursively for image files and their relative paths are ke
 are PNG files (``a/b.jpg`` -> ``restored/a/b.png``). Outputs that already exist are skipped
 unless ``--overwrite``. A file that cannot be used is reported with its reason and skipped;
 the exit status is 1 when any input failed, 2 when nothing could run (weights missing, bad
-arguments). The work itself is ``osdface.batch``; this module parses and prints.
+arguments). The work itself is ``osdface.faces.batch``; this module parses and prints.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from osdface.batch import BatchSummary, FileResult, collect_inputs, restore_files
 from osdface.choices import COLOR_FIX_NAMES, ColorFix
-from osdface.cli_options import ModelOptions, add_model_arguments
-from osdface.peers_cli import _peer_settings, add_peer_arguments, beside_writer
+from osdface.commands.model_options import ModelOptions, add_model_arguments
+from osdface.commands.restorer_options import add_restorer_arguments, beside_writer, restorer_settings
+from osdface.faces.batch import BatchSummary, FileResult, collect_inputs, restore_files
 
 if TYPE_CHECKING:  # torch and the models load when the command runs: `osdface --help` stays instant
     from osdface.faces import FaceRestorer, RestoreOptions
@@ -64,18 +64,20 @@ class RestoreCommand:
             model=ModelOptions.from_namespace(args),
             overwrite=args.overwrite,
             use_parse=args.parse_mask,
-            **_peer_settings(args),  # osdface.peers_cli: --compare, --background, --codeformer-w
+            **restorer_settings(
+                args
+            ),  # osdface.commands.restorer_options: --restorers, --background, --codeformer-w
         )
 
     def load_restorer(self) -> FaceRestorer:
         from osdface import OSDFacePipeline
-        from osdface.cpu_tuning import check_cpu_dtype
-        from osdface.cuda_diagnosis import check_requested_device
-        from osdface.distributed import process_group
         from osdface.faces import FaceRestorer
-        from osdface.facexlib_weights import FacexlibWeights
-        from osdface.runtime import resolve_device, resolve_dtype
-        from osdface.upscale import load_background
+        from osdface.pipeline.cpu_tuning import check_cpu_dtype
+        from osdface.restorers.backgrounds import load_background
+        from osdface.runtime.cuda_diagnosis import check_requested_device
+        from osdface.runtime.devices import resolve_device, resolve_dtype
+        from osdface.runtime.distributed import process_group
+        from osdface.weights.facexlib_files import FacexlibWeights
 
         # under `accelerate launch` each process uses the device the launcher gave it
         launched = process_group().device
@@ -107,7 +109,7 @@ class RestoreCommand:
         return restorer
 
     def run(self) -> int:
-        from osdface.distributed import process_group
+        from osdface.runtime.distributed import process_group
 
         todo, missing = collect_inputs(self.inputs, self.output_dir)
         # Under `accelerate launch` each process restores its share of the inputs; the results
@@ -133,9 +135,9 @@ class RestoreCommand:
         and files counted alongside; None when the weights are missing (reported)."""
         from tqdm import tqdm
 
-        from osdface import progress
-        from osdface.cuda_diagnosis import CudaUnavailableError
-        from osdface.hub import WeightsUnavailableError
+        from osdface.runtime import progress
+        from osdface.runtime.cuda_diagnosis import CudaUnavailableError
+        from osdface.weights.hub import WeightsUnavailableError
 
         restorer: FaceRestorer | None = None
 
@@ -205,7 +207,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_restore_arguments(parser)
     _add_face_arguments(parser)
     add_model_arguments(parser)
-    add_peer_arguments(parser)
+    add_restorer_arguments(parser)
     parser.set_defaults(func=_main)
 
 

@@ -3,7 +3,7 @@
 Two implementations of the same sampling (reflection about the first and last pixel centres, i.e.
 OpenCV's BORDER_REFLECT_101 and ``grid_sample``'s ``padding_mode="reflection", align_corners=True``):
 
-- CPU tensors: ``cv2.remap`` (``python -m osdface.bench.turbulence`` times both); on a
+- CPU tensors: ``cv2.remap`` (``python -m benchmarks.bench_turbulence`` times both); on a
   512x512 RGB test frame with sharp edges and a 40 km tilt field it differs from ``grid_sample``
   by at most 0.004/255: float32 rounding of the sample coordinates, which both share; against
   the float64 warp cv2.remap is off by 0.0038/255 and float32 ``grid_sample`` by 0.0051/255;

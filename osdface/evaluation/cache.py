@@ -1,7 +1,7 @@
 """The study's embedding cache: ``<output>/cache/<condition>/<settings hash>/part-*.npz``.
 
 The hash covers everything that changes an embedding (ArcFace weights, alignment, turbulence
-parameters and seed, pipeline weights, dtype, colour fix, prompt, peer weights), so a rerun
+parameters and seed, pipeline weights, dtype, colour fix, prompt, restorer weights), so a rerun
 with other settings never reads stale embeddings, and a rerun with the same ones computes only
 what is missing.
 """
@@ -22,9 +22,9 @@ import torch
 from osdface.degradations import TurbulenceParams
 from osdface.evaluation.conditions import RESTORE_PROMPTS, Condition, EvalFRConfig
 from osdface.files import write_bytes_atomic
-from osdface.hub import ModelSources
-from osdface.peer_specs import PEERS
-from osdface.runtime import dtype_name, resolve_dtype
+from osdface.restorers.specs import RESTORERS
+from osdface.runtime.devices import dtype_name, resolve_dtype
+from osdface.weights.hub import ModelSources
 
 CACHE_FORMAT = 1
 
@@ -54,8 +54,8 @@ def cache_settings(
         settings["dtype"] = dtype_name(resolve_dtype(config.dtype, device))
         settings["color_fix"] = config.color_fix
         settings["prompt"] = RESTORE_PROMPTS[condition.method]
-    if condition.method in PEERS:
-        settings["peer"] = PEERS[condition.method].weights.filename
+    if condition.method in RESTORERS:
+        settings["peer"] = RESTORERS[condition.method].weights.filename
         if condition.method == "codeformer":
             settings["codeformer_w"] = config.codeformer_w
     return settings

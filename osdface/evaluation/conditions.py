@@ -14,18 +14,23 @@ import numpy as np
 
 from osdface.choices import ColorFix
 from osdface.evaluation.pairs import Pair, unique_images
-from osdface.peer_specs import PEERS
-from osdface.runtime import DTYPE_NAMES
+from osdface.restorers.specs import RESTORERS
+from osdface.runtime.devices import DTYPE_NAMES
 
 DEFAULT_LENGTHS = (20000.0, 25000.0, 30000.0, 35000.0, 40000.0)
 # Methods applied to the turbulent faces, in plotting order.
-DEGRADED_METHODS = ("turbulent", "osdface", "no_vre", *PEERS)  # peers: osdface.peers (spandrel)
+DEGRADED_METHODS = (
+    "turbulent",
+    "osdface",
+    "no_vre",
+    *RESTORERS,
+)  # restorers: osdface.restorers.loading (spandrel)
 METHOD_LABELS = {
     "clean": "clean",
     "turbulent": "turbulent",
     "osdface": "OSDFace",
     "no_vre": "OSDFace w/o VRE",
-    **{key: spec.label for key, spec in PEERS.items()},
+    **{key: spec.label for key, spec in RESTORERS.items()},
 }
 # The pipeline's prompt per restoring method: None conditions on the VRE (the method), ""
 # on SD 2.1's null text prompt (the paper's "without VRE" ablation).
@@ -49,7 +54,7 @@ class EvalFRConfig:
     seed: base of every per-image seed (turbulence and VAE sample).
     max_pairs: use only the first N pairs (LFW's first 600 are its first fold).
     weights, base_model, revision, base_revision: the OSDFace pipeline's sources (see
-        ``osdface.hub``); dtype: a name of ``osdface.runtime.DTYPE_NAMES`` (default: float16
+        ``osdface.weights.hub``); dtype: a name of ``osdface.runtime.devices.DTYPE_NAMES`` (default: float16
         on CUDA, else float32); color_fix: a ``ColorFix`` name ("none" is stored as None).
     device: torch device; default the launcher's (one GPU per process), else CUDA when
         available, else CPU.

@@ -9,7 +9,7 @@ For every image of a pair list (LFW ``pairs.txt`` or a CSV, see ``pairs``):
 3. that turbulent face restored by OSDFace (condition ``osdface_L``) and, with
    ``--without-vre``, by the same pipeline conditioned on SD 2.1's null text prompt instead
    of the VRE (``no_vre_L``); the VAE posterior sample is seeded by (``seed``, image, L);
-4. ArcFace embeddings of every face (``osdface.identity``), cached on disk.
+4. ArcFace embeddings of every face (``osdface.evaluation.identity``), cached on disk.
 
 Turbulence is simulated on the aligned 512x512 face, so that every image, however degraded,
 stays in the study (a detector would miss faces at 40 km) and the restoration sees exactly
@@ -21,7 +21,7 @@ clean first one, with ``"both"`` both are. Per condition: metrics (``metrics``),
 ``metrics.json``, ``scores.csv`` and the figures (``report``).
 
 Scale-out: launched with ``accelerate launch``, the images still to process are split
-between the processes (``osdface.distributed``); each writes its embeddings to the cache,
+between the processes (``osdface.runtime.distributed``); each writes its embeddings to the cache,
 and the main process reads them back and writes the report, the same as a single process.
 
 Resume: embeddings are cached per condition under
@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from osdface.distributed import ProcessGroup, process_group
 from osdface.evaluation.cache import EmbeddingCache, cache_settings, settings_hash
 from osdface.evaluation.conditions import (
     CLEAN,
@@ -50,15 +49,16 @@ from osdface.evaluation.conditions import (
     conditions_of,
     required_conditions,
 )
+from osdface.evaluation.identity import ArcFaceEmbedder
 from osdface.evaluation.metrics import compute_metrics
 from osdface.evaluation.pairs import Pair, read_pairs, resolve, unique_images
 from osdface.evaluation.report import ConditionResult, EvalFRResult, write_report
 from osdface.evaluation.work import EmbeddingWorker, NoFaceFoundError
 from osdface.faces import FaceDetector
-from osdface.facexlib_weights import FacexlibWeights
-from osdface.identity import ArcFaceEmbedder
-from osdface.peer_specs import PEERS
-from osdface.runtime import resolve_device
+from osdface.restorers.specs import RESTORERS
+from osdface.runtime.devices import resolve_device
+from osdface.runtime.distributed import ProcessGroup, process_group
+from osdface.weights.facexlib_files import FacexlibWeights
 
 Needs = dict[str, list[Condition]]  # image key -> conditions
 
@@ -70,11 +70,11 @@ def run_eval_fr(
     pipeline: Any | None = None,
     detector: FaceDetector | None = None,
     group: ProcessGroup | None = None,
-    peers: dict[str, Any] | None = None,
+    restorers: dict[str, Any] | None = None,
 ) -> EvalFRResult | None:
     """Run the study (see the module docstring). Returns the result on the main process and
-    None on the others. ``embedder``, ``pipeline``, ``detector`` and ``peers`` (method ->
-    ``osdface.peers.FaceModel``) replace the models loaded from ``config`` (tests; an app
+    None on the others. ``embedder``, ``pipeline``, ``detector`` and ``restorers`` (method ->
+    ``osdface.restorers.loading.FaceModel``) replace the models loaded from ``config`` (tests; an app
     holding them already)."""
     group = group or process_group()
     device = resolve_device(config.device, launched=group.device)
@@ -105,7 +105,7 @@ def run_eval_fr(
     # Every process has read the cache before any writes to it: they all see the same
     # `todo`, so their shards do not overlap.
     group.barrier()
-    worker = EmbeddingWorker(config, device, embedder, cache, pipeline, detector, peers)
+    worker = EmbeddingWorker(config, device, embedder, cache, pipeline, detector, restorers)
     skipped = _embed_missing(worker, todo, group, progress=config.progress)
     if skipped is None:
         return None
@@ -142,8 +142,8 @@ def _embed_missing(
 ) -> list[tuple[str, str]] | None:
     """This process's share of ``todo`` into the cache; on the main process, the (image key,
     reason) of the images every process left out for want of a face, else None."""
-    for method in {c.method for missing in todo.values() for c in missing} & set(PEERS):
-        worker.peer(method)  # a missing weight file stops the run now, not after hours of work
+    for method in {c.method for missing in todo.values() for c in missing} & set(RESTORERS):
+        worker.restorer(method)  # a missing weight file stops the run now, not after hours of work
     skipped: list[tuple[str, str]] = []
     mine = group.shard(list(todo))
     for key in tqdm(

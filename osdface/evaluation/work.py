@@ -19,17 +19,17 @@ from osdface.degradations import TurbulenceParams, simulate_turbulence
 from osdface.errors import ImageError
 from osdface.evaluation.cache import EmbeddingCache
 from osdface.evaluation.conditions import RESTORE_PROMPTS, Condition, EvalFRConfig, by_length, item_seed
+from osdface.evaluation.identity import ArcFaceEmbedder
 from osdface.evaluation.pairs import resolve
 from osdface.faces import FaceDetector, RestoreOptions, RetinaFaceDetector, select_faces
 from osdface.faces.template import align_face, square_face
-from osdface.facexlib_weights import FacexlibWeights
 from osdface.files import save_png_atomic
-from osdface.identity import ArcFaceEmbedder
-from osdface.imageio import load_image
-from osdface.peer_specs import PEERS
-from osdface.peers import load_peer
-from osdface.pipeline import OSDFacePipeline
-from osdface.runtime import resolve_dtype
+from osdface.images import load_image
+from osdface.pipeline.pipeline_osdface import OSDFacePipeline
+from osdface.restorers.loading import load_restorer
+from osdface.restorers.specs import RESTORERS
+from osdface.runtime.devices import resolve_dtype
+from osdface.weights.facexlib_files import FacexlibWeights
 
 # the face nearest the image centre is the person of an LFW-style image
 CENTER_FACE = RestoreOptions(only_center_face=True)
@@ -85,10 +85,10 @@ class EmbeddingWorker:
         cache: EmbeddingCache,
         pipeline: Any | None,
         detector: FaceDetector | None,
-        peers: dict[str, Any] | None = None,
+        restorers: dict[str, Any] | None = None,
     ):
         self.config = config
-        self._peers = dict(peers or {})
+        self._restorers = dict(restorers or {})
         self.device = device
         self.embedder = embedder
         self.cache = cache
@@ -112,11 +112,13 @@ class EmbeddingWorker:
             self._pipeline = pipe
         return self._pipeline
 
-    def peer(self, method: str) -> Any:
-        """The ``osdface.peers`` restorer ``method``, loaded on first need."""
-        if method not in self._peers:
-            self._peers[method] = load_peer(method, device=self.device, fidelity=self.config.codeformer_w)
-        return self._peers[method]
+    def restorer(self, method: str) -> Any:
+        """The ``osdface.restorers.loading`` restorer ``method``, loaded on first need."""
+        if method not in self._restorers:
+            self._restorers[method] = load_restorer(
+                method, device=self.device, fidelity=self.config.codeformer_w
+            )
+        return self._restorers[method]
 
     def process(self, key: str, conditions: Sequence[Condition]) -> None:
         """Embed ``key`` under ``conditions`` into the cache. Raises NoFaceFoundError."""
@@ -143,8 +145,8 @@ class EmbeddingWorker:
             return clean
         if condition.method == "turbulent":
             return turbulent
-        if condition.method in PEERS:
-            restored = self.peer(condition.method).restore([Image.fromarray(turbulent)])[0]
+        if condition.method in RESTORERS:
+            restored = self.restorer(condition.method).restore([Image.fromarray(turbulent)])[0]
             return np.asarray(restored)  # (512, 512, 3) RGB uint8
         return self._restore(turbulent, key, condition.length, RESTORE_PROMPTS[condition.method])
 

@@ -1,8 +1,8 @@
 """facexlib's models, built and loaded safely: RetinaFace (detection) and ParseNet (the
 optional paste mask), and ``PhotoHelper``, facexlib's own ``FaceRestoreHelper`` set up without
-its weight loading, which the tests and ``osdface.bench.paste`` use as the reference paste-back.
+its weight loading, which the tests and ``benchmarks.bench_paste`` use as the reference paste-back.
 
-The weights come through ``osdface.facexlib_weights`` (no pickled code runs).
+The weights come through ``osdface.weights.facexlib_files`` (no pickled code runs).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from facexlib.utils.face_restoration_helper import FaceRestoreHelper
 
 from osdface.faces.detection import DetectedFace
 from osdface.faces.template import FACE_SIZE, FFHQ_TEMPLATE_512
-from osdface.facexlib_weights import FacexlibWeights, FacexlibWeightsError, load_facexlib_state_dict
+from osdface.weights.facexlib_files import FacexlibWeights, FacexlibWeightsError, load_facexlib_state_dict
 
 _DETECTOR_WEIGHTS = {
     "resnet50": "detection_Resnet50_Final.pth",
@@ -53,7 +53,7 @@ class RetinaFaceDetector:
         **options: Any,
     ) -> RetinaFaceDetector:
         """Build RetinaFace (``network`` "resnet50" or "mobile0.25") and load its weights
-        through ``osdface.facexlib_weights`` (no pickled code runs)."""
+        through ``osdface.weights.facexlib_files`` (no pickled code runs)."""
         from facexlib.detection.retinaface import RetinaFace
 
         if network not in _DETECTOR_WEIGHTS:

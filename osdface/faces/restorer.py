@@ -9,9 +9,9 @@ restores the same faces twice):
    keep those of at least ``min_face_size`` pixels, at most ``max_faces``, in a stable order;
 2. ``restore_faces``: align each to the 512x512 FFHQ template, restore the crops with the
    pipeline, ``batch_size`` faces per call (so memory stays bounded however many faces a photo
-   holds), and paste each back (``osdface.paste``: facexlib's feathered square mask, or its
+   holds), and paste each back (``osdface.faces.paste``: facexlib's feathered square mask, or its
    ParseNet face mask with ``use_parse=True``); the background is resampled (Lanczos, or an
-   ``osdface.upscale`` model) when ``upscale`` > 1: only the faces gain real detail. In a
+   ``osdface.restorers.backgrounds`` model) when ``upscale`` > 1: only the faces gain real detail. In a
    black-and-white photo the restored faces are made grey too.
 
 ``restore`` does both. The restorer works with any object with the pipeline's call signature
@@ -37,10 +37,10 @@ from PIL import Image
 from osdface.faces.detection import DetectedFace, FaceDetection, FaceDetector, detect_faces
 from osdface.faces.facexlib_models import RetinaFaceDetector, load_parsenet
 from osdface.faces.options import RestoredFace, RestoreOptions, RestoreResult
+from osdface.faces.paste import paste_faces
 from osdface.faces.template import FACE_SIZE, FFHQ_TEMPLATE_512, align_face, square_face
-from osdface.facexlib_weights import FacexlibWeights
-from osdface.imageio import ImageSource, ImageTooLargeError, load_image, to_pil
-from osdface.paste import paste_faces
+from osdface.images import ImageSource, ImageTooLargeError, load_image, to_pil
+from osdface.weights.facexlib_files import FacexlibWeights
 
 
 class FaceRestorer:
@@ -55,7 +55,7 @@ class FaceRestorer:
     weights: where facexlib's weights come from (default ``FacexlibWeights.from_env()``).
     device: device of the facexlib models (default: the pipeline's, else CPU).
     background: with ``upscale`` > 1, enlarges the photo before the faces are pasted on it
-        (an ``osdface.upscale.BackgroundUpscaler``, e.g. Real-ESRGAN); None: resampled.
+        (an ``osdface.restorers.backgrounds.BackgroundUpscaler``, e.g. Real-ESRGAN); None: resampled.
     """
 
     def __init__(

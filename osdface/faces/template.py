@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from osdface.errors import ImageError
-from osdface.pipeline_io import RESOLUTION as FACE_SIZE  # the model's input size is the crop size
+from osdface.pipeline.inputs import RESOLUTION as FACE_SIZE  # the model's input size is the crop size
 
 # facexlib's five-point FFHQ template for 512x512 crops (FaceRestoreHelper, template_3points=False):
 # image-left eye, image-right eye, nose tip, left and right mouth corners, (x, y) pixels.

@@ -1,0 +1,257 @@
+"""The page's layout for ``app.py``: the input and output widgets, the examples, the banner,
+and the toggles that show optional outputs. UI only, like ``app.py`` and ``osdface.app.restorers_panel.py``.
+
+The restore endpoint's inputs are the fields of ``osdface.app.requests.RestoreRequest``, in its
+order; its outputs are named here once, in ``RestoreWidgets`` (with the one mapping from a
+``RestoreOutcome`` to their values).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+import gradio as gr
+
+from osdface.app.models import Part
+from osdface.app.requests import (
+    DEFAULT_PROPAGATION_LENGTH,
+    MODE_ALIGNED,
+    MODE_PHOTO,
+    PROPAGATION_LENGTH_RANGE,
+    RestoreRequest,
+)
+from osdface.app.results import RestoreOutcome
+from osdface.app.service import Studio
+from osdface.app.text import ABLATION_NOTE, CPU_SECONDS_PER_FACE, RESTORE_UNAVAILABLE, SLIDER_HEIGHT
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+
+
+@dataclass(frozen=True)
+class Example:
+    label: str
+    request: RestoreRequest  # ``image``: a file name in examples/; its fields in the widgets' order
+
+
+EXAMPLES = [
+    Example(
+        "Aligned face, blurred",
+        RestoreRequest("grace_hopper_aligned_classic.jpg", MODE_ALIGNED, ablation=True),
+    ),
+    Example(
+        "Aligned face + turbulence",
+        RestoreRequest("astronaut_aligned.jpg", MODE_ALIGNED, turbulence=True, ablation=True),
+    ),
+    Example(
+        "Turbulent face",
+        RestoreRequest("astronaut_aligned_turbulence.jpg", MODE_ALIGNED, color_fix="wavelet"),
+    ),
+    Example("Whole photo, blurred", RestoreRequest("grace_hopper_classic.jpg")),
+    Example(
+        "Whole photo + 40 km turbulence",
+        RestoreRequest(
+            "astronaut.jpg",
+            turbulence=True,
+            propagation_length=40000,
+            seed=1,
+            ablation=True,
+            color_fix="adain",
+        ),
+    ),
+]
+
+
+def _path_or_none(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+@dataclass
+class RestoreWidgets:
+    """The restore endpoint's output components, by name (in the order of its API)."""
+
+    input: gr.Image
+    turbulent: gr.Image
+    restored: gr.Image
+    without_vre: gr.Image
+    slider: gr.ImageSlider
+    gallery: gr.Gallery
+    timing: gr.Markdown
+    identity: gr.Markdown
+
+    def components(self) -> list:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def values(self, outcome: RestoreOutcome) -> dict:
+        """A ``RestoreOutcome`` as {component: value} (paths as strings): the one place where
+        results meet widgets."""
+        return {
+            self.input: str(outcome.input),
+            self.turbulent: _path_or_none(outcome.turbulent_input),
+            self.restored: str(outcome.restored),
+            self.without_vre: _path_or_none(outcome.without_vre),
+            self.slider: (str(outcome.slider[0]), str(outcome.slider[1])),
+            self.gallery: [(str(path), caption) for path, caption in outcome.gallery],
+            self.timing: outcome.timing_markdown,
+            self.identity: outcome.identity_markdown,
+        }
+
+
+def banner_html(studio: Studio, hub_note: str | None = None) -> str:
+    """The red banner of a start without the model: every missing source, the flags to fix it."""
+    reason = "\n".join(part for part in (hub_note, studio.models.why_missing(Part.PIPELINE)) if part)
+    return (
+        '<div class="osd-banner" role="alert" id="weights-banner"><strong>Restoring is unavailable: '
+        "the model weights could not be loaded.</strong><br>"
+        f'<span class="osd-reason">{html.escape(reason, quote=False)}</span><br>'
+        "The turbulence preview below still works; <em>Restore</em> is off until the app is "
+        "restarted with the weights available (<code>python app.py --weights FOLDER_OR_REPO "
+        "--base-model FOLDER_OR_REPO</code>).</div>"
+    )
+
+
+def gpu_banner_html(studio: Studio) -> str | None:
+    """The banner of a GPU the models cannot use (None when there is none): what was found (the
+    driver's CUDA version, the torch build's), the fix, and that restoring runs on the CPU."""
+    problem = studio.models.gpu_problem
+    if problem is None:
+        return None
+    return (
+        f'<div class="osd-banner" role="alert" id="gpu-banner"><strong>{html.escape(problem.summary)}</strong><br>'
+        f'<span class="osd-reason">{html.escape(problem.reason, quote=False)}</span><br>'
+        f"<strong>Fix:</strong> {html.escape(problem.fix, quote=False)}<br>"
+        f"Restoring still works here, at CPU speed (about {CPU_SECONDS_PER_FACE} s a face); restart the "
+        "app after the fix. <code>osdface doctor</code> prints the same diagnosis.</div>"
+    )
+
+
+def input_widgets(studio: Studio):
+    """The input column and the settings column; returns the restore inputs (in the handler's
+    order), the two buttons, and the widgets whose changes show or hide others."""
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            image = gr.Image(
+                label="Input photo or face",
+                sources=["upload", "webcam", "clipboard"],
+                type="filepath",
+                height=440,
+                elem_id="input-image",
+            )
+            color_fix = gr.Radio(
+                [("None", "none"), ("AdaIN", "adain"), ("Wavelet", "wavelet")],
+                value="none",
+                label="Color fix (match the input's colours)",
+            )
+            run = gr.Button(
+                "Restore" if studio.available else RESTORE_UNAVAILABLE,
+                variant="primary",
+                size="lg",
+                elem_id="restore-button",
+                interactive=studio.available,
+            )
+        with gr.Column(scale=4):
+            mode = gr.Radio(**mode_choices(studio), label="Mode", elem_id="mode")
+            with gr.Group():
+                turbulence = gr.Checkbox(
+                    label="Atmospheric turbulence: degrade the input first", value=False, elem_id="turbulence"
+                )
+                low, high = PROPAGATION_LENGTH_RANGE
+                propagation_length = gr.Slider(
+                    low, high, value=DEFAULT_PROPAGATION_LENGTH, step=1000, label="Propagation length (m)"
+                )
+                seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (turbulence and VAE sample)")
+            preview = gr.Button("Preview turbulence only", variant="secondary", elem_id="preview-button")
+            with gr.Group():
+                ablation = gr.Checkbox(
+                    label="Compare without VRE (text-conditioned ablation)", value=False, elem_id="ablation"
+                )
+                prompt = gr.Textbox(
+                    value="",
+                    label="Prompt for the ablation",
+                    placeholder="empty = null prompt",
+                    max_lines=2,
+                    visible=False,
+                )
+    inputs = [image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix]
+    shipped = [example for example in EXAMPLES if (EXAMPLES_DIR / example.request.image).is_file()]
+    gr.Examples(
+        examples=[[str(EXAMPLES_DIR / e.request.image), *astuple(e.request)[1:]] for e in shipped],
+        example_labels=[example.label for example in shipped],
+        inputs=inputs,
+        cache_examples=False,
+        label="Examples (public-domain portraits; see examples/SOURCES.md)",
+    )
+    return inputs, run, preview, ablation, prompt, turbulence, mode
+
+
+def mode_choices(studio: Studio) -> dict:
+    """The mode radio's choices and value: without a face detector it starts on "Aligned face"
+    and the whole-photo choice says why it is off."""
+    photo_label = "Whole photo (find every face)"
+    value = MODE_PHOTO
+    if studio.available and studio.restorer is None:
+        photo_label = "Whole photo: off, the face detector's weights are missing (see the note above)"
+        value = MODE_ALIGNED
+    return {
+        "choices": [(photo_label, MODE_PHOTO), ("Aligned face (512x512, FFHQ)", MODE_ALIGNED)],
+        "value": value,
+    }
+
+
+def output_widgets() -> tuple[RestoreWidgets, gr.Column]:
+    """The result row, the before/after slider, the gallery and the tables; returns the
+    restore outputs and the column of the without-VRE result (shown when that is on)."""
+    with gr.Row(equal_height=True):
+        output_kwargs = {
+            "type": "filepath",
+            "format": "png",
+            "interactive": False,
+            "buttons": ["download", "fullscreen"],
+        }
+        out_input = gr.Image(label="Input", elem_id="out-input", **output_kwargs)
+        out_turbulent = gr.Image(
+            label="Turbulent input", elem_id="out-turbulent", visible=False, **output_kwargs
+        )
+        out_restored = gr.Image(label="OSDFace (VRE)", elem_id="out-restored", **output_kwargs)
+        with gr.Column(visible=False, min_width=160) as without_column:
+            out_without = gr.Image(label="OSDFace without VRE", elem_id="out-without", **output_kwargs)
+            gr.Markdown(ABLATION_NOTE, elem_id="ablation-note", elem_classes="osd-notes")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
+            # A fixed height and "contain": the slider keeps the image's aspect ratio.
+            slider = gr.ImageSlider(
+                label="Before / after (OSDFace)",
+                type="filepath",
+                interactive=False,
+                height=SLIDER_HEIGHT,
+                elem_id="before-after",
+            )
+        with gr.Column(scale=1):
+            gallery = gr.Gallery(
+                label="Faces: before and after",
+                columns=3,
+                object_fit="contain",
+                height=300,
+                interactive=False,
+                elem_id="faces-gallery",
+            )
+            timing = gr.Markdown(label="Timing", elem_id="timing")
+            identity = gr.Markdown(label="Identity", elem_id="identity")
+    outputs = RestoreWidgets(
+        out_input, out_turbulent, out_restored, out_without, slider, gallery, timing, identity
+    )
+    return outputs, without_column
+
+
+def toggles(turbulence, out_turbulent, ablation, without_column, prompt, mode, gallery) -> None:
+    """Show each optional output only when its setting is on."""
+    private = {"api_visibility": "private", "queue": False}
+    turbulence.change(lambda on: gr.Image(visible=on), turbulence, out_turbulent, **private)
+    ablation.change(
+        lambda on: (gr.Column(visible=on), gr.Textbox(visible=on)),
+        ablation,
+        [without_column, prompt],
+        **private,
+    )
+    mode.change(lambda value: gr.Gallery(visible=value == MODE_PHOTO), mode, gallery, **private)

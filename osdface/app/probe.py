@@ -1,0 +1,161 @@
+"""The first step of the app's start: is the Hugging Face Hub reachable, and which weights are
+missing (before any model is loaded; ``osdface.app.models`` loads them, ``osdface.app.service``
+builds the ``Studio`` from them).
+
+When the Hub cannot be reached, ``huggingface_hub`` retries every file five times (1+2+4+8+8 s)
+before it falls back to the local cache; the app would take over a minute to show its page.
+``hub_offline_if_unreachable`` probes the Hub once, with a short timeout, and when it cannot be
+reached loads with the semantics of ``HF_HUB_OFFLINE=1`` (the local cache only), so the page
+and its banner come up at once.
+"""
+
+from __future__ import annotations
+
+# huggingface_hub is imported inside the functions: the app probes the Hub and shows its page
+# before huggingface_hub (and torch through it) is imported.
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+PROBE_TIMEOUT_S = 3.0
+
+# (what, app flag, environment variable) for each source the banner may name.
+WEIGHTS_FLAGS = ("OSDFace weights", "--weights", "OSDFACE_WEIGHTS")
+BASE_FLAGS = ("Stable Diffusion 2.1 base model", "--base-model", "OSDFACE_BASE_MODEL")
+
+
+@dataclass(frozen=True)
+class HubProbe:
+    """The result of probing the Hub: ``reachable`` and, when not, ``reason``; ``seconds`` spent."""
+
+    endpoint: str
+    reachable: bool
+    reason: str | None
+    seconds: float
+
+
+def probe_hub(endpoint: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> HubProbe:
+    """Open one TCP connection to the Hub's host. Name resolution has no timeout of its own,
+    so the attempt runs in a thread that is given up after ``timeout`` seconds."""
+    if endpoint is None:
+        from huggingface_hub import constants
+
+        endpoint = constants.ENDPOINT
+    parsed = urlparse(endpoint)
+    host = parsed.hostname or ""
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    outcome: dict[str, str | None] = {}
+
+    def attempt() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome["reason"] = None
+        except OSError as exc:
+            outcome["reason"] = str(exc) or type(exc).__name__
+
+    started = time.perf_counter()
+    worker = threading.Thread(target=attempt, daemon=True, name="hub-probe")
+    worker.start()
+    worker.join(timeout)
+    reason = outcome["reason"] if "reason" in outcome else f"no answer within {timeout:g} s"
+    return HubProbe(endpoint, reason is None, reason, time.perf_counter() - started)
+
+
+def needs_hub(*sources: str | os.PathLike | None) -> bool:
+    """Whether any source (resolved like ``osdface.weights.hub.ModelSources``) is a Hub repo id."""
+    from osdface.weights.hub import ModelSources
+
+    resolved = ModelSources.resolve(*sources[:2])
+    return any(not Path(source).expanduser().is_dir() for source in (resolved.weights, resolved.base_model))
+
+
+@contextmanager
+def hub_offline_if_unreachable(
+    weights: str | os.PathLike | None, base_model: str | os.PathLike | None
+) -> Iterator[HubProbe | None]:
+    """Inside: huggingface_hub is offline when the Hub was found unreachable. Yields the probe,
+    or None when none was needed (offline already, or only local folders)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or not needs_hub(weights, base_model):
+        yield None
+        return
+    probe = probe_hub()
+    if probe.reachable:
+        yield probe
+        return
+    # huggingface_hub reads its offline flag at each request, so setting it here is enough.
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield probe
+    finally:
+        constants.HF_HUB_OFFLINE = False
+
+
+def unreachable_note(probe: HubProbe | None) -> str | None:
+    """One line for the banner and the log when the probe failed."""
+    if probe is None or probe.reachable:
+        return None
+    return (
+        f"The Hugging Face Hub ({probe.endpoint}) could not be reached at start-up ({probe.reason}), "
+        "so the app looked only in the local cache (as with HF_HUB_OFFLINE=1)."
+    )
+
+
+def missing_sources(
+    weights: str | os.PathLike | None, base_model: str | os.PathLike | None
+) -> list[tuple[tuple[str, str, str], str]]:
+    """Each missing source as ((what, app flag, environment variable), error). The OSDFace
+    weights and the SD 2.1 base model are checked separately: the weight files (online, the
+    loading needs them anyway) and the base model's config files. From the cache or a folder
+    this takes no time."""
+    from osdface.weights import hub
+
+    sources = hub.ModelSources.resolve(weights, base_model)
+    weight_files = (hub.VRE_CHECKPOINT, hub.PROJECTION_WEIGHTS, hub.LORA_WEIGHTS)
+    # Only the base model's small config files: online, a check must not download gigabytes.
+    base_configs = [
+        files[0] for part, files in hub.BASE_FILES.items() if part in ("vae", "unet", "scheduler")
+    ]
+    base = {"revision": sources.base_revision, "env_var": hub.ENV_BASE_MODEL}
+    problems = []
+    for flags, check in (
+        (
+            WEIGHTS_FLAGS,
+            lambda: [hub.fetch(sources.weights, name, sources.revision) for name in weight_files],
+        ),
+        (
+            BASE_FLAGS,
+            lambda: [hub.fetch(sources.base_model, name, **base) for name in base_configs],
+        ),
+    ):
+        try:
+            check()
+        except hub.WeightsUnavailableError as exc:
+            problems.append((flags, str(exc)))
+    return problems
+
+
+def missing_sources_message(
+    weights: str | os.PathLike | None, base_model: str | os.PathLike | None, first_error: str | None = None
+) -> str | None:
+    """Every missing source at once, each named with the app's flag and environment variable;
+    None when none is missing and there is no ``first_error`` (what stopped the loading)."""
+    problems = missing_sources(weights, base_model)
+    if not problems:  # something else failed (a corrupt file): say that
+        return first_error
+    lines = [f"{len(problems)} of 2 model sources could not be loaded:"]
+    for (what, flag, env), error in problems:
+        lines.append(f"  - {what} (app flag {flag}, or {env}): {error}")
+    lines.append(
+        "Fix: start the app with --weights FOLDER_OR_REPO and --base-model FOLDER_OR_REPO (or set "
+        "OSDFACE_WEIGHTS and OSDFACE_BASE_MODEL); facexlib's files: --facexlib-dir FOLDER (or "
+        "OSDFACE_FACEXLIB_DIR)."
+    )
+    return "\n".join(lines)

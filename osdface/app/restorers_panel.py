@@ -1,0 +1,110 @@
+"""OSDFace Studio: the "Compare with other restorers" panel (widgets only; the work is in
+``osdface.app.restorers``). ``app.py`` places the panel and wires it after Restore."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gradio as gr
+
+from osdface.app.requests import RequestError, RestoreRequest, ServiceUnavailableError
+from osdface.app.restorers import BACKGROUND_CHOICES, OSDFACE_ON_BACKGROUND, RESTORER_CHOICES, RestorerStudio
+from osdface.restorers.specs import RESTORERS
+
+SLOTS = (*RESTORERS, OSDFACE_ON_BACKGROUND)
+GPU_SECONDS = 120
+
+
+@dataclass
+class ComparePanel:
+    methods: gr.CheckboxGroup
+    background: gr.Radio
+    images: dict[str, gr.Image]
+    table: gr.Markdown
+
+
+def add_compare_panel() -> ComparePanel:
+    """The panel's widgets, where it is called in the layout: nothing chosen by default."""
+    with gr.Accordion("Compare with other restorers (same faces)", open=False, elem_id="compare-panel"):
+        with gr.Row():
+            methods = gr.CheckboxGroup(
+                RESTORER_CHOICES,
+                value=[],
+                label="Compare with (weights are downloaded on first use; CodeFormer is non-commercial)",
+                elem_id="compare-restorers",
+            )
+            background = gr.Radio(
+                BACKGROUND_CHOICES,
+                value="none",
+                label="Background (whole photos)",
+                elem_id="compare-background",
+            )
+        with gr.Row(equal_height=True):
+            images = {
+                key: gr.Image(
+                    label=RESTORERS[key].label if key in RESTORERS else "OSDFace, upscaled background",
+                    type="filepath",
+                    format="png",
+                    interactive=False,
+                    visible=False,
+                    buttons=["download", "fullscreen"],
+                    elem_id=f"compare-{key}",
+                )
+                for key in SLOTS
+            }
+        table = gr.Markdown(elem_id="compare-table")
+    return ComparePanel(methods, background, images, table)
+
+
+def wire_compare_panel(
+    panel: ComparePanel,
+    after: gr.events.Dependency,
+    inputs: list,
+    restorer_studio: RestorerStudio,
+    gpu: Callable,
+    new_folder: Callable,
+    upload_path: Callable,
+) -> None:
+    """Run the comparison once Restore succeeded; ``inputs``: image, mode, turbulence,
+    propagation length, seed, colour fix. API: ``/compare``."""
+
+    @gpu(duration=GPU_SECONDS)
+    def compare_on_gpu(job):
+        return restorer_studio.run(job)
+
+    def compare(image, mode, turbulence, propagation_length, seed, color_fix, methods, background):
+        """Restore the same faces with the chosen other restorers (and/or on an upscaled
+        background). Returns one PNG path per method slot (None when not run) and a table."""
+        try:
+            request = RestoreRequest(
+                image=upload_path(image),
+                mode=mode,
+                turbulence=bool(turbulence),
+                propagation_length=propagation_length,
+                seed=seed,
+                color_fix=color_fix,
+            )
+            job = restorer_studio.prepare(request, methods or [], background or "none")
+            if job is None:
+                return [gr.Image(value=None, visible=False) for _ in SLOTS] + [""]
+            outcome = restorer_studio.finish(job, compare_on_gpu(job), new_folder())
+        except (RequestError, ServiceUnavailableError) as exc:
+            raise gr.Error(html.escape(str(exc), quote=False), duration=None, print_exception=False) from exc
+        updates = [
+            gr.Image(value=str(outcome.paths[key]), label=outcome.labels[key], visible=True)
+            if key in outcome.paths
+            else gr.Image(value=None, visible=False)
+            for key in SLOTS
+        ]
+        return [*updates, outcome.markdown]
+
+    after.success(
+        compare,
+        inputs=[*inputs, panel.methods, panel.background],
+        outputs=[*panel.images.values(), panel.table],
+        api_name="compare",
+        preprocess=False,
+        show_progress_on=[panel.table],
+    )

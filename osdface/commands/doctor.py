@@ -1,0 +1,341 @@
+"""``osdface doctor`` (also ``python -m osdface.commands.doctor``): the first thing to run on a new
+machine or new weights.
+
+It resolves the weight sources (repo or folder; requested and resolved revision, the full
+commit SHA for the Hub), loads them through ``OSDFacePipeline.from_pretrained``, prints each
+file's size and SHA-256, what the VRE used and ignored, what the LoRA held and applied, the
+device and dtypes, then restores a bundled aligned example and checks the result:
+
+* distinct tokens: at least ``MIN_DISTINCT_TOKENS`` of 77 (broken VRE weights collapse to a few);
+* output not constant: pixel standard deviation above ``MIN_OUTPUT_STD``;
+* sharper than the input: variance of the Laplacian of the luminance, output over input, above 1;
+* ArcFace cosine similarity to the input, when facexlib's ArcFace weights are available
+  (informative: reported, not required).
+
+Exit status 0 when every check passed, 1 when a check failed, 2 when the weights could not be
+loaded; each failure says the reason and the fix. ``--json`` prints the same as one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from osdface.commands.model_options import add_model_arguments
+from osdface.runtime.devices import default_dtype_reason, resolve_device, resolve_dtype
+
+# torch and the models are imported inside the functions: `osdface --help` imports this module
+# to build its parser, and stays instant.
+from osdface.weights import hub
+
+MIN_DISTINCT_TOKENS = 16
+MIN_OUTPUT_STD = 0.02
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astronaut_aligned_classic.jpg"
+
+
+@dataclass(frozen=True)
+class DoctorSettings:
+    weights: str | None = None
+    base_model: str | None = None
+    revision: str | None = None
+    base_revision: str | None = None
+    device: str | None = None
+    dtype: str | None = None  # default: float16 on CUDA, float32 elsewhere
+    image: Path | None = None
+    as_json: bool = False
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+@dataclass
+class DoctorReport:
+    sources: dict = field(default_factory=dict)
+    files: list[dict] = field(default_factory=list)
+    vre: dict = field(default_factory=dict)
+    lora: dict = field(default_factory=dict)
+    runtime: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    exit_code: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def file_info(path: Path, name: str) -> dict:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"file": name, "path": str(path), "size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def describe_source(source: str, revision: str | None, path: Path | None) -> dict:
+    is_folder = Path(source).expanduser().is_dir()
+    return {
+        "source": source,
+        "kind": "folder" if is_folder else "hub",
+        "requested_revision": revision or ("-" if is_folder else "main (default)"),
+        "resolved_revision": None if is_folder or path is None else hub.resolved_revision(path),
+    }
+
+
+def load_report_lines(load_report: dict) -> list[str]:
+    """The pipeline's ``load_report`` as lines (the app logs these at start-up)."""
+    sources, vre, lora = load_report["sources"], load_report["vre"], load_report["lora"]
+    lines = [f"weights {sources.weights} @ {sources.revision or 'default'}; base {sources.base_model}"]
+    if vre is not None:
+        lines.append(
+            f"VRE ({vre.source_format}): {vre.used} tensors used, {vre.projection} projection tensors, "
+            f"ignored {vre.ignored or 'nothing'}"
+        )
+    lines.append(lora.summary())
+    return lines
+
+
+def _weights_section(report: DoctorReport, pipe) -> None:
+    load = pipe.load_report
+    sources = load["sources"]
+    report.sources = {
+        "weights": describe_source(sources.weights, sources.revision, load["files"]["lora"]),
+        "base_model": describe_source(
+            sources.base_model, sources.base_revision, _base_file(sources, "unet/config.json")
+        ),
+    }
+    for role, path in load["files"].items():
+        if path is not None:
+            report.files.append({"role": role, **file_info(Path(path), Path(path).name)})
+    for names in (hub.BASE_FILES["vae"], hub.BASE_FILES["unet"], hub.BASE_FILES["scheduler"]):
+        for name in names:
+            report.files.append({"role": "base", **file_info(_base_file(sources, name), name)})
+    vre = load["vre"]
+    report.vre = asdict(vre) if vre is not None else {}
+    report.lora = load["lora"].to_dict()
+    lora = load["lora"]
+    report.checks.append(
+        Check(
+            "LoRA applied",
+            lora.pairs_applied == lora.pairs_in_file > 0,
+            f"{lora.pairs_applied}/{lora.pairs_in_file} pairs",
+            "the LoRA file is incomplete; download it again",
+        )
+    )
+
+
+def _base_file(sources, name: str) -> Path:
+    return hub.fetch(sources.base_model, name, sources.base_revision, env_var=hub.ENV_BASE_MODEL)
+
+
+def _sharpness(image: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian of the luminance; image (H, W, 3) float in [0, 1]."""
+    luma = image @ np.array([0.299, 0.587, 0.114])
+    lap = luma[1:-1, :-2] + luma[1:-1, 2:] + luma[:-2, 1:-1] + luma[2:, 1:-1] - 4 * luma[1:-1, 1:-1]
+    return float(lap.var())
+
+
+def _restore_section(report: DoctorReport, pipe, image_path: Path) -> None:
+    import torch
+    from PIL import Image
+
+    face = np.asarray(
+        Image.open(image_path).convert("RGB").resize((512, 512), Image.BICUBIC)
+    )  # (H, W, 3) uint8
+    report.runtime["example"] = str(image_path)
+    lq = torch.from_numpy(face.copy()).permute(2, 0, 1)[None].float().div(255).mul(2).sub(1)
+    distinct = int((pipe.embedder(lq.to(pipe.embedder.device)).token_indices >= 0).sum())
+    output = pipe(face, generator=torch.Generator().manual_seed(0), output_type="np")
+    restored = output.images[0]  # (H, W, 3) float32 in [0, 1]
+    report.timings.update({k: round(v, 4) for k, v in output.timings.items()})
+    source = face.astype(np.float32) / 255.0
+    ratio = _sharpness(restored) / max(_sharpness(source), 1e-12)
+    std = float(restored.std())
+    report.checks += [
+        Check(
+            "distinct tokens",
+            distinct >= MIN_DISTINCT_TOKENS,
+            f"{distinct} of 77 (need >= {MIN_DISTINCT_TOKENS})",
+            "the VRE checkpoint or codebook is wrong; re-download associate_2.ckpt",
+        ),
+        Check(
+            "output not constant",
+            std > MIN_OUTPUT_STD,
+            f"pixel std {std:.4f} (need > {MIN_OUTPUT_STD})",
+            "the UNet or VAE weights are wrong; re-download the base model",
+        ),
+        Check(
+            "sharper than input",
+            ratio > 1.0,
+            f"Laplacian variance output/input = {ratio:.3f} (need > 1)",
+            "the LoRA or base model is not the OSDFace one; check --weights / --base-model",
+        ),
+    ]
+    report.checks.append(_identity_check(face, (restored * 255).round().astype(np.uint8)))
+
+
+def _identity_check(face: np.ndarray, restored: np.ndarray) -> Check:
+    from osdface.evaluation.identity import ArcFaceEmbedder, IdentityUnavailableError
+
+    try:
+        embedder = ArcFaceEmbedder.from_pretrained()
+    except IdentityUnavailableError as exc:
+        return Check("ArcFace similarity", True, f"skipped: {str(exc).split('. ')[0]}")
+    return Check("ArcFace similarity", True, f"{embedder.similarity(face, restored):.3f} (informative)")
+
+
+def _cuda_section(report: DoctorReport, asked: str | None):
+    """Check that a GPU the machine has can be used; returns the device to restore on (the CPU
+    when CUDA cannot start, with the reason and the fix in a failed check)."""
+    import torch
+
+    from osdface.runtime.cuda_diagnosis import diagnose_cuda, find_nvidia_driver
+
+    if asked and torch.device(asked).type != "cuda":
+        return resolve_device(asked)
+    problem = diagnose_cuda()
+    if problem is not None:
+        report.runtime["cuda_problem"] = problem.to_dict()
+        report.checks.append(Check("CUDA", False, problem.reason, problem.fix))
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        device = resolve_device(asked)
+        where = "an Apple GPU (mps)" if device.type == "mps" else "the CPU"
+        report.checks.append(Check("CUDA", True, f"no NVIDIA GPU on this machine: restoring runs on {where}"))
+        return device
+    device = resolve_device(asked)
+    driver = find_nvidia_driver()
+    report.checks.append(
+        Check(
+            "CUDA",
+            True,
+            f"{torch.cuda.get_device_name(device)}; torch {torch.__version__} (CUDA {torch.version.cuda} build); "
+            f"NVIDIA driver {driver.version or '?'} (runs CUDA up to {driver.cuda or '?'})",
+        )
+    )
+    return device
+
+
+def run_doctor(settings: DoctorSettings) -> DoctorReport:
+    import torch
+
+    from osdface import OSDFacePipeline
+    from osdface.weights import hub
+
+    report = DoctorReport()
+    device = _cuda_section(report, settings.device)
+    started = time.perf_counter()
+    try:
+        pipe = OSDFacePipeline.from_pretrained(
+            settings.weights, settings.base_model, settings.revision, settings.base_revision
+        )
+        report.timings["load"] = round(time.perf_counter() - started, 3)
+        _weights_section(report, pipe)
+    except hub.WeightsUnavailableError as exc:
+        report.checks.append(Check("weights load", False, str(exc), "see the message above"))
+        report.exit_code = 2
+        return report
+    dtype = resolve_dtype(settings.dtype, device)
+    pipe = pipe.to(device, dtype)
+    report.runtime.update(
+        device=str(device),
+        dtype_reason=f"asked for ({settings.dtype})" if settings.dtype else default_dtype_reason(device),
+        unet_dtype=str(pipe.unet.dtype),
+        vae_dtype=str(pipe.vae.dtype),
+        vre_dtype=str(pipe.embedder.dtype),
+        torch=torch.__version__,
+    )
+    image = settings.image or EXAMPLE
+    if not Path(image).is_file():
+        report.checks.append(
+            Check("example image", False, f"{image} not found", "pass --image PATH (a 512x512 aligned face)")
+        )
+    else:
+        _restore_section(report, pipe, Path(image))
+    report.exit_code = 0 if all(check.ok for check in report.checks) else 1
+    return report
+
+
+def format_text(report: DoctorReport) -> str:
+    lines = ["OSDFace doctor"]
+    for role, source in report.sources.items():
+        lines.append(
+            f"  {role}: {source['source']} ({source['kind']}), revision requested {source['requested_revision']}, "
+            f"resolved {source['resolved_revision'] or '-'}"
+        )
+    for info in report.files:
+        lines.append(f"  file {info['file']}: {info['size']:,} bytes, sha256 {info['sha256']}")
+    if report.vre:
+        lines.append(
+            f"  VRE ({report.vre['source_format']}): {report.vre['used']} tensors used, "
+            f"ignored {report.vre['ignored'] or 'nothing'}; other entries {report.vre['ignored_entries'] or 'none'}"
+        )
+    if report.lora:
+        lora = report.lora
+        lines.append(
+            f"  LoRA: {lora['pairs_applied']}/{lora['pairs_in_file']} pairs applied; layouts {lora['layouts']}; "
+            f"rank {lora['ranks']}; scale {lora['scales']} (alpha from {lora['alpha_source']}); "
+            f"targets {lora['module_kinds']}"
+        )
+    if report.runtime:
+        lines.append("  runtime: " + ", ".join(f"{k} {v}" for k, v in report.runtime.items()))
+    if report.timings:
+        lines.append("  seconds: " + ", ".join(f"{k} {v}" for k, v in report.timings.items()))
+    for check in report.checks:
+        lines.append(f"  [{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
+        if not check.ok:
+            lines.append(f"         fix: {check.fix}")
+    lines.append(
+        f"  result: {'all checks passed' if report.exit_code == 0 else 'FAILED'} (exit {report.exit_code})"
+    )
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser, facexlib=False)
+    parser.add_argument("--image", type=Path, help="aligned face to restore (default: the bundled example)")
+    parser.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = DoctorSettings(
+        **{k: getattr(args, k) for k in DoctorSettings.__dataclass_fields__ if hasattr(args, k)}
+    )
+    report = run_doctor(settings)
+    if settings.as_json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        print(format_text(report))
+    return report.exit_code
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "doctor",
+        help="check weights, device and a test restoration (first thing to run)",
+        description=__doc__,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m osdface.commands.doctor", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""``osdface export OUT_DIR [--push-to-hub REPO_ID]``: the release as safetensors only.
+
+Writes into ``OUT_DIR``:
+
+* ``vre.safetensors``: the whole VRE (encoder, ``quant_conv``, codebook, ``projection.*``) taken
+  from ``associate_2.ckpt`` + ``embedding_change_weights.pth``; no pickle, a fraction of the
+  checkpoint's size. ``OSDFacePipeline.from_pretrained`` prefers it when a repo or folder has it;
+* ``pytorch_lora_weights.safetensors``: the LoRA as is, keys normalised to peft's
+  ``unet.<module>.lora_A/lora_B.weight`` (plus ``unet.<module>.alpha`` where the source stored
+  an alpha), so any diffusers version loads every pair;
+* ``README.md``: a model card naming the paper, the authors' repository, the licence, and the
+  SHA-256 of each source and exported file.
+
+``--push-to-hub`` uploads the folder with ``huggingface_hub`` (log in first: ``hf auth login``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from osdface.commands.model_options import add_model_arguments
+
+# torch, diffusers and the model modules are imported inside the functions: `osdface --help`
+# imports this module to build its parser, and stays instant.
+from osdface.weights import hub
+
+PAPER = "https://arxiv.org/abs/2411.17163"
+AUTHORS_REPO = "https://github.com/jkwang28/OSDFace"
+# The authors' repository carries no licence file: the card says so rather than guess one.
+LICENSE = "other"
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    sources: dict[str, dict] = field(default_factory=dict)  # source file -> size, sha256
+    exported: dict[str, dict] = field(default_factory=dict)  # written file -> size, sha256
+    lora_pairs: int = 0
+
+
+def _base_unet_skeleton(sources):
+    """The base UNet's module tree without weights (only its config is fetched): the LoRA's
+    keys are resolved and shape-checked against it."""
+    from accelerate import init_empty_weights
+    from diffusers import UNet2DConditionModel
+
+    config_path = hub.fetch(
+        sources.base_model, "unet/config.json", sources.base_revision, env_var=hub.ENV_BASE_MODEL
+    )
+    with init_empty_weights():
+        return UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(config_path.parent))
+
+
+def export_release(
+    out_dir: str | Path,
+    weights: str | None = None,
+    revision: str | None = None,
+    base_model: str | None = None,
+    base_revision: str | None = None,
+) -> ExportResult:
+    from safetensors.torch import save_file
+
+    from osdface.commands.doctor import file_info
+    from osdface.pipeline import lora
+    from osdface.pipeline.embedder import VisualRepresentationEmbedder
+    from osdface.weights import hub
+
+    sources = hub.ModelSources.resolve(weights, base_model, revision, base_revision)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        name: hub.fetch(sources.weights, name, sources.revision)
+        for name in (hub.VRE_CHECKPOINT, hub.PROJECTION_WEIGHTS, hub.LORA_WEIGHTS)
+    }
+    result = ExportResult(out, sources={name: file_info(path, name) for name, path in paths.items()})
+
+    embedder = VisualRepresentationEmbedder.from_checkpoints(
+        paths[hub.VRE_CHECKPOINT], paths[hub.PROJECTION_WEIGHTS]
+    )
+    state = {k: v.contiguous() for k, v in embedder.state_dict().items()}
+    save_file(state, str(out / hub.VRE_SAFETENSORS), metadata={"format": "pt", "source": sources.weights})
+
+    pairs, _ = lora.read_lora_file(paths[hub.LORA_WEIGHTS], _base_unet_skeleton(sources))
+    save_file(
+        lora.normalised_state_dict(pairs, fold_scale=False),
+        str(out / hub.LORA_WEIGHTS),
+        metadata={"format": "pt"},
+    )
+    result.lora_pairs = len(pairs)
+
+    for name in (hub.VRE_SAFETENSORS, hub.LORA_WEIGHTS):
+        result.exported[name] = file_info(out / name, name)
+    (out / "README.md").write_text(model_card(sources, result))
+    return result
+
+
+def model_card(sources, result: ExportResult) -> str:
+    def rows(files: dict[str, dict]) -> str:
+        return "\n".join(
+            f"| `{name}` | {info['size']:,} | `{info['sha256']}` |" for name, info in files.items()
+        )
+
+    revision = sources.revision or "default branch"
+    return f"""---
+license: {LICENSE}
+license_name: osdface-authors-terms
+license_link: {AUTHORS_REPO}
+library_name: diffusers
+tags:
+- face-restoration
+- osdface
+base_model: {sources.base_model}
+---
+
+# OSDFace weights (safetensors)
+
+Weights of **OSDFace: One-Step Diffusion Model for Face Restoration** (Wang et al., CVPR 2025,
+[paper]({PAPER}), authors' code: [{AUTHORS_REPO}]({AUTHORS_REPO})), converted from the release
+`{sources.weights}` ({revision}) by `osdface export` (OSDFace Studio). Licence: the authors'
+terms; their repository published no licence file when this was written, so ask them before
+redistributing.
+
+* `vre.safetensors`: the Visual Representation Embedder (VQ encoder, `quant_conv`, 1024 x 512
+  codebook, 512 -> 256 -> 1024 token projection) in one file; no pickle.
+* `pytorch_lora_weights.safetensors`: the UNet LoRA for Stable Diffusion 2.1 base
+  ({result.lora_pairs} pairs), keys in peft's `unet.<module>.lora_A/lora_B.weight` layout.
+
+Load: `OSDFacePipeline.from_pretrained("<this repo>")` (OSDFace Studio).
+
+## Source files
+
+| file | bytes | SHA-256 |
+| --- | --- | --- |
+{rows(result.sources)}
+
+## Exported files
+
+| file | bytes | SHA-256 |
+| --- | --- | --- |
+{rows(result.exported)}
+"""
+
+
+def push_to_hub(out_dir: str | Path, repo_id: str, private: bool = False) -> str:
+    """Create ``repo_id`` if needed and upload the exported folder; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    commit = api.upload_folder(repo_id=repo_id, folder_path=str(out_dir), commit_message="osdface export")
+    return str(getattr(commit, "commit_url", commit))
+
+
+def run(args: argparse.Namespace) -> int:
+    from osdface.weights.hub import WeightsUnavailableError
+
+    try:
+        result = export_release(
+            args.out_dir, args.weights, args.revision, args.base_model, args.base_revision
+        )
+    except WeightsUnavailableError as exc:
+        print(f"export failed: {exc}")
+        return 2
+    print(json.dumps({"out_dir": str(result.out_dir), **result.exported}, indent=2))
+    if args.push_to_hub:
+        print(f"pushed: {push_to_hub(result.out_dir, args.push_to_hub, args.private)}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="convert the release to safetensors (optionally push it to the Hub)",
+        description=__doc__,
+    )
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument(
+        "--push-to-hub", metavar="REPO_ID", help="upload the exported folder to this Hub repo"
+    )
+    parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    # Only the base model's unet/config.json is read; nothing runs, so no device or dtype.
+    add_model_arguments(parser, device=False, dtype=False, facexlib=False)
+    parser.set_defaults(func=run)

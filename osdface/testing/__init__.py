@@ -1,0 +1,16 @@
+"""Randomly initialised models in the exact published file layouts, at full size or tiny: the
+tests and the benchmarks load them through the real loaders (nothing here is used to restore).
+
+- ``random_weights``: OSDFace's components, the Hub cache layout (``write_tiny_hub``), LoRA files;
+- ``random_restorers``: the other restorers' and Real-ESRGAN's architectures with random weights.
+"""
+
+from osdface.lazy import attach
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "random_weights": ["TinyHub", "write_tiny_hub", "random_pipeline"],
+        "random_restorers": ["build_face_model", "build_rrdbnet"],
+    },
+)

@@ -1,0 +1,219 @@
+"""The package's floor plan in figures: modules at the top of ``osdface/``, import circles,
+repeated module names, imports of another module's private names, the largest module and the
+longest function.
+
+    python tools/layout_report.py          # print the figures
+    python tools/layout_report.py --check  # exit 1 when there is a circle, a repeated name or a
+                                           # private import
+
+Read from the source with ``ast`` (nothing is imported), so it runs without torch. An import inside
+a function counts like one at the top: a circle through a lazy import is still a circle in the
+design.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "osdface"
+# Files that are modules of the project without being in the package.
+ROOT_MODULES = ("app.py", "osdface.app.layout.py", "osdface.app.restorers_panel.py")
+BENCHMARKS = "benchmarks"
+SPECIAL_NAMES = {"__init__.py", "__main__.py"}
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str  # dotted, e.g. osdface.pipeline.pipeline_osdface.lora
+    path: Path
+    tree: ast.Module
+
+    @property
+    def is_package(self) -> bool:
+        return self.path.name == "__init__.py"
+
+
+def modules(root: Path = ROOT) -> dict[str, Module]:
+    found = {}
+    paths = sorted((root / PACKAGE).rglob("*.py")) + sorted((root / BENCHMARKS).rglob("*.py"))
+    paths += [root / name for name in ROOT_MODULES]
+    for path in paths:
+        if not path.exists():
+            continue
+        parts = path.relative_to(root).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        name = ".".join(parts)
+        found[name] = Module(name, path, ast.parse(path.read_text(), str(path)))
+    return found
+
+
+def _absolute(module: Module, node: ast.ImportFrom) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = module.name.split(".")
+    if not module.is_package:
+        base = base[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _owner(name: str, known: dict[str, Module]) -> str | None:
+    """The project module ``name`` lives in (``a.b.c`` -> ``a.b`` when ``c`` is a name in it)."""
+    while name:
+        if name in known:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def imports(module: Module, known: dict[str, Module]) -> list[tuple[str, str, int]]:
+    """(imported project module, imported name or '', line) for every import in ``module``."""
+    found = []
+    for node in ast.walk(module.tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                owner = _owner(alias.name, known)
+                if owner:
+                    found.append((owner, "", node.lineno))
+        elif isinstance(node, ast.ImportFrom):
+            source = _absolute(module, node)
+            for alias in node.names:
+                full = f"{source}.{alias.name}"
+                if full in known:  # a submodule
+                    found.append((full, "", node.lineno))
+                else:
+                    owner = _owner(source, known)
+                    if owner:
+                        found.append((owner, alias.name, node.lineno))
+    return found
+
+
+def graph(known: dict[str, Module]) -> dict[str, set[str]]:
+    """Who imports whom; a package's ``__init__`` is not an edge of its own submodules (Python
+    runs it first anyway, and a lazy ``__init__`` only names them)."""
+    edges = {name: set() for name in known}
+    for name, module in known.items():
+        for target, _, _ in imports(module, known):
+            if (
+                target != name
+                and not name.startswith(target + ".")
+                and not (known[name].is_package and target.startswith(name + "."))
+            ):
+                edges[name].add(target)
+    return edges
+
+
+def circles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(edges[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    sys.setrecursionlimit(10_000)
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def repeated_names(known: dict[str, Module]) -> dict[str, list[str]]:
+    names = Counter(module.path.name for module in known.values() if module.path.name not in SPECIAL_NAMES)
+    return {
+        file: sorted(str(m.path.relative_to(ROOT)) for m in known.values() if m.path.name == file)
+        for file, count in names.items()
+        if count > 1
+    }
+
+
+def private_imports(known: dict[str, Module]) -> list[str]:
+    """``from other import _name``: another module's private name used here."""
+    found = []
+    for name, module in known.items():
+        for target, imported, line in imports(module, known):
+            if imported.startswith("_") and not imported.startswith("__") and target != name:
+                found.append(f"{module.path.relative_to(ROOT)}:{line} imports {target}.{imported}")
+    return found
+
+
+def longest_function(known: dict[str, Module]) -> tuple[int, str]:
+    best = (0, "")
+    for module in known.values():
+        for node in ast.walk(module.tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > best[0]:
+                    best = (length, f"{module.path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    return best
+
+
+def largest_module(known: dict[str, Module]) -> tuple[int, str]:
+    return max((len(m.path.read_text().splitlines()), str(m.path.relative_to(ROOT))) for m in known.values())
+
+
+def top_level_modules(root: Path = ROOT) -> list[str]:
+    return sorted(p.name for p in (root / PACKAGE).glob("*.py") if p.name not in SPECIAL_NAMES)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="the package's floor plan in figures")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 on a circle, repeated name or private import"
+    )
+    args = parser.parse_args(argv)
+    known = modules()
+    found_circles = circles(graph(known))
+    repeated = repeated_names(known)
+    private = private_imports(known)
+    lines, where = largest_module(known)
+    length, function = longest_function(known)
+    top = top_level_modules()
+    print(f"modules at the top of {PACKAGE}/: {len(top)} ({', '.join(top)})")
+    print(f"modules in all: {len(known)}")
+    print(f"import circles: {len(found_circles)}")
+    for circle in found_circles:
+        print(f"  {' <-> '.join(circle)}")
+    print(f"repeated module names: {len(repeated)}")
+    for file, paths in sorted(repeated.items()):
+        print(f"  {file}: {', '.join(paths)}")
+    print(f"imports of another module's private name: {len(private)}")
+    for line in private:
+        print(f"  {line}")
+    print(f"largest module: {where} ({lines} lines)")
+    print(f"longest function: {function} ({length} lines)")
+    if args.check and (found_circles or repeated or private):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
