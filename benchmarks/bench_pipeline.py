@@ -23,6 +23,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.cpu_figures import compare_memory_formats, print_gflops, stage_flops
+from osdface.choices import PIPELINE_STAGES
 from osdface.commands.model_options import add_model_arguments
 from osdface.pipeline.cpu_tuning import apply_memory_format, check_cpu_dtype
 from osdface.pipeline.pipeline_osdface import OSDFacePipeline
@@ -110,7 +111,7 @@ def run(settings: BenchSettings) -> None:
         pipe.parallel_streams = parallel
         results[mode] = time_pipeline(pipe, images, settings.repeats, settings.warmup)
 
-    stages = ["vre", "vae_encode", "unet", "vae_decode", "total"]
+    stages = [*PIPELINE_STAGES, "total"]
     print()
     print(f"{'stage (median ms)':<20}" + "".join(f"{mode:>15}" for mode in results))
     for stage in stages:

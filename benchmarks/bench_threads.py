@@ -21,10 +21,11 @@ import statistics
 import numpy as np
 import torch
 
+from osdface.choices import PIPELINE_STAGES
 from osdface.pipeline.cpu_tuning import apply_memory_format
 from osdface.testing.random_weights import random_pipeline
 
-STAGES = ("vre", "vae_encode", "unet", "vae_decode", "total")
+STAGES = (*PIPELINE_STAGES, "total")
 
 
 def run(size: str, pairs: int, counts: list[int] | None = None) -> dict[int, dict[str, float]]:

@@ -24,7 +24,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from osdface.faces import FaceRestorer, RestoreOptions
 from osdface.pipeline.without_vre import restore_with_and_without_vre
-from osdface.testing.random_weights import TINY_TEXT_CONFIG, write_tiny_tokenizer, random_pipeline
+from osdface.testing.random_weights import TINY_TEXT_CONFIG, random_pipeline, write_tiny_tokenizer
 
 PROMPT = ""
 

@@ -33,3 +33,9 @@ class ColorFix(str, Enum):
 
 
 COLOR_FIX_NAMES = tuple(member.value for member in ColorFix)  # for argparse choices and menus
+
+# The one-step pipeline's stages, in order, by the names every report uses: the pipeline's
+# timings, the progress messages, the app's timing table and the benchmarks. The first stage
+# makes the prompt tokens: "vre" for OSDFace, TEXT_STAGE in its place for the without-VRE ablation.
+PIPELINE_STAGES = ("vre", "vae_encode", "unet", "vae_decode")
+TEXT_STAGE = "text_encoder"

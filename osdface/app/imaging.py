@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from osdface import images
 from osdface.app.requests import MAX_TURBULENCE_MEGAPIXELS, MODE_ALIGNED, RequestError
 from osdface.app.results import PreparedRestore
 from osdface.files import save_png_atomic
-from osdface.images import to_pil
 
 if TYPE_CHECKING:
     import torch
@@ -49,7 +49,7 @@ def clean_crop(prepared: PreparedRestore, affine: np.ndarray) -> Image.Image:
 
     if prepared.request.mode == MODE_ALIGNED:
         return square_face(prepared.clean)
-    return to_pil(warp_to_template(prepared.clean, affine))
+    return images.to_pil(warp_to_template(prepared.clean, affine))
 
 
 def save_png(image: Image.Image | np.ndarray, path: Path) -> Path:

@@ -29,6 +29,12 @@ from typing import TYPE_CHECKING
 
 from osdface.app.imaging import add_turbulence, clean_crop, describe_device, save_png
 from osdface.app.models import LoadedModels, Part, load_models
+from osdface.app.probe import (
+    hub_offline_if_unreachable,
+    missing_sources_message,
+    needs_hub,
+    unreachable_note,
+)
 from osdface.app.rendering import identity_markdown, pass_timings, status_notes, timing_markdown
 from osdface.app.requests import (
     MODE_ALIGNED,
@@ -40,12 +46,6 @@ from osdface.app.requests import (
     check_turbulence_settings,
 )
 from osdface.app.results import GpuResult, IdentityRow, PreparedRestore, RestoreOutcome
-from osdface.app.probe import (
-    hub_offline_if_unreachable,
-    missing_sources_message,
-    needs_hub,
-    unreachable_note,
-)
 from osdface.app.uploads import check_aligned_face, check_upload, read_image
 from osdface.choices import ColorFix
 from osdface.runtime import progress

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from osdface.app.requests import RequestError
-from osdface.images import ImageTooLargeError, UnreadableImageError, load_image
+from osdface.images.reading import ImageTooLargeError, UnreadableImageError, load_image
 
 # Bytes enough for every Pillow plugin's signature test.
 _PREFIX_BYTES = 16

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import torch
 
-from .frames import from_frames, to_frames
+from osdface.images.conversion import from_frames, to_frames
 
 MIN_IMAGE_SIDE = 8
 

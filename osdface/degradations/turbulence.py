@@ -47,6 +47,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from osdface.images.conversion import fields_like, from_frames, to_frames
+
 from .blur import (
     BlurGrid,
     PsfModel,
@@ -55,7 +57,6 @@ from .blur import (
     psf_half_width,
     spatially_varying_blur,
 )
-from .frames import fields_like, from_frames, to_frames
 from .tilt import TILT_VARIANCE_COEFFICIENT, circulant_amplitude, sample_unit_tilt
 from .tilt import clear_cache as clear_tilt_cache
 from .warp import warp

@@ -37,7 +37,8 @@ from facexlib.recognition.arcface_arch import Backbone
 from PIL import Image
 
 from osdface.faces import FFHQ_TEMPLATE_512
-from osdface.pipeline.inputs import to_uint8_rgb
+from osdface.images.conversion import to_uint8_rgb
+from osdface.pipeline.inputs import check_image
 from osdface.runtime.devices import resolve_device
 from osdface.weights.facexlib_files import FacexlibWeights, FacexlibWeightsError, load_facexlib_state_dict
 from osdface.weights.hub import WeightsUnavailableError
@@ -118,6 +119,7 @@ def arcface_input(faces: FaceImage | Sequence[FaceImage]) -> torch.Tensor:
         raise ValueError("no faces given")
     crops = []
     for i, face in enumerate(items):
+        check_image(face, f"face[{i}]")
         array = to_uint8_rgb(face, f"face[{i}]")
         box = _arcface_crop_box(array.shape[0])
         crop = Image.fromarray(array).resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BICUBIC, box=box)

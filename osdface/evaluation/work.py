@@ -24,7 +24,7 @@ from osdface.evaluation.pairs import resolve
 from osdface.faces import FaceDetector, RestoreOptions, RetinaFaceDetector, select_faces
 from osdface.faces.template import align_face, square_face
 from osdface.files import save_png_atomic
-from osdface.images import load_image
+from osdface.images.reading import load_image
 from osdface.pipeline.pipeline_osdface import OSDFacePipeline
 from osdface.restorers.loading import load_restorer
 from osdface.restorers.specs import RESTORERS

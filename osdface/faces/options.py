@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from osdface.choices import ColorFix
-from osdface.images import DEFAULT_MAX_PIXELS
+from osdface.images.reading import DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class RestoreOptions:
     batch_size: faces per pipeline call.
     seed: seeds face i's VAE posterior sample with ``seed + i`` (one generator per face), so
         a result does not depend on ``batch_size``; None: unseeded.
-    max_pixels: refuse inputs with more pixels (see ``osdface.images.load_image``).
+    max_pixels: refuse inputs with more pixels (see ``osdface.images.reading.load_image``).
     max_output_pixels: refuse outputs (after ``upscale``) with more pixels.
     """
 

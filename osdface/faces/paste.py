@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import torch
 
-from osdface.pipeline.inputs import RESOLUTION as FACE_SIZE
+from osdface.faces.template import FACE_SIZE
 
 # ParseNet's 19 classes: 1 where the class belongs to the face (facexlib's paste colour map).
 _PARSE_FACE_CLASSES = np.array([0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0], dtype=np.float64)

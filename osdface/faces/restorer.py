@@ -39,7 +39,8 @@ from osdface.faces.facexlib_models import RetinaFaceDetector, load_parsenet
 from osdface.faces.options import RestoredFace, RestoreOptions, RestoreResult
 from osdface.faces.paste import paste_faces
 from osdface.faces.template import FACE_SIZE, FFHQ_TEMPLATE_512, align_face, square_face
-from osdface.images import ImageSource, ImageTooLargeError, load_image, to_pil
+from osdface.images.conversion import to_pil
+from osdface.images.reading import ImageSource, ImageTooLargeError, load_image
 from osdface.weights.facexlib_files import FacexlibWeights
 
 

@@ -13,8 +13,9 @@ import numpy as np
 from PIL import Image
 
 from osdface.errors import ImageError
-from osdface.pipeline.inputs import RESOLUTION as FACE_SIZE  # the model's input size is the crop size
 
+# The side of an aligned face crop in pixels, which is also the pipeline's input and output size.
+FACE_SIZE = 512
 # facexlib's five-point FFHQ template for 512x512 crops (FaceRestoreHelper, template_3points=False):
 # image-left eye, image-right eye, nose tip, left and right mouth corners, (x, y) pixels.
 FFHQ_TEMPLATE_512 = np.array(

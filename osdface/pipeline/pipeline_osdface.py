@@ -29,16 +29,16 @@ from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.utils import BaseOutput
 
 from osdface.choices import COLOR_FIX_NAMES
+from osdface.images.conversion import postprocess, to_batch
 from osdface.pipeline import cpu_tuning
 from osdface.pipeline.color import apply_color_fix
 from osdface.pipeline.embedder import VisualRepresentationEmbedder
-from osdface.pipeline.inputs import ImageInput, check_image, postprocess, to_batch
+from osdface.pipeline.inputs import ImageInput, check_image
 from osdface.pipeline.stage_clock import StageClock as _StageClock
 from osdface.weights import hub
 
 TIMESTEP = 399
 OUTPUT_TYPES = ("pil", "np", "pt")
-STAGES = ("vre", "vae_encode", "unet", "vae_decode")
 
 
 class _EmptyFp32ListFilter(logging.Filter):

@@ -17,7 +17,7 @@ import numpy as np
 
 from osdface.faces import DetectedFace, FaceRestorer, RestoreOptions, RestoreResult
 from osdface.files import save_png_atomic
-from osdface.images import load_image
+from osdface.images.reading import load_image
 from osdface.restorers.loading import FaceModel, FaceModelPipeline
 
 

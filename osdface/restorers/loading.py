@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from osdface.faces.template import FACE_SIZE
+from osdface.images.conversion import tensor_to_pil
 from osdface.restorers.specs import RESTORERS, RestorerSpec, parse_restorers
 from osdface.restorers.weight_files import RestorerWeights, load_state_dict
 
@@ -45,8 +47,6 @@ __all__ = [
     "load_restorer",
     "parse_restorers",
 ]
-
-FACE_SIZE = 512
 
 
 @runtime_checkable
@@ -153,7 +153,7 @@ class SpandrelFaceModel:
         if not faces:
             return []
         batch = torch.stack([_to_tensor(face) for face in faces])
-        return [_to_pil(face) for face in self.restore_tensor(batch)]
+        return [tensor_to_pil(face) for face in self.restore_tensor(batch)]
 
 
 def load_restorer(
@@ -251,7 +251,7 @@ class FaceModelPipeline:
                 torch.stack([_to_tensor(face.convert("RGB")) for face in images]),
                 color_fix,
             )
-            restored = [_to_pil(face) for face in fixed]
+            restored = [tensor_to_pil(face) for face in fixed]
         return _Output(images=restored, timings={self.model.key: time.perf_counter() - tick})
 
 
@@ -261,9 +261,3 @@ def _to_tensor(face: Image.Image) -> torch.Tensor:
         raise ValueError(f"faces must be {FACE_SIZE}x{FACE_SIZE} aligned crops, got {face.size}")
     array = np.asarray(face.convert("RGB"), dtype=np.float32) / 255.0  # (H, W, 3) RGB
     return torch.from_numpy(array).permute(2, 0, 1)
-
-
-def _to_pil(face: torch.Tensor) -> Image.Image:
-    """(3, H, W) float in [0, 1] -> PIL RGB."""
-    array = (face.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(array)

@@ -22,31 +22,35 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-PIPELINE_STAGES = ("tokens", "encode", "unet", "decode")
+from osdface.choices import PIPELINE_STAGES, TEXT_STAGE
+
 STAGE_LABELS = {
     "read": "Reading the image",
     "turbulence": "Simulating turbulence",
     "detect": "Detecting faces",
-    "tokens": "tokens",
-    "encode": "VAE encode",
+    "vre": "visual tokens (VRE)",
+    TEXT_STAGE: "text tokens",
+    "vae_encode": "VAE encode",
     "unet": "UNet step",
-    "decode": "VAE decode",
+    "vae_decode": "VAE decode",
     "paste": "Pasting the faces back",
     "finish": "Finishing (identity scores)",
     "write": "Writing the PNGs",
 }
 # Until a stage has been measured in this process: its share of the benchmark's seconds per
 # face (roughly what the full model spends on a CPU), scaled by what was measured so far.
-PRIOR_SHARES = {"tokens": 0.10, "encode": 0.30, "unet": 0.25, "decode": 0.30, "paste": 0.05}
+PRIOR_SHARES = {"vre": 0.10, "vae_encode": 0.30, "unet": 0.25, "vae_decode": 0.30, "paste": 0.05}
 PASS_LABELS = {"vre": "with VRE", "text": "without VRE"}
+# The ablation's text tokens take the place of the VRE's: one stage for the estimates.
+_SLOT = {TEXT_STAGE: "vre"}
 
 
 class Listener:
     """Receives the pipeline's stages (the base class ignores them)."""
 
     def pipeline_stage(self, stage: str, batch: int, kind: str | None) -> None:
-        """``stage`` of PIPELINE_STAGES starts on ``batch`` faces; ``kind``: "vre" or "text" for
-        "tokens", else None."""
+        """``stage`` (PIPELINE_STAGES, or TEXT_STAGE for the first) starts on ``batch`` faces;
+        ``kind``: the pass ("vre" or "text") for the token stages, else None."""
 
     def batch_done(self, batch: int) -> None:
         """``batch`` faces were decoded."""
@@ -79,18 +83,18 @@ def attach(pipeline: Any) -> None:
     by calling this again)."""
     vae = getattr(pipeline, "vae", None)
     targets = [
-        ("tokens", "vre", getattr(pipeline, "embedder", None)),
-        ("tokens", "text", getattr(pipeline, "text_encoder", None)),
-        ("encode", None, getattr(vae, "encoder", None)),
+        ("vre", "vre", getattr(pipeline, "embedder", None)),
+        (TEXT_STAGE, "text", getattr(pipeline, "text_encoder", None)),
+        ("vae_encode", None, getattr(vae, "encoder", None)),
         ("unet", None, getattr(pipeline, "unet", None)),
-        ("decode", None, getattr(vae, "decoder", None)),
+        ("vae_decode", None, getattr(vae, "decoder", None)),
     ]
     with _HOOK_LOCK:
         for stage, kind, module in targets:
             if module is None or module in _HOOKED:
                 continue
             module.register_forward_pre_hook(_pre_hook(stage, kind), with_kwargs=True)
-            if stage == "decode":
+            if stage == "vae_decode":
                 module.register_forward_hook(_after_decode, with_kwargs=True)
             _HOOKED.add(module)
 
@@ -196,15 +200,12 @@ class RunProgress(Listener):
         self._close_stage()
         if kind is not None:
             self.kind = kind
-        self.stage, self.stage_started, self.batch = stage, time.perf_counter(), batch
+        self.stage, self.stage_started, self.batch = _SLOT.get(stage, stage), time.perf_counter(), batch
         first = self.done.get(self.kind, 0) + 1
         last = first + batch - 1
         total = max(self.faces, last)
         faces = f"Face {first} of {total}" if batch == 1 else f"Faces {first}-{last} of {total}"
-        label = STAGE_LABELS[stage]
-        if stage == "tokens":
-            label = "visual tokens (VRE)" if self.kind == "vre" else "text tokens"
-        self._report(f"{faces} ({PASS_LABELS.get(self.kind, self.kind)}): {label}")
+        self._report(f"{faces} ({PASS_LABELS.get(self.kind, self.kind)}): {STAGE_LABELS[stage]}")
 
     def batch_done(self, batch: int) -> None:
         self._close_stage()

@@ -1,0 +1,233 @@
+"""What a newcomer meets first (issue 13), through the page's API with ``gradio_client``.
+
+An app built by ``app.build_demo`` runs in this process with the tiny pipeline (and its text
+encoder) but no face detector: whole photos are off, as on a machine where facexlib's weights
+cannot be downloaded. Start-up with the Hub unreachable, the banner, the public-link lines and
+the browser are in tests/test_app.py (``python app.py`` as a subprocess).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers.running_app import EXAMPLES
+from PIL import Image
+
+from osdface.app.models import LoadedModels, Part
+from osdface.app.service import Studio
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims ``width`` x ``height`` but whose data holds two rows: anything
+    that decodes it fails, so a refusal that names its size came from the header alone."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = zlib.compress(b"\0" * (3 * width + 1) * 2)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def client_for(url: str, tmp_path: Path):
+    from gradio_client import Client
+
+    return Client(url, verbose=False, download_files=str(tmp_path))
+
+
+def restore_args(file, mode="aligned", turbulence=False, ablation=False):
+    from gradio_client import handle_file
+
+    return (handle_file(str(file)), mode, turbulence, 30000, 0, ablation, "", "none")
+
+
+def component(demo, elem_id: str) -> dict:
+    for block in demo.config["components"]:
+        if block["props"].get("elem_id") == elem_id:
+            return block["props"]
+    raise AssertionError(f"no component #{elem_id}")
+
+
+# --------------------------------------------------------------------------- item 3: default mode
+
+
+def test_without_a_detector_the_mode_starts_on_aligned_and_says_why(detectorless):
+    url, demo = detectorless
+    mode = component(demo, "mode")
+    assert mode["value"] == "aligned"
+    labels = {value: label for label, value in mode["choices"]}
+    assert labels["photo"].startswith("Whole photo: off, the face detector's weights are missing")
+    assert labels["aligned"] == "Aligned face (512x512, FFHQ)"
+    restore = component(demo, "restore-button")
+    assert restore["value"] == "Restore" and restore["interactive"] is not False
+
+
+# --------------------------------------------------------------------------- item 4: plain text
+
+
+@pytest.mark.slow
+def test_messages_over_the_api_are_plain_text_with_one_place_a_line(detectorless, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    url, _ = detectorless
+    client = client_for(url, tmp_path)
+    with pytest.raises(AppError) as info:
+        client.predict(*restore_args(EXAMPLES / "grace_hopper.jpg", mode="photo"), api_name="/restore")
+    message = str(info.value)
+    assert "Whole-photo mode is unavailable" in message
+    assert "OSDFACE_FACEXLIB_DIR=FOLDER" in message and "--facexlib-dir FOLDER" in message
+    for entity in ("&lt;", "&gt;", "&amp;", "&quot;", "&#"):
+        assert entity not in message
+    lines = message.splitlines()
+    assert lines[0] == "Whole-photo mode is unavailable because the face detector could not be loaded."
+    tried = lines.index("facexlib weight file 'detection_Resnet50_Final.pth' is not available. Places tried:")
+    assert lines[tried + 1].startswith("  - local folder ") and lines[tried + 2].startswith("  - cache ")
+    assert "Fix, any one of:" in lines
+
+    # Text a user typed comes back readable, without entities and without anything a browser
+    # would take for a tag.
+    with pytest.raises(AppError) as info:
+        client.predict(
+            *restore_args(EXAMPLES / "astronaut_aligned.jpg", mode="<b>aligned</b> & co"), api_name="/restore"
+        )
+    message = str(info.value)
+    assert "Unknown mode" in message and "\u2039b\u203aaligned\u2039/b\u203a & co" in message
+    assert "<" not in message and "&amp;" not in message
+
+
+# --------------------------------------------------------------------------- item 5: size limits
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("width", "height", "mode", "expected"),
+    [
+        (
+            30000,
+            30000,
+            "aligned",
+            "image is 30000x30000 = 900.0 megapixels, over the limit of 25.0 megapixels",
+        ),
+        (
+            10000,
+            10000,
+            "aligned",
+            "image is 10000x10000 = 100.0 megapixels, over the limit of 25.0 megapixels",
+        ),
+        (6000, 4000, "aligned", "An aligned face must be square, and this image is 6000x4000"),
+    ],
+    ids=["pillow-bomb-size", "over-our-limit", "non-square-aligned"],
+)
+def test_oversize_and_non_square_inputs_are_refused_from_the_header(
+    detectorless, tmp_path, width, height, mode, expected
+):
+    from gradio_client.exceptions import AppError
+
+    url, _ = detectorless
+    claimed = png_header_only(tmp_path / f"claims_{width}x{height}.png", width, height)
+    with pytest.raises(AppError) as info:
+        client_for(url, tmp_path / "downloads").predict(
+            *restore_args(claimed, mode=mode), api_name="/restore"
+        )
+    message = str(info.value)
+    assert expected in message
+    assert "decompression bomb" not in message and "cannot be read" not in message
+    if width * height > 25e6:
+        assert message.startswith("This image is too large for the app")
+    # The turbulence preview speaks with the same voice.
+    if width * height > 25e6:
+        from gradio_client import handle_file
+
+        with pytest.raises(AppError, match="too large for the app"):
+            client_for(url, tmp_path / "downloads").predict(
+                handle_file(str(claimed)), 30000, 0, api_name="/degrade"
+            )
+
+
+# --------------------------------------------------------------------------- item 6: progress
+
+
+async def _all_updates(job) -> list:
+    return [update async for update in job]
+
+
+@pytest.mark.slow
+def test_progress_reports_each_stage_and_face_with_the_time_left(detectorless, tmp_path):
+    url, _ = detectorless
+    job = client_for(url, tmp_path).submit(
+        *restore_args(EXAMPLES / "astronaut_aligned.jpg", turbulence=True, ablation=True), api_name="/restore"
+    )
+    updates = asyncio.run(_all_updates(job))
+    assert job.result(timeout=120)[2] is not None
+    texts = [
+        unit.desc for update in updates for unit in getattr(update, "progress_data", None) or [] if unit.desc
+    ]
+    joined = "\n".join(texts)
+    for part in (
+        "Simulating turbulence",
+        "Face 1 of 1 (with VRE): visual tokens (VRE)",
+        "Face 1 of 1 (with VRE): VAE encode",
+        "Face 1 of 1 (with VRE): UNet step",
+        "Face 1 of 1 (with VRE): VAE decode",
+        "Face 1 of 1 (without VRE): text tokens",
+        "Face 1 of 1 (without VRE): UNet step",
+        "Writing the PNGs",
+    ):
+        assert part in joined, (part, texts)
+    assert any(text.endswith(" left") for text in texts if "UNet step" in text), texts
+
+
+# --------------------------------------------------------------------------- items 7, 8, 11: the page
+
+
+def test_share_note_only_with_share(app_module, tiny_hub):
+    studio = Studio(LoadedModels(missing={Part.PIPELINE: "no weights in this test"}))
+    shared = app_module.build_demo(studio, share=True)
+    local = app_module.build_demo(studio)
+    assert component(shared, "share-note")["value"] == app_module.SHARE_NOTE
+    assert "public" in app_module.SHARE_NOTE and "1 week" in app_module.SHARE_NOTE
+    with pytest.raises(AssertionError, match="no component"):
+        component(local, "share-note")
+
+
+def test_launch_lines_name_the_share_flag_and_the_public_links_lifetime(app_module):
+    local = app_module.launch_message("http://127.0.0.1:7860/", None, False, 3.2)
+    assert "restart with --share" in local and "share=True" not in local and "started in 3.2 s" in local
+    public = app_module.launch_message("http://127.0.0.1:7860/", "https://abc.gradio.live", True, 3.2)
+    assert "Running on public URL: https://abc.gradio.live" in public
+    assert "PUBLIC" in public and "1 week" in public
+    failed = app_module.launch_message("http://127.0.0.1:7860/", None, True, 3.2)
+    assert "could not be created" in failed and "local only" in failed
+
+
+def test_the_slider_keeps_the_aspect_ratio_and_the_ablation_says_what_it_is(detectorless, app_module):
+    _, demo = detectorless
+    slider = component(demo, "before-after")
+    assert slider["height"] == app_module.SLIDER_HEIGHT
+    assert "#before-after img { object-fit: contain; }" in app_module.CSS
+    note = component(demo, "ablation-note")["value"]
+    assert note == app_module.ABLATION_NOTE
+    assert "not retrained" in note and "trained that way" in note and "paper's ablation numbers" in note
+
+
+# --------------------------------------------------------------------------- headers
+
+
+def test_header_size_reads_only_the_header(tmp_path):
+    from osdface.app.uploads import header_size
+
+    assert header_size(png_header_only(tmp_path / "a.png", 30000, 20000)) == (30000, 20000)
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "b.jpg")
+    assert header_size(tmp_path / "b.jpg") == (30, 20)
+    (tmp_path / "c.txt").write_text("not an image")
+    assert header_size(tmp_path / "c.txt") is None

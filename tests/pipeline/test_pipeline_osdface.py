@@ -1,0 +1,287 @@
+"""The one-step pipeline, loaded from tiny random repos through the real Hub code path."""
+
+from __future__ import annotations
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from osdface import OSDFacePipeline
+from osdface.pipeline.pipeline_osdface import TIMESTEP
+
+
+def face(seed: int, size: int = 512) -> np.ndarray:
+    """A smooth random 'face': (H, W, 3) RGB uint8."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    return np.asarray(PIL.Image.fromarray(small).resize((size, size), PIL.Image.BICUBIC))
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_output_size_range_and_timings(tiny_pipeline):
+    out = tiny_pipeline(face(0), generator=gen())
+    assert len(out.images) == 1
+    image = out.images[0]
+    assert isinstance(image, PIL.Image.Image) and image.size == (512, 512) and image.mode == "RGB"
+    array = tiny_pipeline(face(0), generator=gen(), output_type="np").images
+    assert array.shape == (1, 512, 512, 3) and array.dtype == np.float32
+    assert 0.0 <= array.min() and array.max() <= 1.0 and array.std() > 0.01
+    assert set(out.timings) == {"vre", "vae_encode", "unet", "vae_decode", "total"}
+    assert all(v >= 0 for v in out.timings.values())
+    assert out.timings["total"] >= sum(out.timings[k] for k in ("vre", "vae_encode", "unet", "vae_decode"))
+
+
+def test_same_seed_same_output_other_seed_differs(tiny_pipeline):
+    a = tiny_pipeline(face(1), generator=gen(0), output_type="pt").images
+    b = tiny_pipeline(face(1), generator=gen(0), output_type="pt").images
+    c = tiny_pipeline(face(1), generator=gen(1), output_type="pt").images
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 1e-4
+
+
+def test_output_equals_reference_math_from_the_same_modules(tiny_pipeline):
+    """The README's formulas, written out independently of the pipeline's code."""
+    pipe = tiny_pipeline
+    image = face(2)
+    lq = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255.0 * 2 - 1
+    with torch.no_grad():
+        prompt_embeds = pipe.embedder(lq).prompt_embeds
+        z = pipe.vae.encode(lq).latent_dist.sample(generator=gen(3)) * 0.18215
+        eps = pipe.unet(z, 399, encoder_hidden_states=prompt_embeds).sample
+        betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float32) ** 2
+        abar = torch.cumprod(1.0 - betas, dim=0)[399].double()
+        x0 = (z.double() - (1 - abar).sqrt() * eps.double()) / abar.sqrt()
+        expected = pipe.vae.decode(x0.float() / 0.18215).sample.clamp(-1, 1) * 0.5 + 0.5
+    got = pipe(image, generator=gen(3), output_type="pt").images
+    assert TIMESTEP == 399
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_batch_equals_singles(tiny_pipeline):
+    faces = [face(3), face(4), face(5)]
+    batch = tiny_pipeline(faces, generator=[gen(i) for i in range(3)], output_type="pt").images
+    assert batch.shape == (3, 3, 512, 512)
+    for i, single_face in enumerate(faces):
+        single = tiny_pipeline(single_face, generator=gen(i), output_type="pt").images
+        # Batched convolutions sum in another order: float32 rounding, nothing more.
+        assert (batch[i] - single[0]).abs().max() < 5e-4
+        assert (batch[i] - single[0]).abs().mean() < 2e-5
+
+
+def test_input_types_agree(tiny_pipeline):
+    array = face(6)
+    pil = PIL.Image.fromarray(array)
+    tensor = torch.from_numpy(array).permute(2, 0, 1).float() / 255.0
+    outs = [
+        tiny_pipeline(x, generator=gen(), output_type="pt").images
+        for x in (array, pil, tensor, tensor[None], array.astype(np.float32) / 255.0)
+    ]
+    for other in outs[1:]:
+        assert torch.allclose(outs[0], other, atol=1e-5)
+
+
+def test_square_inputs_of_other_sizes_are_resized(tiny_pipeline):
+    out = tiny_pipeline(face(7, size=256), generator=gen())
+    assert out.images[0].size == (512, 512)
+
+
+def test_prompt_ablation_path(tiny_hub):
+    # Its own pipeline: the first prompt loads the text encoder into it.
+    pipe = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
+    assert pipe.text_encoder is None
+    vre = pipe(face(8), generator=gen(), output_type="pt")
+    null = pipe(face(8), prompt="", generator=gen(), output_type="pt")
+    text = pipe(face(8), prompt="a photo of a face", generator=gen(), output_type="pt")
+    assert pipe.text_encoder is not None and pipe.tokenizer is not None
+    assert "text_encoder" in null.timings and "vre" not in null.timings
+    assert null.images.shape == vre.images.shape == text.images.shape
+    assert (vre.images - null.images).abs().max() > 1e-4
+    assert (null.images - text.images).abs().max() > 1e-5
+
+
+def test_text_encoder_loads_lazily(tiny_hub):
+    pipe = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
+    assert pipe.text_encoder is None and pipe.tokenizer is None
+
+
+@pytest.mark.parametrize("method", ["adain", "wavelet"])
+def test_color_fix_moves_colours_towards_the_input(tiny_pipeline, method):
+    image = face(9)
+    plain = tiny_pipeline(image, generator=gen(), output_type="pt").images
+    fixed = tiny_pipeline(image, generator=gen(), output_type="pt", color_fix=method).images
+    reference = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255.0
+    mean_error = lambda x: (x.mean((2, 3)) - reference.mean((2, 3))).abs().mean().item()  # noqa: E731
+    assert mean_error(fixed) < mean_error(plain)
+    assert fixed.min() >= 0 and fixed.max() <= 1
+
+
+def test_fused_lora_equals_unfused_and_differs_from_none(tiny_hub, tiny_pipeline):
+    unfused = OSDFacePipeline.from_pretrained(
+        tiny_hub.weights_repo, base_model=tiny_hub.base_repo, fuse_lora=False
+    )
+    assert any("lora" in name for name, _ in unfused.unet.named_modules())
+    assert not any("lora" in name for name, _ in tiny_pipeline.unet.named_modules())
+    image = face(10)
+    fused_out = tiny_pipeline(image, generator=gen(), output_type="pt").images
+    unfused_out = unfused(image, generator=gen(), output_type="pt").images
+    assert torch.allclose(fused_out, unfused_out, atol=1e-5)
+    unfused.unload_lora_weights()  # removes the adapters: the plain SD UNet is left
+    plain_out = unfused(image, generator=gen(), output_type="pt").images
+    assert (plain_out - fused_out).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ([], "empty list"),
+        (np.zeros((512, 512), dtype=np.uint8), "(H, W, 3)"),
+        (np.zeros((512, 512, 4), dtype=np.uint8), "(H, W, 3)"),
+        (np.zeros((512, 384, 3), dtype=np.uint8), "square"),
+        (np.zeros((16, 16, 3), dtype=np.uint8), "at least"),
+        (np.full((512, 512, 3), np.nan, dtype=np.float32), "NaN"),
+        (np.full((512, 512, 3), 3.0, dtype=np.float32), "[0, 1]"),
+        (torch.zeros(0, 3, 512, 512), "empty"),
+        (torch.zeros(1, 4, 512, 512), "(B, 3, H, W)"),
+        (torch.full((3, 512, 512), float("inf")), "NaN or infinite"),
+        ("face.png", "unsupported type str"),
+        ([np.zeros((512, 512, 3), dtype=np.uint8), 5], "image[1]: unsupported type int"),
+    ],
+)
+def test_check_inputs_names_the_problem(tiny_pipeline, bad, message):
+    with pytest.raises(ValueError, match=None) as info:
+        tiny_pipeline(bad)
+    assert message in str(info.value)
+
+
+def test_bad_options_are_refused(tiny_pipeline):
+    with pytest.raises(ValueError, match="color_fix"):
+        tiny_pipeline(face(0), color_fix="sepia")
+    with pytest.raises(ValueError, match="output_type"):
+        tiny_pipeline(face(0), output_type="jpeg")
+    with pytest.raises(ValueError, match="2 prompts for 1 images"):
+        tiny_pipeline(face(0), prompt=["a", "b"])
+
+
+def test_from_pretrained_torch_dtype_keeps_the_vre_in_float32(tiny_hub):
+    pipe = OSDFacePipeline.from_pretrained(
+        tiny_hub.weights_repo, base_model=tiny_hub.base_repo, torch_dtype=torch.bfloat16
+    )
+    assert pipe.unet.dtype == pipe.vae.dtype == torch.bfloat16
+    assert pipe.embedder.dtype == torch.float32
+    out = pipe(face(11), generator=gen(), output_type="pt").images
+    assert out.shape == (1, 3, 512, 512) and torch.isfinite(out).all()
+
+
+@pytest.mark.slow
+def test_bfloat16_pipeline_selects_the_float32_tokens_on_the_parity_fixtures(fixtures_dir):
+    """The released-size VRE with the parity fixtures' synthetic weights, inside a bfloat16
+    pipeline: its tokens are exactly those of the float32 VRE (and the authors' within the
+    README's end-to-end tolerance)."""
+    import json
+
+    from helpers.embedder_inputs import load_input, synthetic_tensor
+
+    from osdface.pipeline.embedder import VisualRepresentationEmbedder, VREConfig
+    from osdface.testing.random_weights import build_base_components
+
+    manifest = json.loads((fixtures_dir / "vre_manifest.json").read_text())
+    state = {
+        k.removeprefix("vqvae_LQ."): synthetic_tensor(k, s) for k, s in manifest["vre_checkpoint"].items()
+    }
+    state.update({"projection." + k: synthetic_tensor(k, s) for k, s in manifest["embedding_change"].items()})
+    vre = VisualRepresentationEmbedder(VREConfig())
+    vre.load_state_dict(state)
+    vae, unet, scheduler = build_base_components("tiny")
+    pipe = OSDFacePipeline(vae=vae, unet=unet, scheduler=scheduler, embedder=vre.eval()).to(
+        dtype=torch.bfloat16
+    )
+    assert pipe.unet.dtype == torch.bfloat16 and pipe.embedder.dtype == torch.float32
+    seen = []
+    handle = pipe.embedder.register_forward_hook(lambda module, args, out: seen.append(out.token_indices))
+    image = np.asarray(PIL.Image.open(fixtures_dir / "vre_input_degraded.png").convert("RGB"))
+    pipe(image, generator=gen(), output_type="pt")
+    handle.remove()
+    reference = vre(load_input(fixtures_dir, "degraded")).token_indices
+    assert seen[0].tolist() == reference.tolist()
+    with np.load(fixtures_dir / "vre_golden.npz") as golden:
+        assert (seen[0][0].numpy() == golden["degraded_token_indices"]).sum() >= 75
+
+
+def test_model_cpu_offload_runs_and_matches(tiny_hub, tiny_pipeline):
+    """diffusers' model offload (hooks moving each model to the execution device when called,
+    freed after the call): on CPU, with device="cpu", the output is unchanged."""
+    pipe = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
+    pipe.enable_model_cpu_offload(device="cpu")
+    assert pipe._execution_device == torch.device("cpu:0")
+    assert len(pipe._all_hooks) == 3  # embedder, vae, unet (no text encoder loaded)
+    image = face(12)
+    offloaded = pipe(image, generator=gen(), output_type="pt").images
+    expected = tiny_pipeline(image, generator=gen(), output_type="pt").images
+    assert torch.equal(offloaded, expected)
+
+
+def test_the_shared_tiny_pipeline_is_read_only(tiny_pipeline):
+    """What one test does to the session's pipeline must not reach the next one."""
+    with pytest.raises(AttributeError, match="read-only"):
+        tiny_pipeline.parallel_streams = False
+    with pytest.raises(AttributeError, match="read-only"):
+        tiny_pipeline.to("cpu", torch.float16)
+    with pytest.raises(AttributeError, match="read-only"):
+        tiny_pipeline.register_modules(text_encoder=None)
+    assert tiny_pipeline.parallel_streams is True and tiny_pipeline.unet.dtype == torch.float32
+    assert tiny_pipeline.text_encoder is not None  # loaded up front, the same for every test
+
+
+def test_cuda_streams_are_built_once_per_device(tiny_hub, monkeypatch):
+    """The two side streams are made when the pipeline moves to a GPU, not on the first request,
+    and reused by every call on that device (CUDA itself is rehearsed by the GPU check)."""
+    pipe = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
+    made = []
+
+    class Stream:
+        def __init__(self, device):
+            self.device = torch.device(device)
+            made.append(self.device)
+
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    first = pipe.prepare_streams(torch.device("cuda:0"))
+    assert made == [torch.device("cuda:0")] * 2
+    assert pipe.prepare_streams(torch.device("cuda:0")) is first and len(made) == 2
+    pipe.prepare_streams(torch.device("cuda:1"))  # another GPU gets its own
+    assert made[2:] == [torch.device("cuda:1")] * 2
+    monkeypatch.setattr(pipe, "_streams", None)
+    assert pipe.to("cpu") is pipe and pipe._streams is None  # none on CPU
+
+
+def test_a_dtype_cast_prints_no_inapplicable_diffusers_warning(tiny_hub):
+    """diffusers 0.41-0.42 warn "modules ... should be kept in float32: []" on every ``to(dtype)``,
+    also with an empty list (issue 22, item 5); that one is dropped, a warning that applies is not."""
+    import logging
+
+    class Records(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    # diffusers' loggers print through their own handler, not the root logger pytest watches
+    logger = logging.getLogger("diffusers.models.modeling_utils")
+    records = Records()
+    logger.addHandler(records)
+    try:
+        pipe = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
+        pipe.to("cpu", torch.bfloat16)
+        assert not [m for m in records.messages if "should be kept in float32" in m]
+        assert pipe.unet.dtype == pipe.vae.dtype == torch.bfloat16
+
+        pipe.unet._keep_in_fp32_modules = ["conv_in"]  # a module that would have to stay in float32
+        pipe.to("cpu", torch.float32)
+        assert [m for m in records.messages if "should be kept in float32: ['conv_in']" in m]
+    finally:
+        logger.removeHandler(records)

@@ -1,0 +1,237 @@
+"""requirements.txt pins what the suite runs with; the README and CI install it the same way
+(issue 13, items 9 to 11: the documentation a newcomer follows)."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import re
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest brings tomli there
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOL = ROOT / "tools" / "pin_requirements.py"
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("pin_requirements", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+tool = load_tool()
+PYTHONS = tool.PYTHONS
+THIS_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def requirements() -> list[Requirement]:
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    return [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+
+
+def environment(python: str) -> dict[str, str]:
+    """This machine's marker environment as it would be on ``python``."""
+    return {**default_environment(), "python_version": python, "python_full_version": f"{python}.0"}
+
+
+def pins(python: str = THIS_PYTHON) -> dict[str, Requirement]:
+    """The lines that apply on ``python`` (one per package)."""
+    env = environment(python) if python != THIS_PYTHON else default_environment()
+    applying = [r for r in requirements() if r.marker is None or r.marker.evaluate(env)]
+    by_name = {canonicalize_name(r.name): r for r in applying}
+    assert len(by_name) == len(applying), f"two lines for one package on Python {python}"
+    return by_name
+
+
+def test_every_pin_is_exact_and_is_what_this_suite_runs_with():
+    for requirement in requirements():
+        (spec,) = requirement.specifier
+        assert spec.operator == "==", requirement
+    pinned = pins()
+    assert len(pinned) > 50  # the runtime dependencies and theirs, not only the direct ones
+    for requirement in pinned.values():
+        installed = metadata.version(requirement.name)
+        assert requirement.specifier.contains(installed), f"{requirement} but {installed} is installed"
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_every_direct_dependency_is_pinned_within_its_range(python):
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pinned = pins(python)
+    for text in project["dependencies"]:
+        wanted = Requirement(text)
+        assert wanted.specifier, f"pyproject.toml keeps a range for {wanted.name}"
+        pin = pinned[canonicalize_name(wanted.name)]
+        version = next(iter(pin.specifier)).version
+        assert wanted.specifier.contains(version, prereleases=True), (python, text, version)
+    for name in ("spandrel", "spandrel_extra_arches", "torch", "gradio"):
+        assert canonicalize_name(name) in pinned, name
+    assert not any(key.startswith(("nvidia-", "cuda-", "triton")) for key in pinned)
+
+
+def test_the_supported_pythons_start_where_pyproject_says():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == f">={PYTHONS[0]}"
+    assert THIS_PYTHON in PYTHONS
+
+
+def test_python_markers_name_runs_of_the_supported_pythons():
+    assert tool.python_condition(PYTHONS) is None
+    assert tool.python_condition(PYTHONS[:1]) == f'python_version < "{PYTHONS[1]}"'
+    assert tool.python_condition(PYTHONS[1:]) == f'python_version >= "{PYTHONS[1]}"'
+    assert tool.python_condition(PYTHONS[1:2]) == (
+        f'python_version >= "{PYTHONS[1]}" and python_version < "{PYTHONS[2]}"'
+    )
+    own = 'platform_machine == "x86_64" or platform_machine == "aarch64"'
+    for size in range(1, len(PYTHONS) + 1):
+        for chosen in itertools.combinations(PYTHONS, size):
+            for marker in (None, own, tool.python_condition(chosen)):
+                line = tool.line_marker(chosen, marker)
+                # The marker holds on exactly these Pythons, and the tool reads back what it wrote.
+                for python in PYTHONS:
+                    holds = line is None or Requirement(f"x ; {line}").marker.evaluate(environment(python))
+                    assert holds == (python in chosen), (chosen, marker, line, python)
+                assert tool.line_marker(*tool.split_marker(line)) == line, (chosen, marker)
+
+
+def skip_unless_written_from_this_python() -> None:
+    """The file names the Python whose environment gave its pins (the others are resolved from
+    those); from another Python, the check would rewrite the whole file around that Python.
+    The pins that apply here are still checked against what is installed, above."""
+    written_from = re.search(r"passed with \(Python ([\d.]+)\)", (ROOT / "requirements.txt").read_text())
+    if written_from and written_from.group(1) != THIS_PYTHON:
+        pytest.skip(
+            f"requirements.txt was written from Python {written_from.group(1)}; this is {THIS_PYTHON}"
+        )
+
+
+def test_the_offline_check_reproduces_this_pythons_lines():
+    skip_unless_written_from_this_python()
+    run = subprocess.run(
+        [sys.executable, str(TOOL), "--check", "--offline"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "matches this environment" in run.stdout
+
+
+@pytest.mark.slow
+def test_the_refresh_command_reproduces_the_file():
+    skip_unless_written_from_this_python()
+    missing = [python for python in PYTHONS if tool.find_python(python) is None]
+    if missing:
+        pytest.skip(f"no interpreter for Python {', '.join(missing)} here (the tool's --python 3.X=PATH)")
+    run = subprocess.run(
+        [sys.executable, str(TOOL), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    if run.returncode == tool.NETWORK_EXIT:
+        pytest.skip(f"PyPI could not be read, so nothing was checked: {run.stderr.strip()}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "matches this environment" in run.stdout
+
+
+# pip 26.3's words when the CI machine lost PyPI in the middle of a wheel (the run skips, not fails).
+PIP_DOWNLOAD_CUT = """\
+  WARNING: Attempting to resume incomplete download (148.9 MB/322.4 MB, attempt 5)
+  WARNING: Connection interrupted while downloading.
+error: incomplete-download
+
+x Download failed after 6 attempts because not enough bytes were received (148.9 MB/322.4 MB)
+note: This is an issue with network connectivity, not pip.
+"""
+# pip's words when a pin has no release for that Python (a real failure).
+PIP_NO_RELEASE = """\
+ERROR: Could not find a version that satisfies the requirement numpy==2.3.5 (from versions: 2.2.6)
+ERROR: No matching distribution found for numpy==2.3.5
+"""
+
+
+def test_a_cut_download_is_told_apart_from_a_pin_pip_cannot_install():
+    assert tool.network_problem(PIP_DOWNLOAD_CUT) == "WARNING: Connection interrupted while downloading."
+    assert tool.unresolvable(PIP_DOWNLOAD_CUT) == ""
+    assert tool.network_problem(PIP_NO_RELEASE) == ""
+    assert tool.unresolvable(PIP_NO_RELEASE) == "numpy==2.3.5"
+
+
+def test_ci_runs_exactly_the_readmes_test_command_with_the_pins():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    command = ci[ci.index(next(line for line in ci if line.startswith("# The README's test command"))) + 1]
+    assert command == 'pip install -r requirements.txt -e ".[test]" && python -m pytest'
+    assert f"```bash\n{command}\n```" in readme
+    assert "python tools/pin_requirements.py" in readme and "Upgrading the pins" in readme
+
+
+def test_readme_says_how_to_install_on_a_cpu_and_what_it_costs():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Installing on a machine without a GPU", 1)[1].split("\n### ", 1)[0]
+    torch_pin = next(iter(pins()["torch"].specifier)).version
+    vision_pin = next(iter(pins()["torchvision"].specifier)).version
+    assert (
+        f"pip install torch=={torch_pin} torchvision=={vision_pin} --index-url https://download.pytorch.org/whl/cpu"
+        in section
+    )
+    assert f"`{torch_pin}+cpu`\nsatisfies `torch=={torch_pin}`" in section
+    measured = re.search(r"\*\*([\d.]+) GB environment and took ([\d.]+) min\*\*", section)
+    assert measured, "the measured size and install time of the CUDA environment"
+    estimate = re.search(r"That environment is about ([\d.]+) GB", section)
+    assert estimate and float(estimate.group(1)) < float(measured.group(1))
+
+
+def test_readme_names_every_host_with_its_python_and_torch_build():
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Where it runs", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    hosts = " ".join(row.split(" | ")[0] for row in rows)
+    for host in ("CPU Space", "GPU Space", "ZeroGPU", "535", "550", "570", "580", "without a GPU", "macOS"):
+        assert host in hosts, host
+    torch_pin = next(iter(pins()["torch"].specifier)).version
+    for row in rows:
+        assert len(row.split(" | ")) == 5, row  # host, Python, torch build, its CUDA, what was run
+    linux_rows = [row for row in rows if "Intel" not in row]
+    assert all(f"torch {torch_pin}" in row for row in linux_rows)
+    assert f"{PYTHONS[0]} to {PYTHONS[-1]}" in table and "3.10.13" in table
+    front_matter = readme.split("---\n", 2)[1]
+    space_python = re.search(r'^python_version: "([\d.]+)"$', front_matter, re.M).group(1)
+    assert space_python == PYTHONS[0], "every Space runs the Python ZeroGPU documents"
+    assert f"| {PYTHONS[0]} (this README's `python_version`) |" in table
+
+
+def test_readme_says_how_to_deploy_the_space_and_what_the_gpu_banner_means():
+    readme = (ROOT / "README.md").read_text()
+    deploy = readme.split("## Deploying the Space", 1)[1].split("\n## ", 1)[0]
+    for step in (
+        "**Create it.**",
+        "**Choose the hardware**",
+        "preload_from_hub",
+        "**ZeroGPU:**",
+        "**The first request**",
+    ):
+        assert step in deploy, step
+    assert "A GPU is present but CUDA cannot start" in deploy
+    banner = readme.split("### When the GPU is not used", 1)[1].split("\n## ", 1)[0]
+    assert "pip install torch==2.8.0 torchvision==0.23.0" in banner and "osdface doctor" in banner
+
+
+def test_readme_says_what_the_without_vre_output_is_and_how_to_share():
+    readme = (ROOT / "README.md").read_text()
+    assert "This is not the\n  paper's ablation" in readme and "ours is not retrained" in readme
+    assert "`python app.py --share`" in readme and "public" in readme and "1 week" in readme
