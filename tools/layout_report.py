@@ -146,10 +146,14 @@ def circles(edges: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def repeated_names(known: dict[str, Module]) -> dict[str, list[str]]:
     names = Counter(module.path.name for module in known.values() if module.path.name not in SPECIAL_NAMES)
     return {
-        file: sorted(str(m.path.relative_to(ROOT)) for m in known.values() if m.path.name == file)
+        file: sorted(_shown(m.path) for m in known.values() if m.path.name == file)
         for file, count in names.items()
         if count > 1
     }
@@ -161,7 +165,7 @@ def private_imports(known: dict[str, Module]) -> list[str]:
     for name, module in known.items():
         for target, imported, line in imports(module, known):
             if imported.startswith("_") and not imported.startswith("__") and target != name:
-                found.append(f"{module.path.relative_to(ROOT)}:{line} imports {target}.{imported}")
+                found.append(f"{_shown(module.path)}:{line} imports {target}.{imported}")
     return found
 
 
@@ -172,12 +176,12 @@ def longest_function(known: dict[str, Module]) -> tuple[int, str]:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 length = node.end_lineno - node.lineno + 1
                 if length > best[0]:
-                    best = (length, f"{module.path.relative_to(ROOT)}:{node.lineno} {node.name}")
+                    best = (length, f"{_shown(module.path)}:{node.lineno} {node.name}")
     return best
 
 
 def largest_module(known: dict[str, Module]) -> tuple[int, str]:
-    return max((len(m.path.read_text().splitlines()), str(m.path.relative_to(ROOT))) for m in known.values())
+    return max((len(m.path.read_text().splitlines()), _shown(m.path)) for m in known.values())
 
 
 def top_level_modules(root: Path = ROOT) -> list[str]:

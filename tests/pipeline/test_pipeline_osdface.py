@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -9,6 +12,7 @@ import torch
 
 from osdface import OSDFacePipeline
 from osdface.pipeline.pipeline_osdface import TIMESTEP
+from osdface.weights import hub
 
 
 def face(seed: int, size: int = 512) -> np.ndarray:
@@ -92,7 +96,7 @@ def test_square_inputs_of_other_sizes_are_resized(tiny_pipeline):
 def test_prompt_ablation_path(tiny_hub):
     # Its own pipeline: the first prompt loads the text encoder into it.
     pipe = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
-    assert pipe.text_encoder is None
+    assert pipe.text_encoder is None and pipe.tokenizer is None
     vre = pipe(face(8), generator=gen(), output_type="pt")
     null = pipe(face(8), prompt="", generator=gen(), output_type="pt")
     text = pipe(face(8), prompt="a photo of a face", generator=gen(), output_type="pt")
@@ -103,9 +107,48 @@ def test_prompt_ablation_path(tiny_hub):
     assert (null.images - text.images).abs().max() > 1e-5
 
 
-def test_text_encoder_loads_lazily(tiny_hub):
+def test_concurrent_first_prompts_load_one_text_encoder(tiny_hub, monkeypatch):
+    """The app serves requests in threads: several first prompts at once must share one text
+    encoder (a second load would double the memory and swap the module under a running request),
+    and a VRE-only call must load none."""
     pipe = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
+    vre_condition = pipe.encode_condition(face(8))
     assert pipe.text_encoder is None and pipe.tokenizer is None
+
+    real_fetch = hub.fetch_base_component
+    loads = []
+
+    def slow_fetch(sources, component):
+        if component == "text_encoder":
+            loads.append(threading.current_thread().name)
+            time.sleep(0.3)  # every other thread reaches load_text_encoder meanwhile
+        return real_fetch(sources, component)
+
+    monkeypatch.setattr(hub, "fetch_base_component", slow_fetch)
+    start = threading.Barrier(4)
+    conditions, errors = {}, []
+
+    def first_prompt(index):
+        try:
+            start.wait()
+            conditions[index] = pipe.encode_condition(face(8), prompt="")
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_prompt, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and len(conditions) == 4
+    assert len(loads) == 1, loads
+    encoder = pipe.text_encoder
+    pipe.load_text_encoder()
+    assert pipe.text_encoder is encoder and len(loads) == 1
+    assert conditions[0].shape == vre_condition.shape == (1, 77, pipe.unet.config.cross_attention_dim)
+    for index in range(1, 4):
+        assert torch.equal(conditions[index], conditions[0])
+    assert not torch.allclose(conditions[0], vre_condition)
 
 
 @pytest.mark.parametrize("method", ["adain", "wavelet"])

@@ -12,8 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from osdface import OSDFacePipeline
+from osdface.testing import random_weights
 from osdface.weights import hub
 
 
@@ -46,11 +49,51 @@ def test_defaults_and_environment_overrides(monkeypatch):
     assert hub.ModelSources.resolve("arg/weights").weights == "arg/weights"  # arguments win
 
 
-def test_loads_from_local_folders(tiny_hub, tmp_path):
-    weights = shutil.copytree(snapshot(tiny_hub, tiny_hub.weights_repo), tmp_path / "weights")
-    base = shutil.copytree(snapshot(tiny_hub, tiny_hub.base_repo), tmp_path / "base")
-    pipe = load(weights, base)
-    assert pipe.embedder.config.num_tokens == 77
+def holds(module, state: dict) -> bool:
+    """Whether ``module``'s weights are exactly ``state``'s (same names, same values)."""
+    own = module.state_dict()
+    return set(own) == set(state) and all(torch.equal(own[name], state[name]) for name in state)
+
+
+def test_the_environment_and_the_arguments_choose_where_the_weights_come_from(
+    tiny_hub, tmp_path, monkeypatch
+):
+    """Two copies of each repo whose random weights differ: the Hub cache's (seed 0) and local
+    folders (seed 1). Whichever source is chosen, the loaded weights are that copy's."""
+    unet = random_weights.write_base_repo(tmp_path / "base", "tiny", seed=1)
+    random_weights.write_weights_repo(tmp_path / "weights", unet, seed=1)
+    local_vre = random_weights.build_vre(random_weights.TINY_VRE_CONFIG, seed=1).state_dict()
+    cached_vre = random_weights.build_vre(random_weights.TINY_VRE_CONFIG, seed=0).state_dict()
+    vae_file = Path("vae") / "diffusion_pytorch_model.safetensors"
+    local_vae = load_file(tmp_path / "base" / vae_file)
+    cached_vae = load_file(snapshot(tiny_hub, tiny_hub.base_repo) / vae_file)
+
+    monkeypatch.setenv("OSDFACE_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("OSDFACE_BASE_MODEL", str(tmp_path / "base"))
+    local = OSDFacePipeline.from_pretrained()
+    assert local.load_report["files"] == {
+        "vre": tmp_path / "weights" / hub.VRE_CHECKPOINT,
+        "projection": tmp_path / "weights" / hub.PROJECTION_WEIGHTS,
+        "lora": tmp_path / "weights" / hub.LORA_WEIGHTS,
+    }
+    assert holds(local.embedder, local_vre) and not holds(local.embedder, cached_vre)
+    assert holds(local.vae, local_vae) and not holds(local.vae, cached_vae)
+    # The text encoder, loaded on first use, comes from the folder the pipeline was loaded
+    # from, not from whatever the environment says by then.
+    monkeypatch.setenv("OSDFACE_BASE_MODEL", tiny_hub.base_repo)
+    local.load_text_encoder()
+    encoder_file = Path("text_encoder") / "model.safetensors"
+    assert holds(local.text_encoder, load_file(tmp_path / "base" / encoder_file))
+    assert not holds(local.text_encoder, load_file(snapshot(tiny_hub, tiny_hub.base_repo) / encoder_file))
+
+    # Arguments win over the environment: the Hub cache's copies, at the cached commits.
+    monkeypatch.setenv("OSDFACE_BASE_MODEL", str(tmp_path / "base"))
+    cached = load(tiny_hub.weights_repo, tiny_hub.base_repo)
+    files = cached.load_report["files"]
+    assert files["lora"] == snapshot(tiny_hub, tiny_hub.weights_repo) / hub.LORA_WEIGHTS
+    assert hub.resolved_revision(files["vre"]) == tiny_hub.commits[tiny_hub.weights_repo]
+    assert holds(cached.embedder, cached_vre) and not holds(cached.embedder, local_vre)
+    assert holds(cached.vae, cached_vae) and not holds(cached.vae, local_vae)
 
 
 def test_offline_with_empty_cache(tiny_hub):
@@ -156,6 +199,7 @@ def test_online_errors_through_huggingface_hub(tmp_path):
     closed.server_close()
     script = """
 import json, os, sys
+from osdface.testing import random_weights
 from osdface.weights import hub
 cases = [("owner/missing-repo", "associate_2.ckpt", None), ("owner/repo", "associate_2.ckpt", "bad-revision"),
          ("owner/repo", "associate_2.ckpt", None)]
