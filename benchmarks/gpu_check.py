@@ -30,6 +30,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import diffusers
 import numpy as np
 import torch
 
@@ -255,8 +256,6 @@ def markdown(report: Report, settings: CheckSettings) -> str:
 
 
 def _environment(device: torch.device) -> tuple[str, str]:
-    import diffusers
-
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         extra = f"CUDA {torch.version.cuda}"

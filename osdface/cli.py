@@ -11,34 +11,30 @@ Also runnable as ``python -m osdface.cli`` (and so as
 
 from __future__ import annotations
 
-# The commands' modules are imported inside the functions, so `osdface --version` stays instant.
 import argparse
 import sys
 from collections.abc import Sequence
 
+from osdface import __version__
+from osdface.commands import doctor, eval_fr, export, restore
+from osdface.runtime.distributed import run_command
+
 
 def build_parser() -> argparse.ArgumentParser:
-    import importlib
-
-    from osdface import __version__
-    from osdface.commands import COMMANDS
-
     parser = argparse.ArgumentParser(
         prog="osdface",
         description="OSDFace Studio: one-step diffusion face restoration.",
     )
     parser.add_argument("--version", action="version", version=f"osdface {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"osdface.commands.{name}").register(subparsers)
+    for command in (restore, eval_fr, doctor, export):  # the order --help lists them in
+        command.register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from osdface.runtime.distributed import run_command
-
     # every process of every command leaves through the same orderly shutdown
     return run_command(lambda: args.func(args))
 

@@ -16,6 +16,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from osdface import lazy
+
+# torch.hub is only needed when downloading.
+torch = lazy.module("torch")
+
 
 @contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
@@ -50,8 +55,7 @@ def save_png_atomic(
 
 def download_atomic(url: str, target: str | os.PathLike) -> Path:
     """Download ``url`` to ``target`` (two processes downloading at once both end up correct)."""
-    from torch.hub import download_url_to_file  # torch.hub is only needed when downloading
 
     with atomic_path(target) as partial:
-        download_url_to_file(url, str(partial), progress=True)
+        torch.hub.download_url_to_file(url, str(partial), progress=True)
     return Path(target)

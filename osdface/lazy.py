@@ -1,18 +1,24 @@
-"""Lazy package namespaces, the one place the package defers imports (as diffusers' ``_LazyModule``
-and scientific-python's ``lazy_loader.attach`` do).
+"""The one place the package defers imports (as diffusers' ``_LazyModule`` and scientific-python's
+``lazy_loader`` do), so that every module lists what it imports at its top while ``--help`` and
+the app's page come up without loading torch, diffusers, spandrel or facexlib.
 
-A package's ``__init__`` names what it exports and the submodule that defines each name; the
-submodule is imported on first attribute access. So ``import osdface.degradations`` or the CLI's
-``--help`` do not load torch, diffusers or facexlib through a package ``__init__``, while every
-leaf module imports what it needs at its top.
+- ``attach``: a package's ``__init__`` names what it exports and the submodule that defines each
+  name; the submodule is imported on first attribute access. A module that needs a heavy part
+  of the package only when a function runs imports the package at its top
+  (``from osdface import faces``) and reaches the part when it runs (``faces.FaceRestorer``).
 
-    __getattr__, __dir__, __all__ = attach(__name__, {"pipeline_osdface": ["OSDFacePipeline"]})
+      __getattr__, __dir__, __all__ = attach(__name__, {"pipeline_osdface": ["OSDFacePipeline"]})
+
+- ``module``: the same for another library: ``torch = module("torch")`` at the top, imported on
+  the first ``torch.something``. Only where the module does not use it at import time (a base
+  class, a decorator); where it does, it imports it plainly.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
 
@@ -38,3 +44,26 @@ def attach(
         return sorted(set(names) | set(exports))
 
     return __getattr__, __dir__, list(names)
+
+
+class _Deferred(ModuleType):
+    """Stands for the module of the same name until an attribute is asked for: then imports it
+    (the import system's own lock makes that safe from several threads) and answers from it."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(importlib.import_module(self.__name__), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # a flag set through the stand-in (huggingface_hub's HF_HUB_OFFLINE) lands on the module
+        setattr(importlib.import_module(self.__name__), name, value)
+
+    def __dir__(self) -> list[str]:
+        return dir(importlib.import_module(self.__name__))
+
+    def __repr__(self) -> str:
+        return f"<module {self.__name__!r}, imported on first use>"
+
+
+def module(name: str) -> ModuleType:
+    """``name`` (a dotted module name), imported on first attribute access."""
+    return _Deferred(name)

@@ -73,9 +73,66 @@ def _owner(name: str, known: dict[str, Module]) -> str | None:
     return None
 
 
-def imports(module: Module, known: dict[str, Module]) -> list[tuple[str, str, int]]:
-    """(imported project module, imported name or '', line) for every import in ``module``."""
+def lazy_exports(package: Module) -> dict[str, str]:
+    """name -> submodule (dotted, absolute) from a package's ``attach(__name__, {...})``."""
+    exports = {}
+    for node in ast.walk(package.tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "attach" and len(node.args) == 2:
+            mapping = node.args[1]
+            if isinstance(mapping, ast.Dict):
+                for key, names in zip(mapping.keys, mapping.values):
+                    submodule = f"{package.name}.{ast.literal_eval(key)}"
+                    exports[submodule.rpartition(".")[2]] = submodule
+                    for name in ast.literal_eval(names):
+                        exports[name] = submodule
+    return exports
+
+
+def _deferred(module: Module, known: dict[str, Module]) -> list[tuple[str, str, int]]:
+    """What runs later: ``pkg.Name`` where ``pkg`` is a lazy package of the project bound at the
+    top (``from osdface import pkg``), and ``lazy.module("osdface...")``."""
+    packages = {}
+    for node in module.tree.body:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in known and known[alias.name].is_package and "." not in alias.name:
+                    packages[alias.asname or alias.name] = known[alias.name]
+        elif isinstance(node, ast.ImportFrom):
+            source = _absolute(module, node)
+            for alias in node.names:
+                full = f"{source}.{alias.name}"
+                if full in known and known[full].is_package:
+                    packages[alias.asname or alias.name] = known[full]
+    for node in module.tree.body:  # import osdface.pipeline: the chain osdface.pipeline.X
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname is None and alias.name in known and known[alias.name].is_package:
+                    packages[alias.name] = known[alias.name]
     found = []
+    for node in ast.walk(module.tree):
+        if isinstance(node, ast.Attribute):
+            owner = ast.unparse(node.value)
+            if owner in packages:
+                target = lazy_exports(packages[owner]).get(node.attr)
+                if target in known:
+                    found.append((target, "", node.lineno))
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) == "module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            owner = _owner(node.args[0].value, known)
+            if owner:
+                found.append((owner, "", node.lineno))
+    return found
+
+
+def imports(module: Module, known: dict[str, Module]) -> list[tuple[str, str, int]]:
+    """(imported project module, imported name or '', line) for every import in ``module``, the
+    deferred ones included."""
+    found = _deferred(module, known)
     for node in ast.walk(module.tree):
         if isinstance(node, ast.Import):
             for alias in node.names:

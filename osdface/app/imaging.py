@@ -2,8 +2,8 @@
 one was cropped, the PNGs, and the device line of the timing table. Images are (H, W, 3) RGB
 uint8 unless said otherwise.
 
-torch (and so the simulator and the face package, which need it) is imported inside the
-functions: the app shows its page, and its missing-weights banner, before torch is imported.
+torch, the simulator and the face package (OpenCV) load on first use (``osdface.lazy``): the app
+shows its page, and its missing-weights banner, before they are imported.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from osdface import images
+from osdface import degradations, faces, images, lazy
 from osdface.app.requests import MAX_TURBULENCE_MEGAPIXELS, MODE_ALIGNED, RequestError
 from osdface.app.results import PreparedRestore
 from osdface.files import save_png_atomic
+
+torch = lazy.module("torch")
 
 if TYPE_CHECKING:
     import torch
@@ -25,8 +27,6 @@ if TYPE_CHECKING:
 
 def add_turbulence(image: np.ndarray, propagation_length: float, seed: int) -> np.ndarray:
     """(H, W, 3) RGB uint8 -> its turbulent copy, same format."""
-    from osdface.degradations import TurbulenceParams, simulate_turbulence  # late: imports torch
-
     height, width = image.shape[:2]
     if height * width > MAX_TURBULENCE_MEGAPIXELS * 1e6:
         raise RequestError(
@@ -38,18 +38,16 @@ def add_turbulence(image: np.ndarray, propagation_length: float, seed: int) -> n
         raise RequestError(
             f"The image is only {width}x{height} pixels; the turbulence simulator needs 32x32 or more."
         )
-    return simulate_turbulence(
-        image, TurbulenceParams(propagation_length=float(propagation_length)), seed=seed
+    return degradations.simulate_turbulence(
+        image, degradations.TurbulenceParams(propagation_length=float(propagation_length)), seed=seed
     )
 
 
 def clean_crop(prepared: PreparedRestore, affine: np.ndarray) -> Image.Image:
     """The clean input's face where the turbulent face was cropped (same alignment), 512x512."""
-    from osdface.faces.template import square_face, warp_to_template  # late: osdface.faces imports torch
-
     if prepared.request.mode == MODE_ALIGNED:
-        return square_face(prepared.clean)
-    return images.to_pil(warp_to_template(prepared.clean, affine))
+        return faces.square_face(prepared.clean)
+    return images.to_pil(faces.warp_to_template(prepared.clean, affine))
 
 
 def save_png(image: Image.Image | np.ndarray, path: Path) -> Path:
@@ -59,8 +57,6 @@ def save_png(image: Image.Image | np.ndarray, path: Path) -> Path:
 
 
 def describe_device(device: torch.device, dtype: torch.dtype) -> str:
-    import torch  # late: only called once a model is loaded; the page renders before torch
-
     precision = str(dtype).removeprefix("torch.")
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} ({device}, {precision})"

@@ -10,14 +10,25 @@ detector, no whole photos (aligned faces still work); no ArcFace, no identity sc
 
 from __future__ import annotations
 
-# The models' packages (torch, diffusers, facexlib) are imported inside the functions: the app
-# shows its page, and its missing-weights banner, before torch is imported.
+import gc
 import logging
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+# The models' packages load when the models do (osdface.lazy): the app shows its page, and its
+# missing-weights banner, before torch is imported.
+import osdface
+from osdface import evaluation, faces, lazy
+from osdface.app.probe import missing_sources_message
 from osdface.app.requests import StudioSettings
+from osdface.commands.doctor import load_report_lines
+from osdface.runtime.cuda_diagnosis import diagnose_cuda, out_of_memory_problem
+from osdface.runtime.devices import resolve_device, resolve_dtype
+from osdface.weights.facexlib_files import FacexlibWeights, FacexlibWeightsError
+from osdface.weights.hub import WeightsUnavailableError
+
+torch = lazy.module("torch")
 
 if TYPE_CHECKING:
     from osdface.evaluation.identity import ArcFaceEmbedder
@@ -69,16 +80,9 @@ def load_models(settings: StudioSettings) -> LoadedModels:
     exception; so do missing detector, ArcFace or text-encoder files, each disabling only what
     needs it. A GPU that CUDA cannot use (or whose memory the models do not fit) gives the CPU
     and the reason in ``gpu_problem``, never an exception."""
-    import torch
-
-    from osdface import OSDFacePipeline
-    from osdface.app.probe import missing_sources_message
-    from osdface.commands.doctor import load_report_lines
-    from osdface.weights.hub import WeightsUnavailableError
-
     device, gpu_problem = choose_device(settings)
     try:
-        pipeline = OSDFacePipeline.from_pretrained(
+        pipeline = osdface.OSDFacePipeline.from_pretrained(
             settings.model.weights,
             base_model=settings.model.base_model,
             revision=settings.model.revision,
@@ -98,8 +102,6 @@ def load_models(settings: StudioSettings) -> LoadedModels:
     try:
         pipeline, restorer, identity = _place_models(settings, pipeline, device, missing)
     except torch.OutOfMemoryError as exc:
-        from osdface.runtime.cuda_diagnosis import out_of_memory_problem
-
         gpu_problem = out_of_memory_problem(device, exc)
         logging.getLogger(__name__).warning(gpu_problem.message())
         pipeline = pipeline.to("cpu")  # the modules that did reach the GPU come back
@@ -115,11 +117,6 @@ def choose_device(settings: StudioSettings):
     CUDA cannot start gives the CPU, also when ``--device cuda`` asked for it: the app serves
     on the CPU under a banner that says why. On ZeroGPU CUDA is deferred by design, and an
     explicit CPU is the user's choice: neither is diagnosed."""
-    import torch
-
-    from osdface.runtime.cuda_diagnosis import diagnose_cuda
-    from osdface.runtime.devices import resolve_device
-
     asked = settings.model.device
     if settings.zero_gpu or (asked and torch.device(asked).type not in ("cuda",)):
         return resolve_device(asked), None
@@ -133,18 +130,12 @@ def choose_device(settings: StudioSettings):
 def _place_models(settings: StudioSettings, pipeline, device, missing: dict[Part, str]):
     """The pipeline in the device's dtype, and the face models (each may be None with the
     reason in ``missing``), all on ``device``."""
-    from osdface.runtime.devices import resolve_dtype
-
     pipeline = pipeline.to(device, resolve_dtype(settings.model.dtype, device))
     restorer, identity = _load_face_models(settings, pipeline, device, missing)
     return pipeline, restorer, identity
 
 
 def _release_gpu_memory() -> None:
-    import gc
-
-    import torch
-
     gc.collect()
     torch.cuda.empty_cache()
 
@@ -152,16 +143,10 @@ def _release_gpu_memory() -> None:
 def _load_face_models(settings: StudioSettings, pipeline, device, missing: dict[Part, str]):
     """The whole-photo restorer (its detector loaded now) and ArcFace, or None each with the
     reason in ``missing``."""
-    import torch
-
-    from osdface.evaluation.identity import ArcFaceEmbedder, IdentityUnavailableError
-    from osdface.faces import FaceRestorer, RestoreOptions
-    from osdface.weights.facexlib_files import FacexlibWeights, FacexlibWeightsError
-
     facexlib = FacexlibWeights.from_env(local_dir=settings.model.facexlib_dir)
-    restorer = FaceRestorer(
+    restorer = faces.FaceRestorer(
         pipeline,
-        options=RestoreOptions(max_faces=settings.max_faces, max_pixels=None),
+        options=faces.RestoreOptions(max_faces=settings.max_faces, max_pixels=None),
         weights=facexlib,
         # on ZeroGPU faces are counted on the CPU before a GPU is asked for
         device=torch.device("cpu") if settings.zero_gpu else device,
@@ -172,7 +157,7 @@ def _load_face_models(settings: StudioSettings, pipeline, device, missing: dict[
         restorer, missing[Part.DETECTOR] = None, str(exc)
     identity = None
     try:
-        identity = ArcFaceEmbedder.from_pretrained(facexlib).to(device)
-    except IdentityUnavailableError as exc:
+        identity = evaluation.ArcFaceEmbedder.from_pretrained(facexlib).to(device)
+    except evaluation.IdentityUnavailableError as exc:
         missing[Part.IDENTITY] = str(exc)
     return restorer, identity

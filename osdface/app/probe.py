@@ -11,8 +11,6 @@ and its banner come up at once.
 
 from __future__ import annotations
 
-# huggingface_hub is imported inside the functions: the app probes the Hub and shows its page
-# before huggingface_hub (and torch through it) is imported.
 import os
 import socket
 import threading
@@ -22,6 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
+
+from osdface import lazy
+from osdface.weights import hub
+
+# huggingface_hub reads its settings when it is imported: not before the app's are in place.
+hub_constants = lazy.module("huggingface_hub.constants")
 
 PROBE_TIMEOUT_S = 3.0
 
@@ -44,9 +48,7 @@ def probe_hub(endpoint: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> 
     """Open one TCP connection to the Hub's host. Name resolution has no timeout of its own,
     so the attempt runs in a thread that is given up after ``timeout`` seconds."""
     if endpoint is None:
-        from huggingface_hub import constants
-
-        endpoint = constants.ENDPOINT
+        endpoint = hub_constants.ENDPOINT
     parsed = urlparse(endpoint)
     host = parsed.hostname or ""
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
@@ -69,9 +71,7 @@ def probe_hub(endpoint: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> 
 
 def needs_hub(*sources: str | os.PathLike | None) -> bool:
     """Whether any source (resolved like ``osdface.weights.hub.ModelSources``) is a Hub repo id."""
-    from osdface.weights.hub import ModelSources
-
-    resolved = ModelSources.resolve(*sources[:2])
+    resolved = hub.ModelSources.resolve(*sources[:2])
     return any(not Path(source).expanduser().is_dir() for source in (resolved.weights, resolved.base_model))
 
 
@@ -81,9 +81,7 @@ def hub_offline_if_unreachable(
 ) -> Iterator[HubProbe | None]:
     """Inside: huggingface_hub is offline when the Hub was found unreachable. Yields the probe,
     or None when none was needed (offline already, or only local folders)."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE or not needs_hub(weights, base_model):
+    if hub_constants.HF_HUB_OFFLINE or not needs_hub(weights, base_model):
         yield None
         return
     probe = probe_hub()
@@ -91,11 +89,11 @@ def hub_offline_if_unreachable(
         yield probe
         return
     # huggingface_hub reads its offline flag at each request, so setting it here is enough.
-    constants.HF_HUB_OFFLINE = True
+    hub_constants.HF_HUB_OFFLINE = True
     try:
         yield probe
     finally:
-        constants.HF_HUB_OFFLINE = False
+        hub_constants.HF_HUB_OFFLINE = False
 
 
 def unreachable_note(probe: HubProbe | None) -> str | None:
@@ -115,8 +113,6 @@ def missing_sources(
     weights and the SD 2.1 base model are checked separately: the weight files (online, the
     loading needs them anyway) and the base model's config files. From the cache or a folder
     this takes no time."""
-    from osdface.weights import hub
-
     sources = hub.ModelSources.resolve(weights, base_model)
     weight_files = (hub.VRE_CHECKPOINT, hub.PROJECTION_WEIGHTS, hub.LORA_WEIGHTS)
     # Only the base model's small config files: online, a check must not download gigabytes.

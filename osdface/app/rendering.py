@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
+from osdface import evaluation
 from osdface.app.models import LoadedModels, Part
 from osdface.app.requests import MODE_PHOTO
 from osdface.app.results import GpuResult, PreparedRestore
@@ -73,10 +74,6 @@ def timing_markdown(
 
 def identity_markdown(result: GpuResult, *, turbulent: bool) -> str:
     """The identity table with its legend, or the note saying why there is none."""
-    from osdface.evaluation.identity import (
-        SIMILARITY_LEGEND,  # late: osdface.evaluation.identity imports torch
-    )
-
     if result.identity is None:
         return note_markdown(IDENTITY_OFF, result.identity_note)
     reference = "the clean input face (before turbulence)" if turbulent else "the input face"
@@ -94,7 +91,7 @@ def identity_markdown(result: GpuResult, *, turbulent: bool) -> str:
         if result.without_vre is not None:
             cells.append(f"{row.without_vre:.3f}")
         lines.append(f"| {row.face} | " + " | ".join(cells) + " |")
-    lines += ["", SIMILARITY_LEGEND]
+    lines += ["", evaluation.SIMILARITY_LEGEND]
     return "\n".join(lines)
 
 

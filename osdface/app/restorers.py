@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from osdface import faces
+from osdface import restorers as other_restorers
 from osdface.app.imaging import clean_crop, save_png
 from osdface.app.models import Part
 from osdface.app.requests import MODE_PHOTO, RequestError, RestoreRequest
@@ -91,13 +93,11 @@ class RestorerStudio:
 
     @property
     def restorers(self) -> RestorerSet:
-        # Imported on first use: osdface.restorers.loading imports torch and spandrel, and a start without
+        # Loaded on first use: osdface.restorers.loading imports torch and spandrel, and a start without
         # the model weights shows its page without importing either (osdface.app.probe).
-        from osdface.restorers.loading import RestorerSet
-
         with self._restorers_lock:
             if self._restorers is None:
-                self._restorers = RestorerSet(device=self.studio.device)
+                self._restorers = other_restorers.RestorerSet(device=self.studio.device)
             return self._restorers
 
     def prepare(
@@ -131,24 +131,20 @@ class RestorerStudio:
 
     def _background(self, name: str) -> tuple[Any | None, str | None]:
         # Late: osdface.restorers.backgrounds imports torch and spandrel; the page renders without them.
-        from osdface.restorers.backgrounds import load_background
-
         with self._background_lock:
             if name not in self._loaded_backgrounds:
                 try:
-                    self._loaded_backgrounds[name] = load_background(name, device=self.studio.device)
+                    self._loaded_backgrounds[name] = other_restorers.load_background(
+                        name, device=self.studio.device
+                    )
                 except WeightsUnavailableError as exc:
                     return None, str(exc)
             return self._loaded_backgrounds[name], None
 
     def run(self, job: PreparedCompare) -> list[MethodResult]:
         """Each method on the prepared faces (on ZeroGPU: the step that holds the GPU)."""
-        # Late: these import torch (and the restorers' diffusers/spandrel); the page renders without them.
-        from osdface.faces import FaceRestorer, RestoreOptions
-        from osdface.restorers.loading import FaceModelPipeline
-
         prepared, request = job.prepared, job.prepared.request
-        base = self.studio.restorer.options if self.studio.restorer is not None else RestoreOptions()
+        base = self.studio.restorer.options if self.studio.restorer is not None else faces.RestoreOptions()
         options = replace(
             base,
             aligned=request.mode != MODE_PHOTO,
@@ -160,13 +156,13 @@ class RestorerStudio:
             max_pixels=None,
             max_output_pixels=None,
         )
-        faces = None if options.aligned else prepared.faces  # found once, in step 1
+        found = None if options.aligned else prepared.faces  # found once, in step 1
         results = []
         for key, model in job.models.items():
-            pipeline = model if key == OSDFACE_ON_BACKGROUND else FaceModelPipeline(model)
-            restorer = FaceRestorer(pipeline, options=options, background=job.background)
+            pipeline = model if key == OSDFACE_ON_BACKGROUND else other_restorers.FaceModelPipeline(model)
+            restorer = faces.FaceRestorer(pipeline, options=options, background=job.background)
             tick = time.perf_counter()
-            restored = restorer.restore_faces(prepared.photo, faces)
+            restored = restorer.restore_faces(prepared.photo, found)
             seconds = time.perf_counter() - tick
             label = (
                 RESTORERS[key].label

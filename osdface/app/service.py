@@ -27,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from osdface import faces, lazy, pipeline
 from osdface.app.imaging import add_turbulence, clean_crop, describe_device, save_png
 from osdface.app.models import LoadedModels, Part, load_models
 from osdface.app.probe import (
@@ -48,7 +49,12 @@ from osdface.app.requests import (
 from osdface.app.results import GpuResult, IdentityRow, PreparedRestore, RestoreOutcome
 from osdface.app.uploads import check_aligned_face, check_upload, read_image
 from osdface.choices import ColorFix
+from osdface.commands.doctor import load_report_lines
 from osdface.runtime import progress
+
+# torch and the face models load with the models, not to render the page (osdface.lazy).
+torch = lazy.module("torch")
+hub_constants = lazy.module("huggingface_hub.constants")
 
 if TYPE_CHECKING:
     import torch
@@ -102,8 +108,6 @@ class Studio:
 
     @property
     def device(self) -> torch.device:
-        import torch  # only once a model is loaded: the page renders before torch is imported
-
         if self.pipeline is None:
             return torch.device("cpu")
         return self.pipeline.device
@@ -118,8 +122,6 @@ class Studio:
     def load_report_lines(self) -> list[str]:
         """What was loaded, for the terminal at start-up (the same report as ``osdface doctor``):
         sources and revisions, the VRE's tensors, the LoRA pairs applied, device and dtypes."""
-        from osdface.commands.doctor import load_report_lines
-
         if self.pipeline is None:
             return []
         pipe = self.pipeline
@@ -197,9 +199,7 @@ class Studio:
         )
 
     def _options(self, request: RestoreRequest) -> RestoreOptions:
-        from osdface.faces import RestoreOptions  # late: osdface.faces imports torch
-
-        base = self.restorer.options if self.restorer is not None else RestoreOptions()
+        base = self.restorer.options if self.restorer is not None else faces.RestoreOptions()
         return replace(
             base,
             aligned=request.mode == MODE_ALIGNED,
@@ -218,12 +218,6 @@ class Studio:
     def run(self, prepared: PreparedRestore) -> GpuResult:
         """Restore the prepared faces (with VRE; again without VRE when asked) and score them.
         On ZeroGPU this is the only step that holds a GPU."""
-        # Late: torch and the face models are imported once a model is loaded, not to render the page.
-        import torch
-
-        from osdface.faces import FaceRestorer
-        from osdface.pipeline.without_vre import restore_with_and_without_vre
-
         if self.pipeline is None:
             raise ServiceUnavailableError(
                 f"Restoring is unavailable: {self.models.why_missing(Part.PIPELINE)}"
@@ -235,16 +229,16 @@ class Studio:
             torch.cuda.reset_peak_memory_stats(device)
         options = self._options(request)
         # The faces were found in step 1 (None: the photo is an aligned face).
-        faces = None if options.aligned else prepared.faces
-        restorer = FaceRestorer(self.pipeline, options=options)
+        found = None if options.aligned else prepared.faces
+        restorer = faces.FaceRestorer(self.pipeline, options=options)
         timings: dict[str, float] = {}
         try:
             if request.ablation:  # encodes each face once for both passes
-                restored, without_vre = restore_with_and_without_vre(
-                    restorer, prepared.photo, faces, request.prompt
+                restored, without_vre = pipeline.restore_with_and_without_vre(
+                    restorer, prepared.photo, found, request.prompt
                 )
             else:
-                restored, without_vre = restorer.restore_faces(prepared.photo, faces), None
+                restored, without_vre = restorer.restore_faces(prepared.photo, found), None
         except torch.OutOfMemoryError as exc:
             if cuda:
                 torch.cuda.empty_cache()
@@ -384,11 +378,9 @@ def start_studio(settings: StudioSettings) -> tuple[Studio, str | None]:
     """The app's start: ``Studio.load`` after one probe of the Hub; returns the studio and, when the Hub could
     not be reached, the note saying so. Offline (or unreachable) with a source missing, the
     studio comes without a pipeline at once: diffusers and torch are not even imported."""
-    from huggingface_hub import constants
-
     with hub_offline_if_unreachable(settings.model.weights, settings.model.base_model) as probe:
         missing = None
-        if constants.HF_HUB_OFFLINE or not needs_hub(settings.model.weights, settings.model.base_model):
+        if hub_constants.HF_HUB_OFFLINE or not needs_hub(settings.model.weights, settings.model.base_model):
             missing = missing_sources_message(settings.model.weights, settings.model.base_model)
         if missing:
             studio = Studio(LoadedModels(missing={Part.PIPELINE: missing}), settings=settings)

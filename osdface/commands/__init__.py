@@ -6,7 +6,6 @@ exposes ``register(subparsers)``, which adds its parser and sets ``func``.
 - ``doctor``: what this machine has and what a run would use;
 - ``export``: the release as safetensors only;
 - ``model_options`` and ``restorer_options``: the options several commands share.
-"""
 
-# In the order --help lists them; cli.py imports each when it builds the parser.
-COMMANDS = ("restore", "eval_fr", "doctor", "export")
+The modules import the models' packages lazily (``osdface.lazy``), so building the parser is quick.
+"""

@@ -28,13 +28,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+# torch and the models load when the command runs (osdface.lazy): `osdface --help` imports this
+# module to build its parser, and stays instant.
+import osdface
+from osdface import evaluation, lazy
 from osdface.commands.model_options import add_model_arguments
+from osdface.runtime.cuda_diagnosis import diagnose_cuda, find_nvidia_driver
 from osdface.runtime.devices import default_dtype_reason, resolve_device, resolve_dtype
-
-# torch and the models are imported inside the functions: `osdface --help` imports this module
-# to build its parser, and stays instant.
 from osdface.weights import hub
+
+torch = lazy.module("torch")
 
 MIN_DISTINCT_TOKENS = 16
 MIN_OUTPUT_STD = 0.02
@@ -148,9 +153,6 @@ def _sharpness(image: np.ndarray) -> float:
 
 
 def _restore_section(report: DoctorReport, pipe, image_path: Path) -> None:
-    import torch
-    from PIL import Image
-
     face = np.asarray(
         Image.open(image_path).convert("RGB").resize((512, 512), Image.BICUBIC)
     )  # (H, W, 3) uint8
@@ -187,11 +189,9 @@ def _restore_section(report: DoctorReport, pipe, image_path: Path) -> None:
 
 
 def _identity_check(face: np.ndarray, restored: np.ndarray) -> Check:
-    from osdface.evaluation.identity import ArcFaceEmbedder, IdentityUnavailableError
-
     try:
-        embedder = ArcFaceEmbedder.from_pretrained()
-    except IdentityUnavailableError as exc:
+        embedder = evaluation.ArcFaceEmbedder.from_pretrained()
+    except evaluation.IdentityUnavailableError as exc:
         return Check("ArcFace similarity", True, f"skipped: {str(exc).split('. ')[0]}")
     return Check("ArcFace similarity", True, f"{embedder.similarity(face, restored):.3f} (informative)")
 
@@ -199,10 +199,6 @@ def _identity_check(face: np.ndarray, restored: np.ndarray) -> Check:
 def _cuda_section(report: DoctorReport, asked: str | None):
     """Check that a GPU the machine has can be used; returns the device to restore on (the CPU
     when CUDA cannot start, with the reason and the fix in a failed check)."""
-    import torch
-
-    from osdface.runtime.cuda_diagnosis import diagnose_cuda, find_nvidia_driver
-
     if asked and torch.device(asked).type != "cuda":
         return resolve_device(asked)
     problem = diagnose_cuda()
@@ -229,16 +225,11 @@ def _cuda_section(report: DoctorReport, asked: str | None):
 
 
 def run_doctor(settings: DoctorSettings) -> DoctorReport:
-    import torch
-
-    from osdface import OSDFacePipeline
-    from osdface.weights import hub
-
     report = DoctorReport()
     device = _cuda_section(report, settings.device)
     started = time.perf_counter()
     try:
-        pipe = OSDFacePipeline.from_pretrained(
+        pipe = osdface.OSDFacePipeline.from_pretrained(
             settings.weights, settings.base_model, settings.revision, settings.base_revision
         )
         report.timings["load"] = round(time.perf_counter() - started, 3)

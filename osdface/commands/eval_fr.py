@@ -18,6 +18,9 @@ import argparse
 import sys
 from pathlib import Path
 
+# The study's modules load diffusers, facexlib, scikit-learn and matplotlib only when it runs
+# (osdface.lazy): `osdface --help` and the other commands start quickly.
+from osdface import evaluation
 from osdface.choices import COLOR_FIX_NAMES
 from osdface.commands.model_options import ModelOptions, add_model_arguments
 from osdface.evaluation.conditions import DEFAULT_LENGTHS, EvalFRConfig
@@ -136,19 +139,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    # the study's modules load diffusers, facexlib, scikit-learn and matplotlib: only when it
-    # runs, so that `osdface --help` and the other commands start quickly
-    from osdface.evaluation.report import summary_table
-    from osdface.evaluation.run import run_eval_fr
-
     try:
         config = config_from_namespace(args)
-        result = run_eval_fr(config)
+        result = evaluation.run_eval_fr(config)
     except (ValueError, FileNotFoundError, WeightsUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if result is not None:  # the main process reports
-        print(summary_table(result))
+        print(evaluation.summary_table(result))
         for path in result.files.values():
             print(f"wrote {path}")
         if result.skipped:

@@ -21,11 +21,19 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# torch, diffusers and the model modules load when the command runs (osdface.lazy): `osdface
+# --help` imports this module to build its parser, and stays instant.
+import osdface.pipeline
+from osdface import lazy
+from osdface.commands.doctor import file_info
 from osdface.commands.model_options import add_model_arguments
-
-# torch, diffusers and the model modules are imported inside the functions: `osdface --help`
-# imports this module to build its parser, and stays instant.
 from osdface.weights import hub
+
+accelerate = lazy.module("accelerate")
+diffusers = lazy.module("diffusers")
+huggingface_hub = lazy.module("huggingface_hub")
+safetensors_torch = lazy.module("safetensors.torch")
+lora = lazy.module("osdface.pipeline.lora")
 
 PAPER = "https://arxiv.org/abs/2411.17163"
 AUTHORS_REPO = "https://github.com/jkwang28/OSDFace"
@@ -44,14 +52,12 @@ class ExportResult:
 def _base_unet_skeleton(sources):
     """The base UNet's module tree without weights (only its config is fetched): the LoRA's
     keys are resolved and shape-checked against it."""
-    from accelerate import init_empty_weights
-    from diffusers import UNet2DConditionModel
-
     config_path = hub.fetch(
         sources.base_model, "unet/config.json", sources.base_revision, env_var=hub.ENV_BASE_MODEL
     )
-    with init_empty_weights():
-        return UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(config_path.parent))
+    unet_class = diffusers.UNet2DConditionModel
+    with accelerate.init_empty_weights():
+        return unet_class.from_config(unet_class.load_config(config_path.parent))
 
 
 def export_release(
@@ -61,13 +67,6 @@ def export_release(
     base_model: str | None = None,
     base_revision: str | None = None,
 ) -> ExportResult:
-    from safetensors.torch import save_file
-
-    from osdface.commands.doctor import file_info
-    from osdface.pipeline import lora
-    from osdface.pipeline.embedder import VisualRepresentationEmbedder
-    from osdface.weights import hub
-
     sources = hub.ModelSources.resolve(weights, base_model, revision, base_revision)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -77,14 +76,16 @@ def export_release(
     }
     result = ExportResult(out, sources={name: file_info(path, name) for name, path in paths.items()})
 
-    embedder = VisualRepresentationEmbedder.from_checkpoints(
+    embedder = osdface.pipeline.VisualRepresentationEmbedder.from_checkpoints(
         paths[hub.VRE_CHECKPOINT], paths[hub.PROJECTION_WEIGHTS]
     )
     state = {k: v.contiguous() for k, v in embedder.state_dict().items()}
-    save_file(state, str(out / hub.VRE_SAFETENSORS), metadata={"format": "pt", "source": sources.weights})
+    safetensors_torch.save_file(
+        state, str(out / hub.VRE_SAFETENSORS), metadata={"format": "pt", "source": sources.weights}
+    )
 
     pairs, _ = lora.read_lora_file(paths[hub.LORA_WEIGHTS], _base_unet_skeleton(sources))
-    save_file(
+    safetensors_torch.save_file(
         lora.normalised_state_dict(pairs, fold_scale=False),
         str(out / hub.LORA_WEIGHTS),
         metadata={"format": "pt"},
@@ -146,22 +147,18 @@ Load: `OSDFacePipeline.from_pretrained("<this repo>")` (OSDFace Studio).
 
 def push_to_hub(out_dir: str | Path, repo_id: str, private: bool = False) -> str:
     """Create ``repo_id`` if needed and upload the exported folder; returns the commit URL."""
-    from huggingface_hub import HfApi
-
-    api = HfApi()
+    api = huggingface_hub.HfApi()
     api.create_repo(repo_id, private=private, exist_ok=True)
     commit = api.upload_folder(repo_id=repo_id, folder_path=str(out_dir), commit_message="osdface export")
     return str(getattr(commit, "commit_url", commit))
 
 
 def run(args: argparse.Namespace) -> int:
-    from osdface.weights.hub import WeightsUnavailableError
-
     try:
         result = export_release(
             args.out_dir, args.weights, args.revision, args.base_model, args.base_revision
         )
-    except WeightsUnavailableError as exc:
+    except hub.WeightsUnavailableError as exc:
         print(f"export failed: {exc}")
         return 2
     print(json.dumps({"out_dir": str(result.out_dir), **result.exported}, indent=2))

@@ -18,13 +18,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tqdm import tqdm
+
+# The models' packages load when the command runs (osdface.lazy): `osdface --help` stays instant.
+import osdface
+import osdface.faces
+import osdface.pipeline
+import osdface.restorers
 from osdface.choices import COLOR_FIX_NAMES, ColorFix
 from osdface.commands.model_options import ModelOptions, add_model_arguments
 from osdface.commands.restorer_options import add_restorer_arguments, beside_writer, restorer_settings
 from osdface.faces.batch import BatchSummary, FileResult, collect_inputs, restore_files
+from osdface.faces.options import RestoreOptions
+from osdface.runtime import progress
+from osdface.runtime.cuda_diagnosis import CudaUnavailableError, check_requested_device
+from osdface.runtime.devices import resolve_device, resolve_dtype
+from osdface.runtime.distributed import process_group
+from osdface.weights.facexlib_files import FacexlibWeights
+from osdface.weights.hub import WeightsUnavailableError
 
-if TYPE_CHECKING:  # torch and the models load when the command runs: `osdface --help` stays instant
-    from osdface.faces import FaceRestorer, RestoreOptions
+if TYPE_CHECKING:
+    from osdface.faces import FaceRestorer
 
 
 @dataclass(frozen=True)
@@ -43,8 +57,6 @@ class RestoreCommand:
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> RestoreCommand:
-        from osdface.faces import RestoreOptions
-
         options = RestoreOptions(
             aligned=args.aligned,
             only_center_face=args.only_center_face,
@@ -70,15 +82,6 @@ class RestoreCommand:
         )
 
     def load_restorer(self) -> FaceRestorer:
-        from osdface import OSDFacePipeline
-        from osdface.faces import FaceRestorer
-        from osdface.pipeline.cpu_tuning import check_cpu_dtype
-        from osdface.restorers.backgrounds import load_background
-        from osdface.runtime.cuda_diagnosis import check_requested_device
-        from osdface.runtime.devices import resolve_device, resolve_dtype
-        from osdface.runtime.distributed import process_group
-        from osdface.weights.facexlib_files import FacexlibWeights
-
         # under `accelerate launch` each process uses the device the launcher gave it
         launched = process_group().device
         if launched is None:  # accelerate gives each process a device it has checked
@@ -87,8 +90,8 @@ class RestoreCommand:
                 print(f"warning: {problem.message()}", file=sys.stderr)
         device = resolve_device(self.model.device, launched=launched)
         dtype = resolve_dtype(self.model.dtype, device)
-        check_cpu_dtype(device, dtype)  # warns: bfloat16 without native CPU support is slow
-        pipeline = OSDFacePipeline.from_pretrained(
+        osdface.pipeline.check_cpu_dtype(device, dtype)  # warns: bfloat16 without native CPU support is slow
+        pipeline = osdface.OSDFacePipeline.from_pretrained(
             weights=self.model.weights,
             base_model=self.model.base_model,
             revision=self.model.revision,
@@ -96,21 +99,19 @@ class RestoreCommand:
         )
         if (pipeline.device, pipeline.dtype) != (device, dtype):  # loaded on the CPU in float32
             pipeline = pipeline.to(device, dtype)
-        restorer = FaceRestorer(
+        restorer = osdface.faces.FaceRestorer(
             pipeline,
             options=self.options,
             use_parse=self.use_parse,
             weights=FacexlibWeights.from_env(local_dir=self.model.facexlib_dir),
             device=device,
-            background=load_background(self.background, device=device),
+            background=osdface.restorers.load_background(self.background, device=device),
         )
         if not self.options.aligned:
             _ = restorer.detector  # loads RetinaFace now: a missing file is reported before any work
         return restorer
 
     def run(self) -> int:
-        from osdface.runtime.distributed import process_group
-
         todo, missing = collect_inputs(self.inputs, self.output_dir)
         # Under `accelerate launch` each process restores its share of the inputs; the results
         # are gathered, in input order, for the main process, which alone reports.
@@ -133,12 +134,6 @@ class RestoreCommand:
     def _restore(self, todo, needs_models: bool, *, show: bool) -> list[FileResult] | None:
         """This process's share, with a progress bar per restored face (a photo may hold many)
         and files counted alongside; None when the weights are missing (reported)."""
-        from tqdm import tqdm
-
-        from osdface.runtime import progress
-        from osdface.runtime.cuda_diagnosis import CudaUnavailableError
-        from osdface.weights.hub import WeightsUnavailableError
-
         restorer: FaceRestorer | None = None
 
         def get_restorer() -> FaceRestorer:

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+# torch and spandrel load when the restorers do (osdface.lazy), not to build the parser.
+import osdface.restorers
 from osdface.restorers.specs import BACKGROUNDS, RESTORERS, parse_restorers
 
 
@@ -56,12 +58,9 @@ def restorer_settings(args: argparse.Namespace) -> dict[str, Any]:
 def beside_writer(command: Any, get_restorer: Callable[[], Any]):
     """The ``compare`` callback of ``restore_files`` for ``command.compare``: loads the restorers on
     the restorer's device; a restorer whose weights are missing is reported and left out."""
-    from osdface.restorers.comparison import BesideWriter
-    from osdface.restorers.loading import RestorerSet
-
     restorer = get_restorer()
-    restorers = RestorerSet(device=restorer.device, options={"fidelity": command.fidelity})
+    restorers = osdface.restorers.RestorerSet(device=restorer.device, options={"fidelity": command.fidelity})
     models, errors = restorers.get(command.compare)
     for key, reason in errors.items():
         print(f"warning: --restorers {key} is skipped: {reason}", file=sys.stderr)
-    return BesideWriter(models, command.options, background=restorer.background)
+    return osdface.restorers.BesideWriter(models, command.options, background=restorer.background)

@@ -9,7 +9,12 @@
 Imports stay light (numpy, scipy, torch, OpenCV): no diffusers or gradio.
 """
 
-from .classic import classic_degradation
-from .turbulence import TurbulenceParams, TurbulenceResult, simulate_turbulence
+from osdface.lazy import attach
 
-__all__ = ["TurbulenceParams", "TurbulenceResult", "classic_degradation", "simulate_turbulence"]
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "classic": ["classic_degradation"],
+        "turbulence": ["TurbulenceParams", "TurbulenceResult", "simulate_turbulence"],
+    },
+)

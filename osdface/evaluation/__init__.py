@@ -11,6 +11,20 @@ Modules, in the order a run uses them:
 - ``plots``: the PR / ROC / F1 / histogram figure, one curve per condition;
 - ``report``: ``metrics.json``, ``scores.csv``, the figures and the terminal summary.
 
+- ``identity``: ArcFace embeddings and the similarity of two faces (the app's identity table too).
+
 ``pairs``, ``conditions``, ``metrics`` and ``plots`` import no model code, so they stay quick
 to load.
 """
+
+from osdface.lazy import attach
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "identity": ["ArcFaceEmbedder", "IdentityUnavailableError", "SIMILARITY_LEGEND", "similarity"],
+        "run": ["run_eval_fr"],
+        "report": ["summary_table"],
+        "conditions": ["EvalFRConfig"],
+    },
+)

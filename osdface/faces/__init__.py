@@ -20,6 +20,13 @@ __getattr__, __dir__, __all__ = attach(
         "facexlib_models": ["PARSENET_WEIGHTS", "PhotoHelper", "RetinaFaceDetector", "load_parsenet"],
         "options": ["RestoredFace", "RestoreOptions", "RestoreResult"],
         "restorer": ["FaceRestorer"],
-        "template": ["BORDER_RGB", "FACE_SIZE", "FFHQ_TEMPLATE_512", "align_face", "square_face"],
+        "template": [
+            "BORDER_RGB",
+            "FACE_SIZE",
+            "FFHQ_TEMPLATE_512",
+            "align_face",
+            "square_face",
+            "warp_to_template",
+        ],
     },
 )

@@ -14,6 +14,8 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from facexlib.detection.retinaface import RetinaFace
+from facexlib.parsing.parsenet import ParseNet
 from facexlib.utils.face_restoration_helper import FaceRestoreHelper
 
 from osdface.faces.detection import DetectedFace
@@ -54,8 +56,6 @@ class RetinaFaceDetector:
     ) -> RetinaFaceDetector:
         """Build RetinaFace (``network`` "resnet50" or "mobile0.25") and load its weights
         through ``osdface.weights.facexlib_files`` (no pickled code runs)."""
-        from facexlib.detection.retinaface import RetinaFace
-
         if network not in _DETECTOR_WEIGHTS:
             raise ValueError(
                 f"unknown RetinaFace network {network!r}; expected one of {sorted(_DETECTOR_WEIGHTS)}"
@@ -99,8 +99,6 @@ def load_parsenet(
     weights: FacexlibWeights | None = None, device: str | torch.device = "cpu"
 ) -> torch.nn.Module:
     """facexlib's ParseNet face parser (the optional paste mask), loaded safely."""
-    from facexlib.parsing.parsenet import ParseNet
-
     weights = weights or FacexlibWeights.from_env()
     model = ParseNet(in_size=512, out_size=512, parsing_ch=19)
     _load_into(model, weights.path(PARSENET_WEIGHTS))

@@ -19,5 +19,6 @@ __getattr__, __dir__, __all__ = attach(
         "pipeline_osdface": ["OSDFacePipeline", "OSDFacePipelineOutput"],
         "embedder": ["VisualRepresentationEmbedder", "VREConfig"],
         "without_vre": ["restore_with_and_without_vre"],
+        "cpu_tuning": ["apply_memory_format", "check_cpu_dtype"],
     },
 )

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
 NUM_TOKENS = 77
@@ -328,8 +329,6 @@ class VisualRepresentationEmbedder(nn.Module):
         """Build from ``vre.safetensors`` (written by ``osdface export``): the whole VRE, encoder,
         ``quant_conv``, codebook and ``projection.*``, in one file with no pickle. Key set and
         shapes must match exactly."""
-        from safetensors.torch import load_file
-
         state = load_file(str(path), device="cpu")
         model = cls(VREConfig.from_state_dict(state))
         _load_exact(model, state, exclude_prefix=None, source=str(path))

@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
 from torch import nn
 
 from osdface.weights.hub import WeightsUnavailableError
@@ -216,9 +218,6 @@ def normalised_state_dict(pairs: dict[str, LoraPair], fold_scale: bool = True) -
 
 def read_lora_file(path: str | os.PathLike, unet: nn.Module) -> tuple[dict[str, LoraPair], dict | None]:
     """A ``.safetensors`` LoRA file -> its pairs (checked against ``unet``) and diffusers' metadata."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     state = load_file(str(path), device="cpu")
     with safe_open(str(path), framework="pt", device="cpu") as handle:
         raw = (handle.metadata() or {}).get("lora_adapter_metadata")

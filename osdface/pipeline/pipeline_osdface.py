@@ -28,14 +28,18 @@ from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DCon
 from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.utils import BaseOutput
 
+from osdface import lazy
 from osdface.choices import COLOR_FIX_NAMES
 from osdface.images.conversion import postprocess, to_batch
-from osdface.pipeline import cpu_tuning
+from osdface.pipeline import cpu_tuning, lora
 from osdface.pipeline.color import apply_color_fix
 from osdface.pipeline.embedder import VisualRepresentationEmbedder
 from osdface.pipeline.inputs import ImageInput, check_image
 from osdface.pipeline.stage_clock import StageClock as _StageClock
 from osdface.weights import hub
+
+# The text encoder of the without-VRE ablation: loaded only when asked for.
+transformers = lazy.module("transformers")
 
 TIMESTEP = 399
 OUTPUT_TYPES = ("pil", "np", "pt")
@@ -128,8 +132,6 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         pickles when the weights repo has it. Raises ``hub.WeightsUnavailableError``; a LoRA
         that does not apply completely raises ``osdface.pipeline.lora.LoraError``. ``pipe.load_report``
         says what was loaded (``osdface doctor`` prints it)."""
-        from osdface.pipeline import lora
-
         sources = hub.ModelSources.resolve(weights, base_model, revision, base_revision)
 
         def weights_file(name: str) -> Path:
@@ -185,15 +187,16 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         with self._text_lock:
             if self.text_encoder is not None:
                 return
-            from transformers import CLIPTextModel, CLIPTokenizer
 
             sources = self._sources or hub.ModelSources.resolve()
             encoder_root = hub.fetch_base_component(sources, "text_encoder")
             tokenizer_root = hub.fetch_base_component(sources, "tokenizer")
             with _reading(encoder_root / "text_encoder", sources.base_model, "text_encoder/"):
-                text_encoder = CLIPTextModel.from_pretrained(encoder_root, subfolder="text_encoder")
+                text_encoder = transformers.CLIPTextModel.from_pretrained(
+                    encoder_root, subfolder="text_encoder"
+                )
             with _reading(tokenizer_root / "tokenizer", sources.base_model, "tokenizer/"):
-                tokenizer = CLIPTokenizer.from_pretrained(tokenizer_root, subfolder="tokenizer")
+                tokenizer = transformers.CLIPTokenizer.from_pretrained(tokenizer_root, subfolder="tokenizer")
             text_encoder = text_encoder.to(self.unet.device, self.unet.dtype).eval().requires_grad_(False)
             self.register_modules(text_encoder=text_encoder, tokenizer=tokenizer)
 

@@ -16,7 +16,8 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "specs": ["RestorerSpec", "RESTORERS", "BACKGROUNDS", "parse_restorers"],
-        "loading": ["FaceModel", "RestorerSet"],
+        "loading": ["FaceModel", "FaceModelPipeline", "RestorerSet"],
         "backgrounds": ["load_background"],
+        "comparison": ["BesideWriter"],
     },
 )

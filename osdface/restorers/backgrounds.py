@@ -18,8 +18,10 @@ import cv2
 import numpy as np
 import torch
 
+from osdface.restorers.loading import load_descriptor
 from osdface.restorers.specs import BACKGROUND_LICENCES, BACKGROUNDS, REALESRGAN_FILES
 from osdface.restorers.weight_files import RestorerWeights, load_state_dict
+from osdface.weights.hub import WeightsUnavailableError
 
 __all__ = [
     "BACKGROUNDS",
@@ -109,8 +111,6 @@ def load_realesrgan(
 ) -> TiledUpscaler:
     """Real-ESRGAN ``realesrgan-x2`` or ``realesrgan-x4`` as a ``TiledUpscaler`` on ``device``.
     Raises ``WeightsUnavailableError`` when the file is missing or not an ESRGAN model."""
-    from osdface.restorers.loading import load_descriptor
-
     if name not in REALESRGAN_FILES:
         raise ValueError(f"unknown Real-ESRGAN model {name!r}; choose from {', '.join(REALESRGAN_FILES)}")
     file = REALESRGAN_FILES[name]
@@ -118,8 +118,6 @@ def load_realesrgan(
     descriptor = load_descriptor(load_state_dict(path), "ESRGAN", extra_arches=False, name=file.filename)
     expected = 2 if name.endswith("x2") else 4
     if descriptor.scale != expected:
-        from osdface.weights.hub import WeightsUnavailableError
-
         raise WeightsUnavailableError(
             f"{file.filename} is a x{descriptor.scale} model, expected x{expected}."
         )

@@ -28,13 +28,17 @@ import numpy as np
 import torch
 from PIL import Image
 
+from osdface import lazy
 from osdface.faces.template import FACE_SIZE
 from osdface.images.conversion import tensor_to_pil
+from osdface.pipeline.color import apply_color_fix
 from osdface.restorers.specs import RESTORERS, RestorerSpec, parse_restorers
 from osdface.restorers.weight_files import RestorerWeights, load_state_dict
-
-# spandrel is imported when a restorer is loaded: the app and the CLI import this module at start-up.
 from osdface.weights.hub import WeightsUnavailableError
+
+# spandrel loads with the first restorer: the app and the CLI import this module at start-up.
+spandrel = lazy.module("spandrel")
+spandrel_extra_arches = lazy.module("spandrel_extra_arches")
 
 __all__ = [
     "RESTORERS",
@@ -66,24 +70,19 @@ class FaceModel(Protocol):
 def spandrel_registry(extra_arches: bool):
     """spandrel's registry; with ``extra_arches`` a private copy that also knows
     ``spandrel_extra_arches`` (CodeFormer), leaving spandrel's global registry untouched."""
-    from spandrel import MAIN_REGISTRY, ArchRegistry
-
     if not extra_arches:
-        return MAIN_REGISTRY
-    from spandrel_extra_arches import EXTRA_REGISTRY
+        return spandrel.MAIN_REGISTRY
 
-    registry = ArchRegistry()
-    registry.add(*MAIN_REGISTRY, *EXTRA_REGISTRY)
+    registry = spandrel.ArchRegistry()
+    registry.add(*spandrel.MAIN_REGISTRY, *spandrel_extra_arches.EXTRA_REGISTRY)
     return registry
 
 
 def load_descriptor(state_dict: dict[str, torch.Tensor], architecture: str, *, extra_arches: bool, name: str):
     """spandrel's model for ``state_dict``, checked to be ``architecture``."""
-    from spandrel import UnsupportedModelError
-
     try:
         descriptor = spandrel_registry(extra_arches).load(state_dict)
-    except UnsupportedModelError as exc:
+    except spandrel.UnsupportedModelError as exc:
         raise WeightsUnavailableError(
             f"{name}: spandrel does not recognise the file's architecture ({exc})."
         ) from exc
@@ -244,8 +243,6 @@ class FaceModelPipeline:
         tick = time.perf_counter()
         restored = self.model.restore(list(images))
         if color_fix is not None:
-            from osdface.pipeline.color import apply_color_fix
-
             fixed = apply_color_fix(
                 torch.stack([_to_tensor(face) for face in restored]),
                 torch.stack([_to_tensor(face.convert("RGB")) for face in images]),

@@ -22,8 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from osdface import lazy
 from osdface.weights.hub import WeightsUnavailableError, fetch
 from osdface.weights.sources import WeightSources, cache_dir_for, offline_from_env
+
+# torch, safetensors and spandrel load with the first file: the app's page does not need them.
+safetensors_torch = lazy.module("safetensors.torch")
+spandrel = lazy.module("spandrel")
+torch = lazy.module("torch")
 
 if TYPE_CHECKING:
     import torch
@@ -108,15 +114,10 @@ class RestorerWeights(WeightSources):
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A release file's state dict on the CPU, without running pickled code, unwrapped the way
     spandrel expects (``params_ema``, ``params``, ``state_dict``... and ``module.`` prefixes)."""
-    import torch
-    from spandrel import canonicalize_state_dict
-
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            loaded = load_file(path)
+            loaded = safetensors_torch.load_file(path)
         else:
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - re-raised with the file and the fix
@@ -126,4 +127,4 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         ) from exc
     if not isinstance(loaded, dict):
         raise WeightsUnavailableError(f"{path} does not hold a state dict (found {type(loaded).__name__}).")
-    return canonicalize_state_dict(loaded)
+    return spandrel.canonicalize_state_dict(loaded)

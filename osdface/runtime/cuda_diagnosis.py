@@ -30,7 +30,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from osdface import lazy
 from osdface.errors import OSDFaceError
+
+# torch loads when a diagnosis runs: the app's page and `osdface --help` come up without it.
+torch = lazy.module("torch")
 
 if TYPE_CHECKING:
     import torch
@@ -167,8 +171,6 @@ def find_nvidia_driver(
 
 def inspect_torch() -> TorchCuda:
     """The installed torch's CUDA build and whether CUDA starts (with torch's own error when not)."""
-    import torch
-
     available = bool(torch.cuda.is_available())
     error = None
     if not available:
@@ -273,8 +275,6 @@ def diagnose(
 
 def diagnose_cuda() -> CudaProblem | None:
     """``diagnose`` of this machine: None when CUDA works or when there is no NVIDIA GPU."""
-    import torch
-
     if torch.cuda.is_available():
         return None
     driver = find_nvidia_driver()
@@ -285,8 +285,6 @@ def diagnose_cuda() -> CudaProblem | None:
 
 def out_of_memory_problem(device: torch.device, error: BaseException) -> CudaProblem:
     """CUDA ran out of memory while the models were moved to ``device`` (they stay on the CPU)."""
-    import torch
-
     free_text = ""
     try:
         free, total = torch.cuda.mem_get_info(device)
@@ -313,8 +311,6 @@ def check_requested_device(asked: str | None) -> CudaProblem | None:
     """For the command line: with ``--device cuda`` and CUDA unusable, raise
     ``CudaUnavailableError`` (reason and fix); with the default device, return the problem
     that sends the work to the CPU (for a warning), else None."""
-    import torch
-
     if asked and torch.device(asked).type != "cuda":
         return None
     problem = diagnose_cuda()

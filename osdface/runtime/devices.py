@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from osdface import lazy
+
+# torch loads on first use: the app's command line uses DTYPE_NAMES, and the app starts (and
+# shows its page) before torch is imported.
+torch = lazy.module("torch")
+
 if TYPE_CHECKING:
     import torch
-
-# torch is imported inside the functions: the app's command line uses DTYPE_NAMES, and the app
-# starts (and shows its page) before torch is imported.
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
 # Devices whose default dtype is float16 (the VRE stays float32 everywhere).
 HALF_PRECISION_DEVICES = ("cuda", "mps")
@@ -23,8 +26,6 @@ def resolve_device(
 ) -> torch.device:
     """The device asked for, else the one ``accelerate launch`` gave this process, else CUDA
     when there is one, else an Apple GPU (``mps``) when there is one, else the CPU."""
-    import torch
-
     if name:
         return torch.device(name)
     if launched is not None:
@@ -39,8 +40,6 @@ def resolve_device(
 def resolve_dtype(name: str | torch.dtype | None, device: torch.device) -> torch.dtype:
     """The dtype asked for (a name of ``DTYPE_NAMES``), else the default for the device
     (``default_dtype_reason`` says why)."""
-    import torch
-
     if isinstance(name, torch.dtype):
         return name
     if name is None:
@@ -52,8 +51,6 @@ def resolve_dtype(name: str | torch.dtype | None, device: torch.device) -> torch
 
 def default_dtype_reason(device: torch.device | str) -> str:
     """Why ``resolve_dtype(None, device)`` picks what it picks (for the doctor and the logs)."""
-    import torch
-
     kind = torch.device(device).type
     if kind == "cuda":
         return "float16 on CUDA: half the memory, tensor cores; the VRE stays float32"

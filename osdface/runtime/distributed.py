@@ -20,8 +20,6 @@ process leaves the same way, on success and on failure (see its docstring for wh
 
 from __future__ import annotations
 
-# accelerate and torch.distributed are imported inside the functions, when a command runs:
-# `osdface --help` does not pay for them, and a single process never needs them.
 import os
 import sys
 import threading
@@ -29,6 +27,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
+
+from osdface import lazy
+
+# accelerate and torch.distributed load when a command runs: `osdface --help` does not pay for
+# them, and a single process never needs them.
+accelerate = lazy.module("accelerate")
+accelerate_utils = lazy.module("accelerate.utils")
+dist = lazy.module("torch.distributed")
+torch = lazy.module("torch")
 
 T = TypeVar("T")
 
@@ -93,29 +100,24 @@ class ProcessGroup:
         """
         if not self.is_distributed:
             return list(local)
-        from accelerate.utils import gather_object
 
-        return list(gather_object(list(local)))
+        return list(accelerate_utils.gather_object(list(local)))
 
     def barrier(self) -> None:
         """Wait until every process gets here."""
         if self.is_distributed:
-            from accelerate import PartialState
-
-            PartialState().wait_for_everyone()
+            accelerate.PartialState().wait_for_everyone()
 
 
 def process_group() -> ProcessGroup:
     """The current process's :class:`ProcessGroup`, initialising Accelerate when launched."""
     if launched_world_size() <= 1:
         return ProcessGroup()
-    import torch
-    from accelerate import PartialState
 
     # PartialState only picks the CPU backend when told to; without CUDA there is no
     # other choice, and ACCELERATE_USE_CPU=1 asks for it explicitly.
     cpu = _env_flag("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
-    state = PartialState(cpu=cpu, timeout=PROCESS_GROUP_TIMEOUT)
+    state = accelerate.PartialState(cpu=cpu, timeout=PROCESS_GROUP_TIMEOUT)
     return ProcessGroup(index=state.process_index, count=state.num_processes, device=str(state.device))
 
 
@@ -161,16 +163,14 @@ def run_command(command: Callable[[], int | None]) -> int:
 
 def _distributed_initialised() -> bool:
     # a plain command may never import torch: look it up instead of importing it
-    dist = sys.modules.get("torch.distributed")
-    return dist is not None and dist.is_available() and dist.is_initialized()
+    loaded = sys.modules.get("torch.distributed")
+    return loaded is not None and loaded.is_available() and loaded.is_initialized()
 
 
 def _report_failure(error: BaseException | str) -> None:
     """Name this process in the launcher's combined output (a single process says nothing
     more: its own error message is enough)."""
     if _distributed_initialised():
-        import torch.distributed as dist
-
         what = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         where = f"process {dist.get_rank()} of {dist.get_world_size()}"
         print(f"osdface: {where} failed: {what}", file=sys.stderr, flush=True)
@@ -179,8 +179,6 @@ def _report_failure(error: BaseException | str) -> None:
 def _shutdown(failed_status: int) -> None:
     """``failed_status`` 0: the command succeeded; otherwise the status to leave with."""
     if _distributed_initialised():
-        import torch.distributed as dist
-
         if failed_status == 0:
             dist.barrier()
             dist.destroy_process_group()
@@ -190,8 +188,6 @@ def _shutdown(failed_status: int) -> None:
 
 
 def _destroy_within(seconds: float, status: int) -> None:
-    import torch.distributed as dist
-
     def leave() -> None:
         print(
             f"osdface: the process group did not shut down within {seconds:g} s of the failure; "

@@ -26,8 +26,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from osdface import lazy
 from osdface.weights.hub import WeightsUnavailableError
 from osdface.weights.sources import WeightSources, cache_dir_for, offline_from_env
+
+huggingface_hub = lazy.module("huggingface_hub")
+torch = lazy.module("torch")
 
 if TYPE_CHECKING:
     import torch
@@ -119,10 +123,8 @@ class FacexlibWeights(WeightSources):
         raise FacexlibWeightsError(_missing_message(name, url, tried, self.cache_dir))
 
     def _from_hub(self, name: str) -> Path:
-        from huggingface_hub import hf_hub_download
-
         return Path(
-            hf_hub_download(
+            huggingface_hub.hf_hub_download(
                 self.hub_repo,  # type: ignore[arg-type]
                 name,
                 revision=self.hub_revision,
@@ -151,8 +153,6 @@ def load_facexlib_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]
     Strips the ``module.`` prefix that ``DataParallel`` left in some of facexlib's files.
     Raises ``FacexlibWeightsError`` naming the file if it is unreadable or not a state dict.
     """
-    import torch
-
     path = Path(path)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)

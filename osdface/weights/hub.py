@@ -16,13 +16,18 @@ only what is needed is downloaded and every failure names its file.
 
 from __future__ import annotations
 
-# huggingface_hub is imported inside the functions that reach the Hub: the app's start-up and
-# `osdface --help` import this module for its names only.
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from osdface import lazy
 from osdface.errors import OSDFaceError
+
+# huggingface_hub loads when the Hub is reached: the app's start-up and `osdface --help` import
+# this module for its names only.
+huggingface_hub = lazy.module("huggingface_hub")
+hub_constants = lazy.module("huggingface_hub.constants")
+hub_errors = lazy.module("huggingface_hub.errors")
 
 DEFAULT_WEIGHTS_REPO = "alecccdd/OSDFace"
 DEFAULT_BASE_MODEL = "Manojb/stable-diffusion-2-1-base"
@@ -115,35 +120,33 @@ def fetch(source: str, filename: str, revision: str | None = None, *, env_var: s
             fix=f"check the path or set {env_var} to a repo id such as '{DEFAULT_WEIGHTS_REPO}'.",
         )
 
-    from huggingface_hub import errors, hf_hub_download
-
     where = f"'{filename}' from Hub repo '{source}'" + (f" at revision '{revision}'" if revision else "")
     try:
-        return Path(hf_hub_download(repo_id=source, filename=filename, revision=revision))
-    except errors.RevisionNotFoundError as exc:
+        return Path(huggingface_hub.hf_hub_download(repo_id=source, filename=filename, revision=revision))
+    except hub_errors.RevisionNotFoundError as exc:
         raise WeightsUnavailableError(
             f"Revision '{revision}' does not exist in Hub repo '{source}' (needed for '{filename}')",
             fix="pass an existing branch, tag or commit, or leave the revision unset.",
         ) from exc
-    except errors.GatedRepoError as exc:
+    except hub_errors.GatedRepoError as exc:
         raise WeightsUnavailableError(
             f"Hub repo '{source}' is gated: cannot download '{filename}'",
             fix="accept its terms on the Hub and log in (`hf auth login` or HF_TOKEN).",
         ) from exc
-    except errors.RepositoryNotFoundError as exc:
+    except hub_errors.RepositoryNotFoundError as exc:
         raise WeightsUnavailableError(
             f"Hub repo '{source}' was not found (or is private), so '{filename}' cannot be downloaded",
             fix=_fix_hint(source, env_var),
         ) from exc
-    except errors.LocalEntryNotFoundError as exc:  # offline or unreachable, and not cached
+    except hub_errors.LocalEntryNotFoundError as exc:  # offline or unreachable, and not cached
         raise _offline_error(where, source, filename, revision, env_var) from exc
-    except errors.EntryNotFoundError as exc:
+    except hub_errors.EntryNotFoundError as exc:
         raise WeightsUnavailableError(
             f"File '{filename}' is missing from Hub repo '{source}'"
             + (f" at revision '{revision}'" if revision else ""),
             fix=_fix_hint(source, env_var),
         ) from exc
-    except errors.HfHubHTTPError as exc:
+    except hub_errors.HfHubHTTPError as exc:
         raise WeightsUnavailableError(
             f"Downloading {where} failed: {exc}", fix=_fix_hint(source, env_var)
         ) from exc
@@ -161,13 +164,12 @@ def fetch_optional(source: str, filename: str, revision: str | None = None) -> P
         return local / filename if (local / filename).is_file() else None
     if source.startswith((".", "/", "~")) or source.count("/") != 1:
         return None  # ``fetch`` of the required files reports the bad source
-    from huggingface_hub import errors, hf_hub_download
 
     try:
-        return Path(hf_hub_download(repo_id=source, filename=filename, revision=revision))
-    except (errors.EntryNotFoundError, errors.LocalEntryNotFoundError):
+        return Path(huggingface_hub.hf_hub_download(repo_id=source, filename=filename, revision=revision))
+    except (hub_errors.EntryNotFoundError, hub_errors.LocalEntryNotFoundError):
         return None
-    except (errors.HfHubHTTPError, OSError):
+    except (hub_errors.HfHubHTTPError, OSError):
         return None  # the required files' ``fetch`` raises the full, actionable error
 
 
@@ -183,21 +185,18 @@ def _offline_error(
     where: str, source: str, filename: str, revision: str | None, env_var: str
 ) -> WeightsUnavailableError:
     """Offline (or the Hub unreachable) and the file is not in the cache: say which case."""
-    from huggingface_hub import constants, scan_cache_dir
-    from huggingface_hub.errors import CacheNotFound
-
     cached_revisions: set[str] = set()
     try:
-        for repo in scan_cache_dir().repos:
+        for repo in huggingface_hub.scan_cache_dir().repos:
             if repo.repo_id == source:
                 cached_revisions = {r.commit_hash for r in repo.revisions} | {
                     ref for r in repo.revisions for ref in r.refs
                 }
-    except CacheNotFound:
+    except hub_errors.CacheNotFound:
         pass  # no cache folder at all: reported below as 'nothing in the cache'
-    state = "offline (HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE else "the Hub could not be reached"
+    state = "offline (HF_HUB_OFFLINE=1)" if hub_constants.HF_HUB_OFFLINE else "the Hub could not be reached"
     if not cached_revisions:
-        detail = f"nothing of Hub repo '{source}' is in the local cache ({constants.HF_HUB_CACHE})"
+        detail = f"nothing of Hub repo '{source}' is in the local cache ({hub_constants.HF_HUB_CACHE})"
     elif revision and revision not in cached_revisions:
         detail = f"revision '{revision}' of '{source}' is not in the local cache (cached: {sorted(cached_revisions)})"
     else:

@@ -105,3 +105,69 @@ def test_no_test_file_imports_another_test_file():
                     if alias.name.split(".")[-1].startswith("test_")
                 ]
     assert offenders == []
+
+
+def test_a_circle_through_a_lazy_package_attribute_is_still_found(tmp_path):
+    """``from osdface import b`` at the top and ``b.thing`` when a function runs is an edge to
+    the submodule ``attach`` names for ``thing``."""
+    write_tree(
+        tmp_path,
+        {
+            "osdface/__init__.py": "",
+            "osdface/lazy.py": "",
+            "osdface/a.py": "from osdface import b\ndef f():\n    return b.thing\n",
+            "osdface/b/__init__.py": (
+                "from osdface.lazy import attach\n__getattr__, __dir__, __all__ = attach(__name__, {'impl': ['thing']})\n"
+            ),
+            "osdface/b/impl.py": "from osdface import a\nthing = 1\n",
+        },
+    )
+    known = report.modules(tmp_path)
+    assert ["osdface.a", "osdface.b.impl"] in report.circles(report.graph(known))
+
+
+def module_level_names(tree: ast.Module) -> set[str]:
+    """Names a module binds at its top to a module: imports and ``lazy.module(...)``."""
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            if getattr(node.value.func, "attr", None) == "module":
+                names |= {target.id for target in node.targets if isinstance(target, ast.Name)}
+    return names
+
+
+def shadowed_modules(tree: ast.Module) -> list[str]:
+    """Functions that bind a local of the same name as a module they reach through it
+    (``faces = ...`` then ``faces.FaceRestorer``): the call would go to the local."""
+    modules = module_level_names(tree)
+    found = []
+    for function in ast.walk(tree):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        arguments = function.args.posonlyargs + function.args.args + function.args.kwonlyargs
+        local = {argument.arg for argument in arguments}
+        local |= {
+            n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+        }
+        for node in ast.walk(function):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in local & modules
+            ):
+                found.append(f"{function.name}:{node.lineno} {node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_function_hides_a_module_it_uses_behind_a_local():
+    assert shadowed_modules(
+        ast.parse("import faces\ndef f(x):\n    faces = x\n    return faces.FaceRestorer\n")
+    ) == ["f:4 faces.FaceRestorer"]
+    offenders = {
+        str(path.relative_to(ROOT)): found
+        for path in [*sorted((ROOT / "osdface").rglob("*.py")), ROOT / "app.py"]
+        if (found := shadowed_modules(ast.parse(path.read_text())))
+    }
+    assert offenders == {}
