@@ -26,7 +26,7 @@ from osdface.app.results import RestoreOutcome
 from osdface.app.service import Studio
 from osdface.app.text import ABLATION_NOTE, CPU_SECONDS_PER_FACE, RESTORE_UNAVAILABLE, SLIDER_HEIGHT
 
-EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"  # the repository's (the Space's) examples/
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ torch = lazy.module("torch")
 
 MIN_DISTINCT_TOKENS = 16
 MIN_OUTPUT_STD = 0.02
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astronaut_aligned_classic.jpg"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "astronaut_aligned_classic.jpg"
 
 
 @dataclass(frozen=True)

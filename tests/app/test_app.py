@@ -333,7 +333,7 @@ def test_browser_restore_with_turbulence_and_ablation(app, browser, artifacts_di
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         page.goto(app.url)
-        page.get_by_role("button", name="Restore").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Restore", exact=True).wait_for(timeout=60_000)
         page.locator("#input-image input[type=file]").set_input_files(str(face))
         page.get_by_label("Aligned face (512x512, FFHQ)").check()
         page.locator("#turbulence input").check()

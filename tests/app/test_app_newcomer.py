@@ -3,12 +3,13 @@
 An app built by ``app.build_demo`` runs in this process with the tiny pipeline (and its text
 encoder) but no face detector: whole photos are off, as on a machine where facexlib's weights
 cannot be downloaded. Start-up with the Hub unreachable, the banner, the public-link lines and
-the browser are in tests/test_app.py (``python app.py`` as a subprocess).
+the browser are in tests/app/test_app.py (``python app.py`` as a subprocess).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -190,14 +191,46 @@ def test_progress_reports_each_stage_and_face_with_the_time_left(detectorless, t
 # --------------------------------------------------------------------------- items 7, 8, 11: the page
 
 
-def test_share_note_only_with_share(app_module, tiny_hub):
+def page_order(demo) -> list[int]:
+    """Component ids in the order the page shows them (the layout tree, depth first)."""
+
+    def walk(node):
+        yield node["id"]
+        for child in node.get("children", []):
+            yield from walk(child)
+
+    return list(walk(demo.config["layout"]))[1:]  # without the page itself
+
+
+def component_id(demo, elem_id: str) -> int:
+    (found,) = [c["id"] for c in demo.config["components"] if c["props"].get("elem_id") == elem_id]
+    return found
+
+
+def test_only_the_shared_page_says_it_is_public_at_the_top(app_module):
     studio = Studio(LoadedModels(missing={Part.PIPELINE: "no weights in this test"}))
     shared = app_module.build_demo(studio, share=True)
     local = app_module.build_demo(studio)
-    assert component(shared, "share-note")["value"] == app_module.SHARE_NOTE
-    assert "public" in app_module.SHARE_NOTE and "1 week" in app_module.SHARE_NOTE
-    with pytest.raises(AssertionError, match="no component"):
-        component(local, "share-note")
+
+    def mentions_the_link(demo):
+        return [
+            c["props"].get("elem_id")
+            for c in demo.config["components"]
+            if "gradio.live" in str(c["props"].get("value", ""))
+        ]
+
+    assert mentions_the_link(shared) == ["share-note"] and mentions_the_link(local) == []
+    # Right under the title: above the missing-weights banner and every input.
+    order = page_order(shared)
+    assert order.index(component_id(shared, "share-note")) == 1
+    assert order.index(component_id(shared, "share-note")) < order.index(component_id(shared, "input-image"))
+    # The page and the terminal line printed with the link give it the same lifetime.
+    lifetime = re.compile(r"for up to (\d+ \w+)")
+    on_page = lifetime.search(component(shared, "share-note")["value"])
+    printed = lifetime.search(
+        app_module.launch_message("http://127.0.0.1:7860/", "https://abc.gradio.live", True, 3.2)
+    )
+    assert on_page and printed and on_page.group(1) == printed.group(1)
 
 
 def test_launch_lines_name_the_share_flag_and_the_public_links_lifetime(app_module):
@@ -210,14 +243,44 @@ def test_launch_lines_name_the_share_flag_and_the_public_links_lifetime(app_modu
     assert "could not be created" in failed and "local only" in failed
 
 
-def test_the_slider_keeps_the_aspect_ratio_and_the_ablation_says_what_it_is(detectorless, app_module):
+def test_the_contain_rule_reaches_the_before_after_slider(detectorless, app_module):
+    """The slider keeps the image's aspect ratio through the page's CSS: the rule must name an
+    element the page really has, and that element must be the slider."""
     _, demo = detectorless
-    slider = component(demo, "before-after")
-    assert slider["height"] == app_module.SLIDER_HEIGHT
-    assert "#before-after img { object-fit: contain; }" in app_module.CSS
-    note = component(demo, "ablation-note")["value"]
-    assert note == app_module.ABLATION_NOTE
-    assert "not retrained" in note and "trained that way" in note and "paper's ablation numbers" in note
+    types = {c["props"].get("elem_id"): c["type"] for c in demo.config["components"]}
+    rules = re.findall(r"([^{}]+)\{([^}]*)\}", re.sub(r"/\*.*?\*/", "", app_module.CSS, flags=re.S))
+    contained = [
+        element
+        for selectors, body in rules
+        if re.search(r"object-fit:\s*contain", body)
+        for element in re.findall(r"#([\w-]+)[^,]*\bimg\b", selectors)
+    ]
+    assert contained and all(types.get(element) == "imageslider" for element in contained), contained
+    assert component(demo, "before-after")["height"] == app_module.SLIDER_HEIGHT
+
+
+def test_the_ablation_note_shows_exactly_when_the_without_vre_result_does(detectorless, app_module):
+    _, demo = detectorless
+    parents = {}
+
+    def walk(node, parent=None):
+        parents[node["id"]] = parent
+        for child in node.get("children", []):
+            walk(child, node["id"])
+
+    walk(demo.config["layout"])
+    column = parents[component_id(demo, "ablation-note")]
+    assert parents[component_id(demo, "out-without")] == column
+    kinds = {c["id"]: c for c in demo.config["components"]}
+    assert kinds[column]["type"] == "column" and kinds[column]["props"]["visible"] is False
+    # The "compare without VRE" switch shows and hides that column (with the prompt box).
+    switch = component_id(demo, "ablation")
+    (toggle,) = [d for d in demo.config["dependencies"] if [switch, "change"] in map(list, d["targets"])]
+    assert column in toggle["outputs"]
+    for on in (True, False):
+        updates = dict(zip(toggle["outputs"], demo.fns[toggle["id"]].fn(on)))
+        assert updates[column].visible is on
+    assert component(demo, "ablation-note")["value"] == app_module.ABLATION_NOTE
 
 
 # --------------------------------------------------------------------------- headers

@@ -77,7 +77,7 @@ def test_browser_compare_with_two_peers(app, browser, artifacts_dir):  # noqa: F
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         page.goto(app.url)
-        page.get_by_role("button", name="Restore").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Restore", exact=True).wait_for(timeout=60_000)
         page.locator("#input-image input[type=file]").set_input_files(
             str(EXAMPLES / "astronaut_aligned_classic.jpg")
         )

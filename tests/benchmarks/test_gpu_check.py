@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -91,11 +92,28 @@ def test_a_failing_path_is_listed_and_exits_non_zero(monkeypatch, tmp_path, caps
     assert "FAILED: 1 path(s)" in capsys.readouterr().out
 
 
-def test_cuda_request_without_cuda_is_refused(monkeypatch):
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_cuda_request_without_cuda_is_refused(monkeypatch, capsys, tmp_path, device):
     gpu_check = _load_module()
     monkeypatch.setattr(gpu_check.torch.cuda, "is_available", lambda: False)
-    with pytest.raises(SystemExit):
-        gpu_check.main(["--device", "cuda"])
+    runs = []
+
+    def run(settings):
+        runs.append(settings.device)
+        return SimpleNamespace(failed=[])
+
+    monkeypatch.setattr(gpu_check, "run", run)
+    with pytest.raises(SystemExit) as refused:
+        gpu_check.main(["--device", device, "--out", str(tmp_path)])
+    assert refused.value.code == 2 and runs == []
+    # argparse's usage, then this check's own refusal: any other argument error reads otherwise
+    err = capsys.readouterr().err
+    assert err.startswith("usage: ")
+    last_line = err.strip().splitlines()[-1]
+    assert last_line.endswith(": error: no CUDA device here; for the rehearsal pass --device cpu --tiny")
+    # The rehearsal the message points to goes ahead on the same machine.
+    assert gpu_check.main(["--device", "cpu", "--tiny", "--out", str(tmp_path)]) == 0
+    assert runs == ["cpu"]
 
 
 def test_the_table_says_whether_the_space_torch_build_ran():

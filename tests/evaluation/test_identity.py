@@ -10,8 +10,6 @@ from PIL import Image
 
 from osdface.evaluation.identity import (
     ARCFACE_WEIGHTS,
-    SAME_PERSON_THRESHOLD,
-    SIMILARITY_LEGEND,
     ArcFaceEmbedder,
     IdentityUnavailableError,
     _arcface_crop_box,
@@ -155,15 +153,35 @@ def test_missing_weights_name_the_file_and_fix(tmp_path, monkeypatch):
         ArcFaceEmbedder.from_pretrained(FacexlibWeights.from_env(local_dir=tmp_path / "bad", offline=True))
 
 
-def test_the_legend_describes_the_numbers_the_embedder_gives(embedder, faces):
-    """What the legend under every identity table promises: a cosine similarity from -1 to 1,
-    1.0 for the same picture, higher for a degraded copy than for another person."""
-    assert "from -1 to 1" in SIMILARITY_LEGEND and "1.0 means the same picture" in SIMILARITY_LEGEND
+def test_the_embedder_ranks_the_same_picture_then_a_degraded_copy_then_another_person(embedder, faces):
+    """The order the identity table is read in: 1.0 for the same picture, then a degraded copy
+    of it, then another person, all within cosine's range."""
     same, degraded, other = embedder.similarities(
         faces["astronaut"], [faces["astronaut"], faces["astronaut_degraded"], faces["grace_hopper"]]
     )
     assert same == pytest.approx(1.0, abs=1e-5)
-    assert -1.0 <= other < degraded < same
-    assert cosine_similarity([1.0, 0.0], [-1.0, 0.0]) == -1.0  # the bottom of the range is reachable
-    # The rule of thumb sits between "different people" (below 0.2) and "same person" (above it).
-    assert 0.2 < SAME_PERSON_THRESHOLD < 0.5
+    assert -1.0 <= other < degraded < same <= 1.0
+
+
+def test_cosine_similarity_matches_torch_and_stays_within_minus_one_and_one():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 64, 512))
+    expected = torch.nn.functional.cosine_similarity(torch.from_numpy(a), torch.from_numpy(b), dim=1)
+    got = [cosine_similarity(x, y) for x, y in zip(a, b)]
+    np.testing.assert_allclose(got, expected.numpy(), atol=1e-12)
+    # Tensors, arrays and lists of any shape with the same size compare as flat vectors.
+    mixed = cosine_similarity(torch.from_numpy(a[0]), b[0].reshape(16, 32).tolist())
+    assert mixed == pytest.approx(got[0], abs=1e-12)
+    # The ends of the range, whatever the lengths.
+    assert cosine_similarity(a[0], 3.0 * a[0]) == pytest.approx(1.0, abs=1e-12)
+    assert cosine_similarity(a[0], -0.5 * a[0]) == pytest.approx(-1.0, abs=1e-12)
+    assert cosine_similarity([1.0, 0.0], [0.0, 2.0]) == 0.0
+    # Rounding can put a @ b / (|a| |b|) just past 1 for a vector and itself: never shown.
+    unclipped = [float(v @ v / (np.linalg.norm(v) * np.linalg.norm(v))) for v in a]
+    assert max(unclipped) > 1.0  # the case arises in these vectors
+    assert all(-1.0 <= cosine_similarity(v, v) <= 1.0 for v in a)
+    assert all(-1.0 <= cosine_similarity(v, -v) <= 1.0 for v in a)
+    with pytest.raises(ValueError, match="differ in size"):
+        cosine_similarity(a[0], a[0][:256])
+    with pytest.raises(ValueError, match="zero embedding"):
+        cosine_similarity(a[0], np.zeros(512))

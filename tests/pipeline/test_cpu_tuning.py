@@ -7,18 +7,57 @@ import pytest
 import torch
 
 from benchmarks import cpu_figures as bench_cpu
+from osdface import OSDFacePipeline
 from osdface.pipeline import cpu_tuning
 from osdface.testing.random_weights import random_pipeline
 
 
-def _is_channels_last(module) -> bool:
+def _memory_format(module) -> str:
+    """How every spatial convolution weight is laid out: channels_last, contiguous or mixed
+    (a 1x1 kernel is both, so it is left out)."""
     weights = [p for p in module.parameters() if p.ndim == 4 and p.shape[-1] > 1]
-    return all(p.is_contiguous(memory_format=torch.channels_last) for p in weights) and bool(weights)
+    assert weights, "no spatial convolution to tell the format by"
+    if all(p.is_contiguous(memory_format=torch.channels_last) for p in weights):
+        return "channels_last"
+    if all(p.is_contiguous() for p in weights):
+        return "contiguous"
+    return "mixed"
+
+
+def _formats(pipe) -> dict[str, str]:
+    return {name: _memory_format(getattr(pipe, name)) for name in ("embedder", "vae", "unet")}
+
+
+def _expected(table: dict[str, bool]) -> dict[str, str]:
+    return {name: "channels_last" if on else "contiguous" for name, on in table.items()}
 
 
 def test_loaded_pipeline_uses_the_measured_formats(tiny_pipeline):
-    for name, channels_last in cpu_tuning.CHANNELS_LAST.items():
-        assert _is_channels_last(getattr(tiny_pipeline, name)) == channels_last
+    assert _formats(tiny_pipeline) == _expected(cpu_tuning.CHANNELS_LAST)
+
+
+@pytest.mark.parametrize(
+    "table",
+    [{"embedder": False, "vae": True, "unet": False}, {"embedder": True, "vae": False, "unet": True}],
+    ids=["vae-only", "all-but-vae"],
+)
+def test_from_pretrained_follows_each_entry_of_the_table(tiny_hub, monkeypatch, table):
+    """The measured table says True for every module today: a table with False entries shows
+    that loading reads each module's own entry rather than converting everything."""
+    monkeypatch.setattr(cpu_tuning, "CHANNELS_LAST", table)
+    pipe = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
+    assert _formats(pipe) == _expected(table)
+
+
+def test_apply_memory_format_converts_back_to_contiguous():
+    pipe = random_pipeline("tiny")
+    assert cpu_tuning.apply_memory_format(pipe, True) == {"embedder": True, "vae": True, "unet": True}
+    assert _formats(pipe) == {"embedder": "channels_last", "vae": "channels_last", "unet": "channels_last"}
+    # Only the named module changes.
+    assert cpu_tuning.apply_memory_format(pipe, {"vae": False}) == {"vae": False}
+    assert _formats(pipe) == {"embedder": "channels_last", "vae": "contiguous", "unet": "channels_last"}
+    cpu_tuning.apply_memory_format(pipe, False)
+    assert _formats(pipe) == {"embedder": "contiguous", "vae": "contiguous", "unet": "contiguous"}
 
 
 @pytest.mark.slow
@@ -33,10 +72,10 @@ def test_channels_last_keeps_outputs_and_tokens():
             return out, pipe.embedder(lq).token_indices
 
     assert cpu_tuning.apply_memory_format(pipe, False) == dict.fromkeys(cpu_tuning.CHANNELS_LAST, False)
-    assert not _is_channels_last(pipe.unet)
+    assert _memory_format(pipe.unet) == "contiguous"
     before, tokens_before = run()
     cpu_tuning.apply_memory_format(pipe)
-    assert _is_channels_last(pipe.unet) and _is_channels_last(pipe.vae) and _is_channels_last(pipe.embedder)
+    assert {_memory_format(getattr(pipe, name)) for name in ("unet", "vae", "embedder")} == {"channels_last"}
     after, tokens_after = run()
     assert (after - before).abs().max().item() < 1e-4
     assert torch.equal(tokens_after, tokens_before)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import re
+import shlex
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from packaging.markers import default_environment
@@ -177,23 +179,95 @@ def test_ci_runs_exactly_the_readmes_test_command_with_the_pins():
     command = ci[ci.index(next(line for line in ci if line.startswith("# The README's test command"))) + 1]
     assert command == 'pip install -r requirements.txt -e ".[test]" && python -m pytest'
     assert f"```bash\n{command}\n```" in readme
-    assert "python tools/pin_requirements.py" in readme and "Upgrading the pins" in readme
 
 
-def test_readme_says_how_to_install_on_a_cpu_and_what_it_costs():
+def readme_commands() -> list[list[str]]:
+    """The commands of the README's bash blocks, one list of words each, as the shell splits
+    them: comments dropped, ``a && b`` two commands."""
     readme = (ROOT / "README.md").read_text()
-    section = readme.split("### Installing on a machine without a GPU", 1)[1].split("\n### ", 1)[0]
-    torch_pin = next(iter(pins()["torch"].specifier)).version
-    vision_pin = next(iter(pins()["torchvision"].specifier)).version
-    assert (
-        f"pip install torch=={torch_pin} torchvision=={vision_pin} --index-url https://download.pytorch.org/whl/cpu"
-        in section
-    )
-    assert f"`{torch_pin}+cpu`\nsatisfies `torch=={torch_pin}`" in section
-    measured = re.search(r"\*\*([\d.]+) GB environment and took ([\d.]+) min\*\*", section)
-    assert measured, "the measured size and install time of the CUDA environment"
-    estimate = re.search(r"That environment is about ([\d.]+) GB", section)
-    assert estimate and float(estimate.group(1)) < float(measured.group(1))
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", readme, re.S):
+        for line in block.splitlines():
+            command: list[str] = []
+            for word in [*shlex.split(line, comments=True), "&&"]:
+                if word != "&&":
+                    command.append(word)
+                elif command:
+                    commands.append(command)
+                    command = []
+    return commands
+
+
+# The options of `pip install` the README may use: flag -> whether it takes a value.
+PIP_INSTALL_OPTIONS = {
+    "-r": True,
+    "--requirement": True,
+    "-e": True,
+    "--editable": True,
+    "--index-url": True,
+    "--extra-index-url": True,
+    "-q": False,
+    "--quiet": False,
+    "-U": False,
+    "--upgrade": False,
+}
+
+
+def pip_install(words: list[str]):
+    """(options, requirement arguments) of ``pip install ...``; an option this test does not
+    know fails it (so a README command is never half understood)."""
+    assert words[:2] == ["pip", "install"], words
+    options = SimpleNamespace(requirements=[], editables=[], index_url=None)
+    arguments = []
+    rest = iter(words[2:])
+    for word in rest:
+        if not word.startswith("-"):
+            arguments.append(word)
+            continue
+        flag, _, value = word.partition("=")
+        assert flag in PIP_INSTALL_OPTIONS, f"pip install option {flag} in {words}"
+        if PIP_INSTALL_OPTIONS[flag] and not value:
+            value = next(rest)
+        if flag in ("-r", "--requirement"):
+            options.requirements.append(value)
+        elif flag in ("-e", "--editable"):
+            options.editables.append(value)
+        elif flag == "--index-url":
+            options.index_url = value
+    return options, arguments
+
+
+def test_the_readmes_pip_commands_parse_and_install_the_pins():
+    installs = [words for words in readme_commands() if words[:2] == ["pip", "install"]]
+    assert len(installs) >= 3  # the app's, the tests' and the CPU route's
+    pinned = pins()
+    for words in installs:
+        options, arguments = pip_install(words)
+        for path in [*options.requirements, *(e.split("[")[0] for e in options.editables)]:
+            assert (ROOT / path).exists(), (words, path)
+        for argument in arguments:
+            wanted = Requirement(argument)
+            pin = pinned[canonicalize_name(wanted.name)]
+            assert wanted.specifier == pin.specifier, (
+                f"the README installs {wanted}, requirements.txt pins {pin}"
+            )
+
+
+def test_the_readmes_cpu_route_installs_the_pinned_cpu_torch_before_the_requirements():
+    commands = readme_commands()
+    cpu = [i for i, words in enumerate(commands) if "https://download.pytorch.org/whl/cpu" in words]
+    assert len(cpu) == 1, cpu
+    options, arguments = pip_install(commands[cpu[0]])
+    assert options.index_url == "https://download.pytorch.org/whl/cpu"
+    pinned = pins()
+    assert sorted(arguments) == sorted(str(pinned[name]) for name in ("torch", "torchvision"))
+    # The requirements install next; pip keeps the CPU build because its local version
+    # (+cpu) satisfies the pin, so nothing pulls the CUDA build back in.
+    options, _ = pip_install(commands[cpu[0] + 1])
+    assert options.requirements == ["requirements.txt"]
+    for name in ("torch", "torchvision"):
+        version = next(iter(pinned[name].specifier)).version
+        assert pinned[name].specifier.contains(f"{version}+cpu"), pinned[name]
 
 
 def test_readme_names_every_host_with_its_python_and_torch_build():
@@ -231,7 +305,37 @@ def test_readme_says_how_to_deploy_the_space_and_what_the_gpu_banner_means():
     assert "pip install torch==2.8.0 torchvision==0.23.0" in banner and "osdface doctor" in banner
 
 
-def test_readme_says_what_the_without_vre_output_is_and_how_to_share():
+def test_the_readmes_app_and_pin_tool_commands_are_accepted(monkeypatch):
+    """Every ``python app.py ...`` the README shows (in a block or inline) parses with the app's
+    own arguments, ``--share`` asking for the public link; every pin tool command parses with the
+    tool's."""
+    from osdface.app.arguments import parse_args
+
+    monkeypatch.delenv("OSDFACE_AUTH", raising=False)
     readme = (ROOT / "README.md").read_text()
-    assert "This is not the\n  paper's ablation" in readme and "ours is not retrained" in readme
-    assert "`python app.py --share`" in readme and "public" in readme and "1 week" in readme
+    inline = [shlex.split(code) for code in re.findall(r"`(python app\.py[^`]*)`", readme)]
+    app_commands = [words for words in readme_commands() + inline if words[:2] == ["python", "app.py"]]
+    assert any("--share" in words for words in app_commands)
+    for words in app_commands:
+        if "--help" in words:
+            with pytest.raises(SystemExit) as printed:
+                parse_args(words[2:])
+            assert printed.value.code == 0, words
+            continue
+        _, launch = parse_args(words[2:])
+        assert launch.share == ("--share" in words), words
+
+    class Parsed(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Parsed  # reached only once the arguments parsed
+
+    monkeypatch.setattr(tool, "direct_dependencies", stop)
+    tool_commands = [
+        words for words in readme_commands() if words[:2] == ["python", "tools/pin_requirements.py"]
+    ]
+    assert any("--check" in words for words in tool_commands)
+    for words in tool_commands:
+        with pytest.raises(Parsed):
+            tool.main(words[2:])
