@@ -38,7 +38,7 @@ def photo_file(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_peers_and_osdface_on_a_lanczos_background_share_the_faces(
+def test_other_restorers_and_osdface_on_a_lanczos_background_share_the_faces(
     restorer_studio, photo_file, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("OSDFACE_OFFLINE", "1")

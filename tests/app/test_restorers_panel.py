@@ -50,7 +50,7 @@ def compare_args(file, methods, background="none", mode="aligned"):
 
 
 @pytest.mark.slow
-def test_one_peer_chosen_returns_its_image_and_a_missing_one_its_reason(app):
+def test_one_restorer_chosen_returns_its_image_and_a_missing_one_its_reason(app):
     file = EXAMPLES / "astronaut_aligned_classic.jpg"
     result = app.client().predict(*compare_args(file, ["restoreformer", "gfpgan"]), api_name="/compare")
     gfpgan, restoreformer, codeformer, osdface_background = (_path(output) for output in result[:4])
@@ -73,7 +73,7 @@ def test_nothing_chosen_runs_nothing(app):
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_browser_compare_with_two_peers(app, browser, artifacts_dir):  # noqa: F811
+def test_browser_compare_with_two_restorers(app, browser, artifacts_dir):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         page.goto(app.url)

@@ -1,6 +1,6 @@
-"""``--compare``: other methods restore the very faces OSDFace restored, written beside its
-output; ``--background`` reaches the restorer; a method without weights is skipped with its
-reason."""
+"""``--restorers``: other restorers restore the very faces OSDFace restored, written beside its
+output; ``--background`` reaches the restorer; a restorer without weights is skipped with its
+reason. The flags' names before 0.3 (``--compare``, ``eval-fr --methods``) still work, unlisted."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def _cli(tiny_hub, inputs, out, *extra):
 
 
 def test_unknown_method_and_background_exit_2(tmp_path, capsys):
-    assert main(["restore", str(tmp_path), "-o", str(tmp_path / "o"), "--compare", "gfpgan,foo"]) == 2
+    assert main(["restore", str(tmp_path), "-o", str(tmp_path / "o"), "--restorers", "gfpgan,foo"]) == 2
     assert "unknown method(s) ['foo']" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["restore", str(tmp_path), "-o", str(tmp_path / "o"), "--background", "bicubic"])
@@ -75,7 +75,7 @@ def test_cli_compare_skips_a_method_without_weights_and_runs_the_other(
     write_face_release("restoreformer", restorers)
     monkeypatch.setenv("OSDFACE_RESTORERS_DIR", str(restorers))
     out = tmp_path / "out"
-    assert _cli(tiny_hub, aligned_faces, out, "--compare", "gfpgan,restoreformer") == 0
+    assert _cli(tiny_hub, aligned_faces, out, "--restorers", "gfpgan,restoreformer") == 0
     printed = capsys.readouterr()
     assert "warning: --restorers gfpgan is skipped" in printed.err and "GFPGANv1.4.pth" in printed.err
     for name in ("astronaut", "grace_hopper"):
@@ -97,10 +97,10 @@ def test_cli_background_without_its_weights_exits_2_with_the_reason(
     assert "RealESRGAN_x4plus.pth" in capsys.readouterr().err
 
 
-# --------------------------------------------------------------------------- eval-fr --methods
+# --------------------------------------------------------------------------- eval-fr --restorers
 
 
-def test_eval_fr_methods_option_gives_one_condition_per_method(tmp_path, capsys):
+def test_eval_fr_restorers_option_gives_one_condition_per_restorer(tmp_path, capsys):
     import argparse
 
     from osdface.commands.eval_fr import config_from_namespace, register
@@ -108,15 +108,15 @@ def test_eval_fr_methods_option_gives_one_condition_per_method(tmp_path, capsys)
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
     base = ["eval-fr", str(tmp_path), str(tmp_path / "pairs.txt"), "-o", str(tmp_path / "out")]
-    args = parser.parse_args([*base, "--methods", "osdface,gfpgan,codeformer", "--without-restoration"])
+    args = parser.parse_args([*base, "--restorers", "osdface,gfpgan,codeformer", "--without-restoration"])
     assert config_from_namespace(args).methods == ("turbulent", "osdface", "gfpgan", "codeformer")
-    assert config_from_namespace(parser.parse_args([*base, "--methods", "gfpgan"])).methods == ("gfpgan",)
-    assert main([*base, "--methods", "osdface,bsrgan"]) == 2
+    assert config_from_namespace(parser.parse_args([*base, "--restorers", "gfpgan"])).methods == ("gfpgan",)
+    assert main([*base, "--restorers", "osdface,bsrgan"]) == 2
     assert "unknown method(s) ['bsrgan']" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_eval_fr_scores_each_peer_on_the_same_turbulent_faces(tmp_path):
+def test_eval_fr_scores_each_restorer_on_the_same_turbulent_faces(tmp_path):
     from helpers.evaluation import write_face_set
 
     from osdface.evaluation.conditions import EvalFRConfig
@@ -148,3 +148,20 @@ def test_eval_fr_scores_each_peer_on_the_same_turbulent_faces(tmp_path):
         )
         assert np.array_equal(restored, turbulent // 2)  # the restorer restored that very face
     assert len(dark.seen) == len(list((images / "turbulent_30000").rglob("*.png"))) > 0
+
+
+@pytest.mark.parametrize(
+    ("command", "old", "new"),
+    [("restore", "--compare", "--restorers"), ("eval-fr", "--methods", "--restorers")],
+)
+def test_the_old_flag_names_still_work_and_are_not_listed(command, old, new, tmp_path, capsys):
+    from osdface.cli import build_parser
+
+    positional = [str(tmp_path)] if command == "restore" else [str(tmp_path), str(tmp_path / "pairs.txt")]
+    base = [command, *positional, "-o", str(tmp_path / "out")]
+    parser = build_parser()
+    assert vars(parser.parse_args([*base, old, "gfpgan"])) == vars(parser.parse_args([*base, new, "gfpgan"]))
+    with pytest.raises(SystemExit):
+        parser.parse_args([command, "--help"])
+    shown = capsys.readouterr().out
+    assert new in shown and old not in shown

@@ -132,7 +132,7 @@ def test_missing_weights_name_every_source_and_the_fix(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_peer_without_weights_gives_its_reason_and_the_others_load(tmp_path):
+def test_a_restorer_without_weights_gives_its_reason_and_the_others_load(tmp_path):
     write_face_release("restoreformer", tmp_path)
     restorers = RestorerSet(RestorerWeights(local_dir=tmp_path, cache_dir=tmp_path / "cache", offline=True))
     models, errors = restorers.get(["gfpgan", "restoreformer"])
