@@ -29,8 +29,8 @@ from helpers.running_app import (
     SHOWN_SIZE,
     RunningApp,
     base_env,
+    faceless_env,
     free_port,
-    write_faceless_retinaface,
 )
 from PIL import Image
 
@@ -46,8 +46,7 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture(scope="module")
 def app(tiny_hub, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("app")
-    env = base_env(tiny_hub, workdir)
-    env["OSDFACE_FACEXLIB_DIR"] = str(write_faceless_retinaface(workdir / "facexlib"))
+    env = faceless_env(tiny_hub, workdir)
     args = ["--queue-size", str(QUEUE_SIZE), "--concurrency", str(CONCURRENCY)]
     args += ["--max-megapixels", "1", "--max-file-size", "2mb"]
     running = RunningApp(args, env, workdir)

@@ -13,8 +13,7 @@ from helpers.running_app import (
     DECODED_WIDTH,
     EXAMPLES,
     RunningApp,
-    base_env,
-    write_faceless_retinaface,
+    faceless_env,
 )
 from PIL import Image
 
@@ -24,8 +23,7 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture(scope="module")
 def app(tiny_hub, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("app-compare")
-    env = base_env(tiny_hub, workdir)
-    env["OSDFACE_FACEXLIB_DIR"] = str(write_faceless_retinaface(workdir / "facexlib"))
+    env = faceless_env(tiny_hub, workdir)
     env["OSDFACE_RESTORERS_DIR"] = str(workdir / "restorers")
     write_face_release("restoreformer", workdir / "restorers")
     running = RunningApp(["--concurrency", "1"], env, workdir)

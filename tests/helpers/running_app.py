@@ -145,6 +145,14 @@ def write_faceless_retinaface(folder: Path) -> Path:
     return folder
 
 
+def faceless_env(tiny_hub, workdir: Path) -> dict[str, str]:
+    """``base_env`` with the tiny weights and a RetinaFace that finds no face (see
+    ``write_faceless_retinaface``): whole photos answer "no face found"."""
+    env = base_env(tiny_hub, workdir)
+    env["OSDFACE_FACEXLIB_DIR"] = str(write_faceless_retinaface(workdir / "facexlib"))
+    return env
+
+
 def load_app_module():
     """app.py imported as a module (its ``build_demo``, ``CSS``), not run."""
     spec = importlib.util.spec_from_file_location("osdface_app_under_test", ROOT / "app.py")
