@@ -1,28 +1,21 @@
 """The image work of the app's requests: the turbulent copy, the clean face where the restored
-one was cropped, the PNGs, and the device line of the timing table. Images are (H, W, 3) RGB
-uint8 unless said otherwise.
+one was cropped, and the PNGs. Images are (H, W, 3) RGB uint8 unless said otherwise.
 
-torch, the simulator and the face package (OpenCV) load on first use (``osdface.lazy``): the app
+The simulator and the face package (torch, OpenCV) load on first use (``osdface.lazy``): the app
 shows its page, and its missing-weights banner, before they are imported.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from osdface import degradations, faces, images, lazy
+from osdface import degradations, faces, images
 from osdface.app.requests import MAX_TURBULENCE_MEGAPIXELS, MODE_ALIGNED, RequestError
 from osdface.app.results import PreparedRestore
 from osdface.files import save_png_atomic
-
-torch = lazy.module("torch")
-
-if TYPE_CHECKING:
-    import torch
 
 
 def add_turbulence(image: np.ndarray, propagation_length: float, seed: int) -> np.ndarray:
@@ -54,12 +47,3 @@ def save_png(image: Image.Image | np.ndarray, path: Path) -> Path:
     """Write a PIL image or an (H, W, 3) RGB uint8 array as PNG; return its path. Level 3
     instead of 6: large photos are written a few times faster for about 10% more bytes."""
     return save_png_atomic(image, path, compress_level=3)
-
-
-def describe_device(device: torch.device, dtype: torch.dtype) -> str:
-    precision = str(dtype).removeprefix("torch.")
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} ({device}, {precision})"
-    if device.type == "mps":
-        return f"Apple GPU (mps, {precision})"
-    return f"{device.type.upper()} ({torch.get_num_threads()} threads, {precision})"

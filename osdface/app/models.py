@@ -22,7 +22,6 @@ import osdface
 from osdface import evaluation, faces, lazy
 from osdface.app.probe import missing_sources_message
 from osdface.app.requests import StudioSettings
-from osdface.commands.doctor import load_report_lines
 from osdface.runtime.cuda_diagnosis import diagnose_cuda, out_of_memory_problem
 from osdface.runtime.devices import resolve_device, resolve_dtype
 from osdface.weights.facexlib_files import FacexlibWeights, FacexlibWeightsError
@@ -91,7 +90,7 @@ def load_models(settings: StudioSettings) -> LoadedModels:
     except WeightsUnavailableError as exc:
         error = missing_sources_message(settings.model.weights, settings.model.base_model, str(exc))
         return LoadedModels(missing={Part.PIPELINE: error}, gpu_problem=gpu_problem)
-    for line in load_report_lines(pipeline.load_report):  # the same report as `osdface doctor`
+    for line in pipeline.load_report_lines():  # what `osdface doctor` reports too
         logging.getLogger(__name__).info(line)
     missing: dict[Part, str] = {}
     try:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from osdface import faces, lazy, pipeline
-from osdface.app.imaging import add_turbulence, clean_crop, describe_device, save_png
+from osdface.app.imaging import add_turbulence, clean_crop, save_png
 from osdface.app.models import LoadedModels, Part, load_models
 from osdface.app.probe import (
     hub_offline_if_unreachable,
@@ -49,8 +49,8 @@ from osdface.app.requests import (
 from osdface.app.results import GpuResult, IdentityRow, PreparedRestore, RestoreOutcome
 from osdface.app.uploads import check_aligned_face, check_upload, read_image
 from osdface.choices import ColorFix
-from osdface.commands.doctor import load_report_lines
 from osdface.runtime import progress
+from osdface.runtime.devices import describe_device
 
 # torch and the face models load with the models, not to render the page (osdface.lazy).
 torch = lazy.module("torch")
@@ -129,7 +129,7 @@ class Studio:
             f"running on {self.device}: UNet and VAE {str(pipe.unet.dtype).removeprefix('torch.')}, "
             f"VRE {str(pipe.embedder.dtype).removeprefix('torch.')}"
         )
-        return [*load_report_lines(pipe.load_report), runtime]
+        return [*pipe.load_report_lines(), runtime]
 
     def gpu_seconds(self, prepared: PreparedRestore) -> int:
         """Seconds of GPU time to request for ``prepared`` (ZeroGPU's ``duration``)."""

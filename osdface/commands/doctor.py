@@ -99,19 +99,6 @@ def describe_source(source: str, revision: str | None, path: Path | None) -> dic
     }
 
 
-def load_report_lines(load_report: dict) -> list[str]:
-    """The pipeline's ``load_report`` as lines (the app logs these at start-up)."""
-    sources, vre, lora = load_report["sources"], load_report["vre"], load_report["lora"]
-    lines = [f"weights {sources.weights} @ {sources.revision or 'default'}; base {sources.base_model}"]
-    if vre is not None:
-        lines.append(
-            f"VRE ({vre.source_format}): {vre.used} tensors used, {vre.projection} projection tensors, "
-            f"ignored {vre.ignored or 'nothing'}"
-        )
-    lines.append(lora.summary())
-    return lines
-
-
 def _weights_section(report: DoctorReport, pipe) -> None:
     load = pipe.load_report
     sources = load["sources"]

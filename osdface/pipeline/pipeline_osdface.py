@@ -180,6 +180,23 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             pipe.to(dtype=torch_dtype)  # the VRE ignores the dtype: it stays float32
         return pipe
 
+    def load_report_lines(self) -> list[str]:
+        """``load_report`` as lines for a terminal (the app prints these at start-up): sources and
+        revisions, the VRE's tensors, the LoRA pairs applied."""
+        sources, vre, lora_report = (
+            self.load_report["sources"],
+            self.load_report["vre"],
+            self.load_report["lora"],
+        )
+        lines = [f"weights {sources.weights} @ {sources.revision or 'default'}; base {sources.base_model}"]
+        if vre is not None:
+            lines.append(
+                f"VRE ({vre.source_format}): {vre.used} tensors used, {vre.projection} projection tensors, "
+                f"ignored {vre.ignored or 'nothing'}"
+            )
+        lines.append(lora_report.summary())
+        return lines
+
     def load_text_encoder(self) -> None:
         """Load SD 2.1's text encoder and tokenizer (for ``prompt=...``) from the base repo,
         onto the pipeline's device and dtype. Called on first use; call it up front to avoid

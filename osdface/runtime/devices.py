@@ -59,6 +59,16 @@ def default_dtype_reason(device: torch.device | str) -> str:
     return "float32 on the CPU: bfloat16 measured 5x slower on CPUs without native bfloat16 (see cpu_tuning)"
 
 
+def describe_device(device: torch.device, dtype: torch.dtype) -> str:
+    """The device line of the app's timing table: "NVIDIA H100 (cuda:0, float16)"."""
+    precision = dtype_name(dtype)
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} ({device}, {precision})"
+    if device.type == "mps":
+        return f"Apple GPU (mps, {precision})"
+    return f"{device.type.upper()} ({torch.get_num_threads()} threads, {precision})"
+
+
 def dtype_name(dtype: torch.dtype) -> str:
     """torch.float16 -> "float16"."""
     return str(dtype).removeprefix("torch.")

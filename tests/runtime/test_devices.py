@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from osdface.app.imaging import describe_device
 from osdface.pipeline import stage_clock
 from osdface.runtime import devices
+from osdface.runtime.devices import describe_device
 
 
 @pytest.fixture
