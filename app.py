@@ -125,7 +125,7 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
             gr.Markdown(note_markdown(summary, details), elem_classes="osd-notes")
         inputs, run, preview, ablation, prompt, turbulence, mode = input_widgets(studio)
         outputs, without_column = output_widgets()
-        compare_panel = add_compare_panel()  # "Compare with other restorers" (osdface.app.restorers_panel.py)
+        compare_panel = add_compare_panel()  # "Compare with other restorers" (osdface/app/restorers_panel.py)
         with gr.Accordion("About OSDFace, VRE and the turbulence setting", open=False):
             gr.Markdown(ABOUT)
         restored = _wire_restore(demo, studio, run, inputs, outputs)

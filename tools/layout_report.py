@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "osdface"
 # Files that are modules of the project without being in the package.
-ROOT_MODULES = ("app.py", "osdface.app.layout.py", "osdface.app.restorers_panel.py")
+ROOT_MODULES = ("app.py",)
 BENCHMARKS = "benchmarks"
 SPECIAL_NAMES = {"__init__.py", "__main__.py"}
 

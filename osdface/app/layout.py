@@ -1,5 +1,5 @@
 """The page's layout for ``app.py``: the input and output widgets, the examples, the banner,
-and the toggles that show optional outputs. UI only, like ``app.py`` and ``osdface.app.restorers_panel.py``.
+and the toggles that show optional outputs. UI only, like ``app.py`` and ``restorers_panel.py``.
 
 The restore endpoint's inputs are the fields of ``osdface.app.requests.RestoreRequest``, in its
 order; its outputs are named here once, in ``RestoreWidgets`` (with the one mapping from a

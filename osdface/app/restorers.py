@@ -1,4 +1,4 @@
-"""The app's "Compare with other restorers" (the logic; the widgets are in ``osdface.app.restorers_panel.py``).
+"""The app's "Compare with other restorers" (the logic; the widgets are in ``osdface.app.restorers_panel``).
 
 After OSDFace has restored a request, the same request is prepared again by the ``Studio``
 (same checks, same seeded turbulence, same detector on the same pixels, so the very faces
@@ -6,7 +6,7 @@ OSDFace restored), and each chosen restorer (``osdface.restorers.loading``) rest
 pasted back the same way. Each gets its time and the ArcFace similarity of its faces to the
 clean input faces. A restorer whose weights are missing is listed with the reason; the others
 run. For whole photos a background may be chosen: the photo is enlarged (Lanczos 2x or
-Real-ESRGAN x2/x4) and every method's faces, OSDFace's included, are pasted onto it.
+Real-ESRGAN x2/x4) and every restorer's faces, OSDFace's included, are pasted onto it.
 
 Three steps like ``Studio``: ``prepare`` (CPU: request, faces, models), ``run`` (GPU),
 ``finish`` (CPU: PNGs and the table). No per-request state is kept on the object.
@@ -63,7 +63,7 @@ class PreparedCompare:
 
 @dataclass
 class MethodResult:
-    """One method's whole output (PIL RGB), its seconds and its faces' ArcFace similarities."""
+    """One restorer's whole output (PIL RGB), its seconds and its faces' ArcFace similarities."""
 
     key: str
     label: str
@@ -74,7 +74,7 @@ class MethodResult:
 
 @dataclass
 class CompareOutcome:
-    """PNG paths by method key (labels alongside) and the Markdown table."""
+    """PNG paths by restorer key (labels alongside) and the Markdown table."""
 
     paths: dict[str, Path] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
@@ -101,11 +101,11 @@ class RestorerStudio:
             return self._restorers
 
     def prepare(
-        self, request: RestoreRequest, methods: Sequence[str], background: str = "none"
+        self, request: RestoreRequest, chosen: Sequence[str], background: str = "none"
     ) -> PreparedCompare | None:
-        """None when nothing is asked (no method, no background)."""
-        methods = list(dict.fromkeys(methods or []))
-        unknown = [m for m in methods if m not in RESTORERS]
+        """None when nothing is asked (no restorer, no background)."""
+        chosen = list(dict.fromkeys(chosen or []))
+        unknown = [m for m in chosen if m not in RESTORERS]
         if unknown or background not in BACKGROUNDS:
             raise RequestError(
                 f"Unknown comparison {unknown or background!r}: choose from {', '.join(RESTORERS)} "
@@ -113,10 +113,10 @@ class RestorerStudio:
             )
         if request.mode != MODE_PHOTO:
             background = "none"  # an aligned face is compared at its own size
-        if not methods and background == "none":
+        if not chosen and background == "none":
             return None
         prepared = self.studio.prepare(replace(request, ablation=False))
-        models, unavailable = self.restorers.get(methods)
+        models, unavailable = self.restorers.get(chosen)
         upscaler = None
         if background != "none":
             upscaler, reason = self._background(background)
@@ -142,7 +142,7 @@ class RestorerStudio:
             return self._loaded_backgrounds[name], None
 
     def run(self, job: PreparedCompare) -> list[MethodResult]:
-        """Each method on the prepared faces (on ZeroGPU: the step that holds the GPU)."""
+        """Each restorer on the prepared faces (on ZeroGPU: the step that holds the GPU)."""
         prepared, request = job.prepared, job.prepared.request
         base = self.studio.restorer.options if self.studio.restorer is not None else faces.RestoreOptions()
         options = replace(
@@ -211,7 +211,7 @@ def compare_markdown(job: PreparedCompare, results: list[MethodResult], identity
         "(time: detection reused, restoration and paste-back; ArcFace: cosine similarity to the input face, "
         "mean over faces)",
         "",
-        "| Method | Licence | Time | ArcFace similarity |",
+        "| Restorer | Licence | Time | ArcFace similarity |",
         "|---|---|---:|---:|",
     ]
     for result in results:

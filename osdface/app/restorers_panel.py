@@ -19,7 +19,7 @@ GPU_SECONDS = 120
 
 @dataclass
 class ComparePanel:
-    methods: gr.CheckboxGroup
+    restorers: gr.CheckboxGroup
     background: gr.Radio
     images: dict[str, gr.Image]
     table: gr.Markdown
@@ -29,7 +29,7 @@ def add_compare_panel() -> ComparePanel:
     """The panel's widgets, where it is called in the layout: nothing chosen by default."""
     with gr.Accordion("Compare with other restorers (same faces)", open=False, elem_id="compare-panel"):
         with gr.Row():
-            methods = gr.CheckboxGroup(
+            restorers = gr.CheckboxGroup(
                 RESTORER_CHOICES,
                 value=[],
                 label="Compare with (weights are downloaded on first use; CodeFormer is non-commercial)",
@@ -55,7 +55,7 @@ def add_compare_panel() -> ComparePanel:
                 for key in SLOTS
             }
         table = gr.Markdown(elem_id="compare-table")
-    return ComparePanel(methods, background, images, table)
+    return ComparePanel(restorers, background, images, table)
 
 
 def wire_compare_panel(
@@ -74,9 +74,9 @@ def wire_compare_panel(
     def compare_on_gpu(job):
         return restorer_studio.run(job)
 
-    def compare(image, mode, turbulence, propagation_length, seed, color_fix, methods, background):
+    def compare(image, mode, turbulence, propagation_length, seed, color_fix, restorers, background):
         """Restore the same faces with the chosen other restorers (and/or on an upscaled
-        background). Returns one PNG path per method slot (None when not run) and a table."""
+        background). Returns one PNG path per restorer slot (None when not run) and a table."""
         try:
             request = RestoreRequest(
                 image=upload_path(image),
@@ -86,7 +86,7 @@ def wire_compare_panel(
                 seed=seed,
                 color_fix=color_fix,
             )
-            job = restorer_studio.prepare(request, methods or [], background or "none")
+            job = restorer_studio.prepare(request, restorers or [], background or "none")
             if job is None:
                 return [gr.Image(value=None, visible=False) for _ in SLOTS] + [""]
             outcome = restorer_studio.finish(job, compare_on_gpu(job), new_folder())
@@ -102,7 +102,7 @@ def wire_compare_panel(
 
     after.success(
         compare,
-        inputs=[*inputs, panel.methods, panel.background],
+        inputs=[*inputs, panel.restorers, panel.background],
         outputs=[*panel.images.values(), panel.table],
         api_name="compare",
         preprocess=False,

@@ -94,6 +94,6 @@ def test_browser_compare_with_two_restorers(app, browser, artifacts_dir):
             .first.is_visible()
         )
         page.wait_for_timeout(500)
-        page.screenshot(path=str(artifacts_dir / "osdface.app.restorers_panel.png"), full_page=True)
+        page.screenshot(path=str(artifacts_dir / "app_restorers_panel.png"), full_page=True)
     finally:
         page.close()
