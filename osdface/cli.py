@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from osdface import __version__
-from osdface.commands import doctor, eval_fr, export, restore
+from osdface.commands import doctor, eval_fr, evaluate, export, restore
 from osdface.runtime.distributed import run_command
 
 
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"osdface {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (restore, eval_fr, doctor, export):  # the order --help lists them in
+    for command in (restore, eval_fr, evaluate, doctor, export):  # the order --help lists them in
         command.register(subparsers)
     return parser
 

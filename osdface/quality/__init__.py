@@ -19,10 +19,12 @@ from osdface.lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
-        "specs": ["METRICS", "MetricSpec", "Needs", "parse_metrics", "in_paper_order"],
+        "specs": ["INPUT", "METRICS", "MetricSpec", "Needs", "parse_metrics", "in_paper_order"],
         "weights": ["MetricWeights", "MetricWeightsError"],
         "pixels": ["psnr", "ssim"],
         "meter": ["QualityMeter"],
         "fid": ["FIDScorer", "Statistics", "frechet_distance"],
+        "run": ["EvaluateConfig", "run_evaluate"],
+        "report": ["Condition", "EvaluateResult", "markdown_table"],
     },
 )

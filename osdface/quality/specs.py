@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from osdface.restorers.specs import RESTORERS
+
 
 class Needs(str, Enum):
     """What a metric compares an image with."""
@@ -142,6 +144,12 @@ NOT_YET_BUILT = {
     "clipiqa": "CLIP-IQA is not built into this version yet (it needs OpenAI's CLIP ResNet-50)",
     "maniqa": "MANIQA is not built into this version yet (it needs timm's ViT-B/8)",
 }
+
+
+# The rows of an evaluation: "input" is the low-quality face itself (the baseline row), then
+# OSDFace, OSDFace without VRE and the other restorers (``osdface.restorers.specs.RESTORERS``).
+INPUT = "input"
+EVALUATED_RESTORERS = (INPUT, "osdface", "no_vre", *RESTORERS)
 
 
 def parse_metrics(text: str) -> tuple[str, ...]:

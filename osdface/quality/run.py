@@ -1,0 +1,316 @@
+"""``osdface evaluate``: a folder of faces restored by each restorer and scored by the metrics.
+
+The work, for every image and every condition (a restorer, at a turbulence length when the
+low-quality faces are made from high-quality ones):
+
+1. the low-quality face: the file itself (aligned 512x512 faces; other sizes are resized), the
+   face nearest the centre of a whole photo (RetinaFace, aligned to the FFHQ template), or the
+   high-quality face degraded by the turbulence simulator (seeded per image and length);
+2. its restoration (``input`` is the low-quality face itself, the table's baseline row), saved
+   as ``OUTPUT/images/<condition>/<image>.png``;
+3. its scores against the high-quality face of the same name (full-reference metrics) and on
+   its own (no-reference ones), one JSON line per image in ``OUTPUT/scores/``;
+4. when every process is done: FID of each condition's folder against the reference set, and
+   the tables (``osdface.quality.report``).
+
+Resumable: a rerun reads the score lines and the saved images, restores only what is missing,
+and scores a saved image again only for the metrics it has no value of. Under
+``accelerate launch`` the images are split between the processes (each writes its own score
+file); the result is the same as with one process, as every seed is fixed per image.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from osdface.degradations import TurbulenceParams, simulate_turbulence
+from osdface.evaluation.conditions import RESTORE_PROMPTS, item_seed
+from osdface.evaluation.work import FaceLoader
+from osdface.faces import RetinaFaceDetector
+from osdface.files import save_png_atomic, write_bytes_atomic
+from osdface.images.reading import load_image
+from osdface.pipeline.pipeline_osdface import OSDFacePipeline
+from osdface.quality.fid import FIDScorer, frechet_distance
+from osdface.quality.meter import QualityMeter
+from osdface.quality.report import Condition, EvaluateResult, write_report
+from osdface.quality.specs import EVALUATED_RESTORERS, INPUT, METRICS, Needs
+from osdface.quality.weights import MetricWeights
+from osdface.restorers.loading import load_restorer
+from osdface.restorers.specs import RESTORERS
+from osdface.runtime.devices import resolve_device, resolve_dtype
+from osdface.runtime.distributed import ProcessGroup, process_group
+from osdface.weights.facexlib_files import FacexlibWeights
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Settings of one evaluation (see the module docstring).
+
+    lq_dir: low-quality faces (None: made from ``hq_dir`` by turbulence at ``lengths``);
+    hq_dir: high-quality faces with the same file names (full-reference metrics, FID's default
+    reference); fid_reference: "ffhq", a folder or a .npz file (None: ``hq_dir`` if given, else
+    "ffhq"); aligned: the faces are aligned squares (else whole photos: the centre face).
+    """
+
+    output_dir: Path
+    lq_dir: Path | None = None
+    hq_dir: Path | None = None
+    methods: tuple[str, ...] = (INPUT, "osdface")
+    metrics: tuple[str, ...] = ()
+    lengths: tuple[float, ...] = ()
+    fid_reference: str | None = None
+    aligned: bool = True
+    seed: int = 0
+    weights: str | None = None
+    base_model: str | None = None
+    revision: str | None = None
+    base_revision: str | None = None
+    dtype: str | None = None
+    device: str | None = None
+    color_fix: str = "adain"
+    facexlib_dir: Path | None = None
+    metrics_dir: Path | None = None
+    codeformer_w: float = 0.5
+    progress: bool = True
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the setting at fault."""
+        if self.lq_dir is None and self.hq_dir is None:
+            raise ValueError("give a folder of low-quality faces, or --hq with --lengths to degrade")
+        if self.lq_dir is None and not self.lengths:
+            raise ValueError("without low-quality faces, give --lengths: the turbulence that degrades --hq")
+        if self.lq_dir is not None and self.lengths:
+            raise ValueError(
+                f"--lengths {self.lengths} degrade --hq faces; they cannot apply to {self.lq_dir}"
+            )
+        for folder in (self.lq_dir, self.hq_dir):
+            if folder is not None and not Path(folder).is_dir():
+                raise ValueError(f"{folder} is not a folder")
+        unknown = [m for m in self.methods if m not in EVALUATED_RESTORERS]
+        if unknown:
+            raise ValueError(f"unknown restorer {unknown[0]!r}; choose from {', '.join(EVALUATED_RESTORERS)}")
+        if not self.aligned and self.hq_dir is not None:
+            raise ValueError("full-reference metrics need aligned faces: pass --aligned with --hq")
+
+
+def conditions_of(config: EvaluateConfig) -> list[Condition]:
+    lengths: Sequence[float | None] = config.lengths or (None,)
+    return [Condition(method, length) for length in lengths for method in config.methods]
+
+
+def list_images(folder: Path) -> list[str]:
+    """Image files under ``folder``, as sorted relative POSIX paths (the images' keys)."""
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+def output_path(output_dir: Path, condition: Condition, key: str) -> Path:
+    return output_dir / "images" / condition.name / Path(key).with_suffix(".png")
+
+
+class ScoreLog:
+    """The per-image scores on disk: ``scores/<process>.jsonl``, one line per (condition, image),
+    later lines winning. Every process reads all files; each appends to its own."""
+
+    def __init__(self, folder: Path, index: int):
+        self.folder = folder
+        self.path = folder / f"scores-{index}.jsonl"
+
+    def read(self) -> dict[tuple[str, str], dict[str, float]]:
+        scores: dict[tuple[str, str], dict[str, float]] = {}
+        for path in sorted(self.folder.glob("scores-*.jsonl")):
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    values = {k: (math.nan if v is None else float(v)) for k, v in row["scores"].items()}
+                    scores.setdefault((row["condition"], row["image"]), {}).update(values)
+        return scores
+
+    def append(self, condition: str, key: str, scores: dict[str, float]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        row = {
+            "condition": condition,
+            "image": key,
+            "scores": {k: _json_number(v) for k, v in scores.items()},
+        }
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+
+def _json_number(value: float) -> float | None:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+class Restorers:
+    """The restorations of one low-quality face, each model loaded on first need."""
+
+    def __init__(
+        self, config: EvaluateConfig, device: torch.device, pipeline: Any = None, models: dict | None = None
+    ):
+        self.config = config
+        self.device = device
+        self._pipeline = pipeline
+        self._models = dict(models or {})
+
+    def pipeline(self) -> Any:
+        if self._pipeline is None:
+            c = self.config
+            pipe = OSDFacePipeline.from_pretrained(c.weights, c.base_model, c.revision, c.base_revision)
+            self._pipeline = pipe.to(self.device, resolve_dtype(c.dtype, self.device))
+        return self._pipeline
+
+    def __call__(self, method: str, face: np.ndarray, key: str, length: float | None) -> np.ndarray:
+        """(512, 512, 3) RGB uint8 -> the same, restored by ``method``."""
+        if method == INPUT:
+            return face
+        if method in RESTORERS:
+            if method not in self._models:
+                self._models[method] = load_restorer(
+                    method, device=self.device, fidelity=self.config.codeformer_w
+                )
+            return np.asarray(self._models[method].restore([Image.fromarray(face)])[0].convert("RGB"))
+        seed = item_seed(self.config.seed, key, length or 0.0, "restore")
+        generator = torch.Generator("cpu").manual_seed(seed)
+        output = self.pipeline()(
+            [face], prompt=RESTORE_PROMPTS[method], generator=[generator], color_fix=self.config.color_fix
+        )
+        return np.asarray(output.images[0].convert("RGB"))
+
+
+def run_evaluate(
+    config: EvaluateConfig,
+    *,
+    meter: QualityMeter | None = None,
+    fid: FIDScorer | None = None,
+    pipeline: Any = None,
+    restorers: dict | None = None,
+    detector: Callable | None = None,
+    group: ProcessGroup | None = None,
+) -> EvaluateResult | None:
+    """Run the evaluation (see the module docstring). Returns the result on the main process,
+    None on the others. The keyword arguments replace models loaded from ``config``."""
+    config.check()
+    group = group or process_group()
+    device = resolve_device(config.device, launched=group.device)
+    weights = MetricWeights.from_env(local_dir=config.metrics_dir)
+    facexlib = FacexlibWeights.from_env(local_dir=config.facexlib_dir)
+    meter = meter or QualityMeter(config.metrics, weights=weights, facexlib=facexlib, device=device)
+    source_dir = config.lq_dir or config.hq_dir
+    keys = list_images(source_dir)
+    if not keys:
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {source_dir}")
+    if config.hq_dir is not None and config.lq_dir is not None:
+        missing = [k for k in keys if not (config.hq_dir / k).is_file()]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} faces have no high-quality face of the same name in {config.hq_dir}, e.g. {missing[0]}"
+            )
+    conditions = conditions_of(config)
+    log = ScoreLog(config.output_dir / "scores", group.index)
+    done = log.read()
+    group.barrier()  # every process has read the log before any writes to it
+
+    restore = Restorers(config, device, pipeline, restorers)
+
+    def get_detector():
+        nonlocal detector
+        if detector is None:
+            detector = RetinaFaceDetector.load("resnet50", weights=facexlib, device=device)
+        return detector
+
+    load_lq = FaceLoader(source_dir, config.aligned, get_detector)
+    load_hq = FaceLoader(config.hq_dir, True, get_detector) if config.hq_dir is not None else None
+    wanted = [m for m in meter.metrics if METRICS[m].needs is Needs.NOTHING or load_hq is not None]
+    mine = group.shard(keys)
+    bar = tqdm(mine, desc="evaluate", unit="image", disable=not config.progress or not group.is_main)
+    for key in bar:
+        hq = None
+        low_quality: dict[float | None, np.ndarray] = {}  # by turbulence length, shared by the methods
+        for condition in conditions:
+            missing = [m for m in wanted if m not in done.get((condition.name, key), {})]
+            if not missing:
+                continue
+            target = output_path(config.output_dir, condition, key)
+            if target.is_file():
+                restored = load_image(target)
+            else:
+                if hq is None and load_hq is not None:
+                    hq = load_hq(key)
+                if condition.length not in low_quality:
+                    low_quality[condition.length] = _low_quality(
+                        config, load_lq, hq, key, condition.length, device
+                    )
+                restored = restore(condition.method, low_quality[condition.length], key, condition.length)
+                save_png_atomic(restored, target, compress_level=3)
+            if hq is None and load_hq is not None:
+                hq = load_hq(key)
+            scores = {m: v for m, v in meter.score(restored, hq).items() if m in missing}
+            log.append(condition.name, key, scores)
+    group.barrier()
+    if not group.is_main:
+        return None
+    return _summarise(config, conditions, keys, meter, fid or FIDScorer(weights, device), log.read())
+
+
+def _low_quality(config, load_lq, hq, key, length, device) -> np.ndarray:
+    if length is None:
+        return load_lq(key)
+    seed = item_seed(config.seed, key, length, "turbulence")
+    face = torch.from_numpy(np.ascontiguousarray(hq)).to(device)  # (H, W, 3) RGB uint8
+    return simulate_turbulence(face, TurbulenceParams(propagation_length=length), seed=seed).cpu().numpy()
+
+
+def _summarise(config, conditions, keys, meter, fid, scores) -> EvaluateResult:
+    metrics = [m for m in config.metrics if m in METRICS]
+    table: dict[str, dict[str, float]] = {}
+    counts: dict[str, int] = {}
+    unavailable = dict(meter.unavailable)
+    wants_fid = "fid" in metrics
+    reference = None
+    if wants_fid:
+        try:
+            reference = fid.reference(
+                config.fid_reference or (config.hq_dir if config.hq_dir is not None else "ffhq"),
+                cache_dir=config.output_dir / "cache",
+            )
+        except (OSError, ValueError) as exc:
+            unavailable["fid"] = f"{type(exc).__name__}: {exc}"
+    for condition in conditions:
+        rows = [scores.get((condition.name, key), {}) for key in keys]
+        counts[condition.name] = sum(1 for row in rows if row)
+        means = {}
+        for metric in metrics:
+            values = [row[metric] for row in rows if metric in row and not math.isnan(row[metric])]
+            if values:
+                means[metric] = float(np.mean(values))
+        if reference is not None:
+            folder = config.output_dir / "images" / condition.name
+            means["fid"] = frechet_distance(fid.statistics(folder), reference)
+        table[condition.name] = means
+    result = EvaluateResult(conditions, metrics, table, counts, scores, unavailable)
+    write_settings(config)
+    write_report(config.output_dir, result)
+    return result
+
+
+def settings_json(config: EvaluateConfig) -> str:
+    return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}, indent=2)
+
+
+def write_settings(config: EvaluateConfig) -> None:
+    write_bytes_atomic(config.output_dir / "settings.json", settings_json(config).encode())
