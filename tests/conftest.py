@@ -92,3 +92,28 @@ def artifacts_dir() -> Path:
     path = Path(__file__).resolve().parent.parent / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def metric_files(tmp_path_factory) -> Path:
+    """The metrics' files with random weights where real use finds them: pyiqa's in the session's
+    Hub cache (chaofengc/IQA-PyTorch-Weights), torchvision's in ``metric_files / "torchvision"``."""
+    from osdface.testing.random_metrics import write_metric_files
+    from osdface.testing.random_weights import add_to_hub_cache
+
+    folder = write_metric_files(tmp_path_factory.mktemp("metric-files"), seed=0, with_ffhq_stats=True)
+    from osdface.quality.weights import IQA_WEIGHTS_REPO
+
+    add_to_hub_cache(Path(os.environ["HF_HUB_CACHE"]), IQA_WEIGHTS_REPO, folder / "iqa")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def metric_weights(metric_files, tmp_path_factory):
+    from osdface.quality.weights import MetricWeights
+
+    return MetricWeights.from_env(
+        local_dir=metric_files / "torchvision",
+        cache_dir=tmp_path_factory.mktemp("metrics-cache"),
+        offline=True,
+    )

@@ -6,7 +6,7 @@
     accelerate launch -m osdface.cli evaluate lq/ --hq hq/ -o eval/  # one process per GPU
 
 Writes ``table.md``, ``table.csv``, ``metrics.json``, ``per_image.csv`` and the restored faces
-under ``images/``; a rerun resumes (see ``osdface.quality.run``).
+under ``images/``; a rerun resumes (see ``osdface.quality.study``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ from pathlib import Path
 from osdface import quality
 from osdface.choices import COLOR_FIX_NAMES
 from osdface.commands.model_options import ModelOptions, add_model_arguments
-from osdface.quality.specs import EVALUATED_RESTORERS, INPUT, METRICS, SYNTHETIC_COLUMNS, Needs, parse_metrics
+from osdface.quality.catalog import (
+    EVALUATED_RESTORERS,
+    INPUT,
+    METRICS,
+    SYNTHETIC_COLUMNS,
+    Needs,
+    parse_metrics,
+)
 from osdface.restorers.specs import RESTORERS, parse_restorers
 from osdface.weights.hub import WeightsUnavailableError
 

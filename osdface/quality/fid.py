@@ -25,8 +25,8 @@ import numpy as np
 
 from osdface import lazy
 from osdface.files import atomic_path
+from osdface.quality.catalog import METRICS
 from osdface.quality.meter import load_pyiqa_metric
-from osdface.quality.specs import METRICS
 from osdface.quality.weights import FFHQ_STATS, MetricWeights
 
 torch = lazy.module("torch")

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from osdface import lazy
+from osdface.quality.catalog import METRICS, NOT_YET_BUILT, MetricSpec, Needs
 from osdface.quality.pixels import psnr, ssim
-from osdface.quality.specs import METRICS, NOT_YET_BUILT, MetricSpec, Needs
 from osdface.quality.weights import MetricWeights, pyiqa_reading_from
 from osdface.weights.facexlib_files import FacexlibWeights
 from osdface.weights.hub import WeightsUnavailableError

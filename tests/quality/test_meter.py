@@ -15,7 +15,12 @@ from osdface.evaluation.identity import ArcFaceEmbedder
 from osdface.faces.detection import DetectedFace
 from osdface.quality.fid import FIDScorer, Statistics, frechet_distance
 from osdface.quality.meter import QualityMeter, degrees_between, landmark_distance
-from osdface.quality.weights import ENV_FORCE_WEIGHTS_ONLY, MetricWeights, MetricWeightsError, pyiqa_reading_from
+from osdface.quality.weights import (
+    ENV_FORCE_WEIGHTS_ONLY,
+    MetricWeights,
+    MetricWeightsError,
+    pyiqa_reading_from,
+)
 
 pytestmark = pytest.mark.slow  # writes about 260 MB of random weights once per session
 
@@ -28,7 +33,9 @@ def _faces(seed=0, size=128):
 
 
 def test_distances_of_an_image_to_itself_are_zero(metric_weights):
-    meter = QualityMeter(["lpips", "dists", "deg"], weights=metric_weights, embedder=ArcFaceEmbedder.random(0))
+    meter = QualityMeter(
+        ["lpips", "dists", "deg"], weights=metric_weights, embedder=ArcFaceEmbedder.random(0)
+    )
     clean, noisy = _faces()
     same = meter.score(clean, clean)
     assert same["lpips"] == pytest.approx(0.0, abs=1e-7)
@@ -72,7 +79,11 @@ def test_landmark_distance_of_a_shifted_face_is_the_shift():
         if len(xs) == 0:
             return []
         order = np.argsort([np.argmin(np.hypot(*(points - (x, y)).T)) for x, y in zip(xs, ys)])
-        return [DetectedFace(box=(0, 0, 512, 512), landmarks=np.stack([xs, ys], 1)[order].astype(float), score=1.0)]
+        return [
+            DetectedFace(
+                box=(0, 0, 512, 512), landmarks=np.stack([xs, ys], 1)[order].astype(float), score=1.0
+            )
+        ]
 
     meter = QualityMeter(["lmd"], detector=detector)
     assert meter.score(draw((3, 4)), draw((0, 0)))["lmd"] == pytest.approx(5.0)

@@ -23,7 +23,9 @@ def _pair(shape, noise, seed=0):
 def test_psnr_and_ssim_equal_scikit_image_on_the_luma(shape, noise):
     image, reference = _pair(shape, noise)
     y, y_ref = luma(image), luma(reference)
-    assert psnr(image, reference) == pytest.approx(peak_signal_noise_ratio(y_ref, y, data_range=255), abs=1e-6)
+    assert psnr(image, reference) == pytest.approx(
+        peak_signal_noise_ratio(y_ref, y, data_range=255), abs=1e-6
+    )
     expected = structural_similarity(
         y_ref, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
     )
@@ -54,8 +56,12 @@ def test_the_convention_is_pyiqas_with_ycbcr_luma():
     def tensor(a):
         return torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255
 
-    theirs_psnr = pyiqa.create_metric("psnry", device="cpu", color_space="ycbcr")(tensor(image), tensor(reference)).item()
-    theirs_ssim = pyiqa.create_metric("ssim", device="cpu", color_space="ycbcr")(tensor(image), tensor(reference)).item()
+    theirs_psnr = pyiqa.create_metric("psnry", device="cpu", color_space="ycbcr")(
+        tensor(image), tensor(reference)
+    ).item()
+    theirs_ssim = pyiqa.create_metric("ssim", device="cpu", color_space="ycbcr")(
+        tensor(image), tensor(reference)
+    ).item()
     # pyiqa computes in float32: equal to a few parts in 10^5
     assert psnr(image, reference) == pytest.approx(theirs_psnr, abs=1e-3)
     assert ssim(image, reference) == pytest.approx(theirs_ssim, abs=1e-4)

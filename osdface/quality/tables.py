@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from osdface.files import write_bytes_atomic
-from osdface.quality.specs import METRICS, in_paper_order
+from osdface.quality.catalog import METRICS, in_paper_order
 
 
 @dataclass(frozen=True)

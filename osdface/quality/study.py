@@ -11,7 +11,7 @@ low-quality faces are made from high-quality ones):
 3. its scores against the high-quality face of the same name (full-reference metrics) and on
    its own (no-reference ones), one JSON line per image in ``OUTPUT/scores/``;
 4. when every process is done: FID of each condition's folder against the reference set, and
-   the tables (``osdface.quality.report``).
+   the tables (``osdface.quality.tables``).
 
 Resumable: a rerun reads the score lines and the saved images, restores only what is missing,
 and scores a saved image again only for the metrics it has no value of. Under
@@ -40,10 +40,10 @@ from osdface.faces import RetinaFaceDetector
 from osdface.files import save_png_atomic, write_bytes_atomic
 from osdface.images.reading import load_image
 from osdface.pipeline.pipeline_osdface import OSDFacePipeline
+from osdface.quality.catalog import EVALUATED_RESTORERS, INPUT, METRICS, Needs
 from osdface.quality.fid import FIDScorer, frechet_distance
 from osdface.quality.meter import QualityMeter
-from osdface.quality.report import Condition, EvaluateResult, write_report
-from osdface.quality.specs import EVALUATED_RESTORERS, INPUT, METRICS, Needs
+from osdface.quality.tables import Condition, EvaluateResult, write_report
 from osdface.quality.weights import MetricWeights
 from osdface.restorers.loading import load_restorer
 from osdface.restorers.specs import RESTORERS
