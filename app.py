@@ -253,10 +253,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         prevent_thread_lock=True,
         auth=list(launch.auth) or None,
         auth_message="OSDFace Studio: this app asks for a user name and password." if launch.auth else None,
+        # Always a bool: left None, Gradio would read GRADIO_MCP_SERVER itself, past parse_args's
+        # refusal of MCP with a password.
+        mcp_server=launch.mcp,
     )
     print(
         launch_message(
-            demo.local_url, demo.share_url, launch.share, time.perf_counter() - STARTED, len(launch.auth)
+            demo.local_url,
+            demo.share_url,
+            launch.share,
+            time.perf_counter() - STARTED,
+            len(launch.auth),
+            mcp=launch.mcp,
         ),
         flush=True,
     )
