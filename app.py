@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import gradio as gr
 
@@ -37,6 +38,7 @@ from osdface.app.layout import (
 )
 from osdface.app.rendering import note_markdown
 from osdface.app.requests import (
+    DEFAULT_PROPAGATION_LENGTH,
     MODE_PHOTO,
     RequestError,
     RestoreRequest,
@@ -59,6 +61,9 @@ from osdface.runtime import progress
 
 # Gradio's cache (uploads and the PNGs we return): every half hour, delete files over an hour old.
 CACHE_CLEANUP = (1800, 3600)
+# The page's Restore and the agents' restore_faces share one limit of restorations at once
+# (--concurrency), so that MCP calls cannot double the load on the GPU.
+RESTORATIONS = "restorations"
 
 
 # --------------------------------------------------------------------------- request handlers
@@ -128,29 +133,65 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
         compare_panel = add_compare_panel()  # "Compare with other restorers" (osdface/app/restorers_panel.py)
         with gr.Accordion("About OSDFace, VRE and the turbulence setting", open=False):
             gr.Markdown(ABOUT)
-        restored = _wire_restore(demo, studio, run, inputs, outputs)
+        restore_on_gpu = _restore_on_gpu(studio)
+        restored = _wire_restore(demo, studio, restore_on_gpu, run, inputs, outputs)
         _wire_compare(demo, studio, compare_panel, restored, inputs)
         _wire_degrade(demo, studio, preview, inputs, outputs)
+        _wire_agent_tools(demo, studio, restore_on_gpu, default_mode=mode.value)
         toggles(turbulence, outputs.turbulent, ablation, without_column, prompt, mode, outputs.gallery)
     return demo
 
 
-def _wire_restore(demo: gr.Blocks, studio: Studio, run: gr.Button, inputs: list, outputs: RestoreWidgets):
-    """The Restore button and the ``restore`` endpoint; returns its event (for what follows)."""
+def _restore_on_gpu(studio: Studio):
+    """``studio.run`` inside ``@spaces.GPU``: on ZeroGPU only this step holds a GPU, for a
+    duration that grows with the number of faces."""
 
     @spaces.GPU(duration=studio.gpu_seconds)
     def restore_on_gpu(prepared):
         return studio.run(prepared)
 
+    return restore_on_gpu
+
+
+def _wire_restore(
+    demo: gr.Blocks, studio: Studio, restore_on_gpu, run: gr.Button, inputs: list, outputs: RestoreWidgets
+):
+    """The Restore button and the ``restore`` endpoint; returns its event (for what follows)."""
     stage_times = _stage_times(studio)
 
+    # The docstring is the API's and the MCP tool's description: Gradio reads the text before
+    # "Args:" as the description, each "name: text" line as that argument's (one line each: a
+    # continuation line is dropped) and joins the lines after "Returns:" with commas.
     def restore(
-        image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix, bar=gr.Progress()
-    ):
-        """Restore the faces of an image with OSDFace (VRE), optionally after simulated turbulence
-        and alongside the text-conditioned ablation. Returns PNG paths (input, turbulent input or
-        None, OSDFace, without VRE or None), the before/after pair, the face gallery, and the
-        timing and identity tables (Markdown)."""
+        image: dict | str | None,
+        mode: str,
+        turbulence: bool,
+        propagation_length: float,
+        seed: int,
+        ablation: bool,
+        prompt: str,
+        color_fix: str,
+        bar=gr.Progress(),
+    ) -> dict:
+        """Restore the faces in a photo with OSDFace, one-step diffusion conditioned on the face itself (VRE).
+
+        Optionally degrades the photo first with simulated atmospheric turbulence, and restores it
+        a second time without VRE (the text-conditioned ablation) to compare. The page's endpoint,
+        with all its outputs: restore_faces returns the restored image alone.
+
+        Args:
+            image: the photo, or a 512x512 FFHQ-aligned face (PNG, JPEG or WebP; for MCP an http(s) URL or a data: URI).
+            mode: "photo" finds every face, restores it and pastes it back; "aligned" restores the image as one aligned face.
+            turbulence: degrade the image with simulated atmospheric turbulence before restoring it.
+            propagation_length: the turbulence's propagation length in metres, 20000 to 40000 (longer is blurrier).
+            seed: the seed of the turbulence and of the VAE sample (the same seed gives the same result).
+            ablation: also restore without VRE, conditioned on a text prompt instead (slower).
+            prompt: the ablation's text prompt ("" is the null prompt).
+            color_fix: match the input's colours: "none", "adain" or "wavelet".
+
+        Returns:
+            the input, the turbulent input (or None), the OSDFace result and the result without VRE (or None) as PNG images, the before/after pair, the faces before and after (whole photos only), the timing table and the identity scores (Markdown).
+        """
         tracker = progress.RunProgress(lambda fraction, text: bar(fraction, desc=text), stage_times)
         with _errors_for_the_user(), progress.tracking(tracker):
             request = RestoreRequest(
@@ -181,15 +222,26 @@ def _wire_restore(demo: gr.Blocks, studio: Studio, run: gr.Button, inputs: list,
         preprocess=False,
         # On failure only the main result shows "Error", not every output.
         show_progress_on=[outputs.restored],
+        concurrency_id=RESTORATIONS,
     )
 
 
 def _wire_degrade(demo: gr.Blocks, studio: Studio, preview: gr.Button, inputs: list, outputs: RestoreWidgets):
     """The turbulence preview and the ``degrade`` endpoint (they work without the weights)."""
 
-    def degrade(image, propagation_length, seed):
-        """Only the turbulence simulator (works without the model weights): the turbulent copy
-        of the image as a PNG path, and a note."""
+    def degrade(image: dict | str | None, propagation_length: float, seed: int) -> dict:
+        """Degrade an image with simulated atmospheric turbulence only, without restoring it (works without the model weights).
+
+        The page's endpoint, with a note: simulate_turbulence returns the image alone.
+
+        Args:
+            image: the photo or face to degrade (PNG, JPEG or WebP; for MCP an http(s) URL or a data: URI).
+            propagation_length: the propagation length in metres, 20000 to 40000 (longer is blurrier).
+            seed: the seed of the random turbulence (the same seed gives the same result).
+
+        Returns:
+            the turbulent copy as a PNG image, and a note with the settings and the time taken.
+        """
         with _errors_for_the_user():
             path, note = studio.degrade(
                 _upload_path(image), propagation_length, seed, _request_folder(demo.GRADIO_CACHE)
@@ -207,6 +259,63 @@ def _wire_degrade(demo: gr.Blocks, studio: Studio, preview: gr.Button, inputs: l
     ).success(
         lambda: gr.Image(visible=True), outputs=outputs.turbulent, api_visibility="private", queue=False
     )
+
+
+def _wire_agent_tools(demo: gr.Blocks, studio: Studio, restore_on_gpu, default_mode: str) -> None:
+    """``restore_faces`` and ``simulate_turbulence``: the restoration and the turbulence as
+    endpoints without widgets, typed by their hints (``gr.api``), each with one image out.
+
+    They exist for MCP (``python app.py --mcp``): Gradio's MCP server answers a queued endpoint
+    with several outputs, like ``restore``'s eight, as one string (gradio/mcp.py,
+    ``_execute_tool_without_progress``), so an agent would get no image from ``restore``; with
+    one output it gets the PNG itself and its URL."""
+
+    # As in app.py's other handlers, the docstrings are the tools' descriptions (one line per
+    # argument). Files come unprocessed (gr.api), as Gradio's file payload.
+    def restore_faces(
+        image: gr.FileData,
+        mode: Literal["photo", "aligned"] = default_mode,
+        turbulence: bool = False,
+        propagation_length: float = DEFAULT_PROPAGATION_LENGTH,
+        seed: int = 0,
+        color_fix: Literal["none", "adain", "wavelet"] = "none",
+    ) -> gr.FileData:
+        """Restore the faces in a photo with OSDFace (one-step diffusion, CVPR 2025) and return the restored image as a PNG.
+
+        Args:
+            image: the photo, or a 512x512 FFHQ-aligned face: an http(s) URL or a data: URI of a PNG, JPEG or WebP.
+            mode: "photo" finds every face, restores it and pastes it back into the photo; "aligned" restores the image as one aligned face.
+            turbulence: first degrade the image with simulated atmospheric turbulence, then restore that.
+            propagation_length: the turbulence's propagation length in metres, 20000 to 40000 (longer is blurrier).
+            seed: the seed of the turbulence and of the VAE sample (the same seed gives the same result).
+            color_fix: match the input's colours: "none", "adain" or "wavelet".
+        """
+        with _errors_for_the_user():
+            request = RestoreRequest(
+                _upload_path(image), mode, bool(turbulence), propagation_length, seed, False, "", color_fix
+            )
+            prepared = studio.prepare(request)
+            outcome = studio.finish(prepared, restore_on_gpu(prepared), _request_folder(demo.GRADIO_CACHE))
+        return gr.FileData(path=str(outcome.restored), orig_name="restored.png")
+
+    def simulate_turbulence(
+        image: gr.FileData, propagation_length: float = DEFAULT_PROPAGATION_LENGTH, seed: int = 0
+    ) -> gr.FileData:
+        """Degrade an image with simulated atmospheric turbulence (blur and warping over a long optical path) and return it as a PNG.
+
+        Args:
+            image: the photo or face to degrade: an http(s) URL or a data: URI of a PNG, JPEG or WebP.
+            propagation_length: the propagation length in metres, 20000 to 40000 (longer is blurrier).
+            seed: the seed of the random turbulence (the same seed gives the same result).
+        """
+        with _errors_for_the_user():
+            path, _note = studio.degrade(
+                _upload_path(image), propagation_length, seed, _request_folder(demo.GRADIO_CACHE)
+            )
+        return gr.FileData(path=str(path), orig_name="turbulent.png")
+
+    gr.api(restore_faces, api_name="restore_faces", concurrency_id=RESTORATIONS)
+    gr.api(simulate_turbulence, api_name="simulate_turbulence")
 
 
 def _wire_compare(demo: gr.Blocks, studio: Studio, panel, restored, inputs) -> None:
@@ -253,10 +362,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         prevent_thread_lock=True,
         auth=list(launch.auth) or None,
         auth_message="OSDFace Studio: this app asks for a user name and password." if launch.auth else None,
+        # Always a bool: left None, Gradio would read GRADIO_MCP_SERVER itself, past parse_args's
+        # refusal of MCP with a password.
+        mcp_server=launch.mcp,
     )
     print(
         launch_message(
-            demo.local_url, demo.share_url, launch.share, time.perf_counter() - STARTED, len(launch.auth)
+            demo.local_url,
+            demo.share_url,
+            launch.share,
+            time.perf_counter() - STARTED,
+            len(launch.auth),
+            mcp=launch.mcp,
         ),
         flush=True,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,11 @@ from osdface.commands.model_options import ModelOptions, add_model_arguments
 
 # A password kept out of the shell's history: a Space's secret, or a file (one USER:PASSWORD a line).
 ENV_AUTH = "OSDFACE_AUTH"
+# The MCP server without a command line (a Space's variable); Gradio's own switch is honoured too,
+# read here so that it cannot open the endpoint behind the password check below.
+ENV_MCP = "OSDFACE_MCP"
+GRADIO_ENV_MCP = "GRADIO_MCP_SERVER"
+MCP_PATH = "/gradio_api/mcp/"
 
 
 class CredentialsError(ValueError):
@@ -54,6 +60,7 @@ class LaunchSettings:
     queue_size: requests waiting beyond this are refused with "queue is full".
     concurrency: restorations running at once (None: 1 on the CPU, 2 on a GPU).
     auth: (user, password) pairs; when any is set, the page and the API ask for one of them.
+    mcp: also serve the endpoints as MCP tools (never with ``auth``: see ``mcp_and_password``).
     """
 
     share: bool = False
@@ -63,6 +70,7 @@ class LaunchSettings:
     concurrency: int | None = None
     max_file_size: str = "30mb"
     auth: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # no password in logs
+    mcp: bool = False
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, LaunchSettings]:
@@ -107,11 +115,21 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, Launc
         default=None,
         help="read USER:PASSWORD lines from this file (keeps the password out of the shell history)",
     )
+    parser.add_argument(
+        "--mcp",
+        action="store_true",
+        help=f"also serve the API as MCP tools at {MCP_PATH} (also {ENV_MCP}=1; not with a password)",
+    )
     args = parser.parse_args(argv)
     try:
         auth = read_credentials(args.auth, args.auth_file)
     except CredentialsError as exc:
         parser.error(str(exc))
+    mcp_source = mcp_requested(args.mcp)
+    if mcp_source and auth:
+        parser.error(mcp_and_password(mcp_source, auth_sources(args.auth, args.auth_file)))
+    if mcp_source and (problem := mcp_missing()):
+        parser.error(f"{mcp_source}: {problem}")
     if args.queue_size < 1:
         parser.error(f"--queue-size must be at least 1, got {args.queue_size}")
     if args.concurrency is not None and args.concurrency < 1:
@@ -134,18 +152,77 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, Launc
         concurrency=args.concurrency,
         max_file_size=args.max_file_size,
         auth=auth,
+        mcp=bool(mcp_source),
     )
     return studio, launch
 
 
-def launch_message(local_url: str, share_url: str | None, share: bool, seconds: float, users: int = 0) -> str:
-    """What the terminal shows once the page is up; ``users``: how many passwords are set."""
-    lines = [f"* Running on local URL:  {local_url} (started in {seconds:.1f} s)"]
-    password = (
-        f"  A password is required ({users} user{'s' if users > 1 else ''}, set with --auth, --auth-file or {ENV_AUTH})."
-        if users
-        else f"  No password is set: protect it with --auth USER:PASSWORD (or --auth-file FILE, or {ENV_AUTH})."
+def mcp_requested(flag: bool, environ=None) -> str | None:
+    """What asked for the MCP server (``--mcp``, ``OSDFACE_MCP`` or Gradio's ``GRADIO_MCP_SERVER``),
+    or None. Gradio's variable is read with Gradio's own rule ("true", any case)."""
+    environ = os.environ if environ is None else environ
+    if flag:
+        return "--mcp"
+    if environ.get(ENV_MCP, "").strip().lower() in ("1", "true", "yes", "on"):
+        return ENV_MCP
+    if environ.get(GRADIO_ENV_MCP, "").strip().lower() == "true":
+        return GRADIO_ENV_MCP
+    return None
+
+
+def auth_sources(auth: list[str], auth_file: Path | None, environ=None) -> str:
+    """Where the password came from, for messages: "--auth", "--auth-file" and/or OSDFACE_AUTH."""
+    environ = os.environ if environ is None else environ
+    given = [
+        ("--auth", bool(auth)),
+        ("--auth-file", auth_file is not None),
+        (ENV_AUTH, bool(environ.get(ENV_AUTH))),
+    ]
+    return " and ".join(name for name, present in given if present)
+
+
+def mcp_and_password(mcp_source: str, auth_source: str) -> str:
+    """Why the app refuses MCP with a password. Gradio 6.31 mounts its MCP app beside the routes
+    that check the login (gradio/routes.py, ``launch_mcp_on_sse``; gradio/mcp.py, ``app.mount``):
+    the tools are listed to anyone, calls to unqueued events skip the login altogether, and
+    queued ones fail because Gradio's own loopback client never logs in. So a password would
+    protect the page while leaving a side door that also does not work for the people who have it."""
+    return (
+        f"{mcp_source} (the MCP server) and a password ({auth_source}) cannot be combined: Gradio's "
+        f"MCP endpoint ({MCP_PATH}) does not ask for the password (it lists the tools to anyone who "
+        "reaches the app), and behind a password its own calls to the tools are refused, so agents "
+        f"could not use it either. Either remove {auth_source} to serve MCP (keep the app local, the "
+        "default, or put it behind a proxy that checks a password), or remove "
+        f"{mcp_source} to keep the password (the page and gradio_client's Client(url, auth=(USER, "
+        "PASSWORD)) still work)."
     )
+
+
+def mcp_missing() -> str | None:
+    """None when the ``mcp`` package imports, else what to install (Gradio would stop at launch,
+    after the models have loaded, with a traceback)."""
+    try:
+        importlib.import_module("mcp")
+    except ImportError as exc:
+        return (
+            f"the MCP server needs the mcp package, which cannot be imported ({exc}): "
+            'pip install "gradio[mcp]" (or pip install -r requirements.txt)'
+        )
+    return None
+
+
+def launch_message(
+    local_url: str, share_url: str | None, share: bool, seconds: float, users: int = 0, mcp: bool = False
+) -> str:
+    """What the terminal shows once the page is up; ``users``: how many passwords are set;
+    ``mcp``: the MCP server is on (so no password can be)."""
+    lines = [f"* Running on local URL:  {local_url} (started in {seconds:.1f} s)"]
+    if users:
+        password = f"  A password is required ({users} user{'s' if users > 1 else ''}, set with --auth, --auth-file or {ENV_AUTH})."
+    elif mcp:
+        password = "  No password is set, and none can be while --mcp is on."
+    else:
+        password = f"  No password is set: protect it with --auth USER:PASSWORD (or --auth-file FILE, or {ENV_AUTH})."
     if share and share_url:
         lines.append(
             f"* Running on public URL: {share_url}\n"
@@ -156,4 +233,9 @@ def launch_message(local_url: str, share_url: str | None, share: bool, seconds: 
         lines.append("* The public link could not be created (see the message above); the app is local only.")
     else:
         lines.append("* Local only. To get a temporary public link (gradio.live), restart with --share.")
+    if mcp:
+        lines.append(
+            f"* MCP server (the API's endpoints as tools): {(share_url or local_url).rstrip('/')}{MCP_PATH}\n"
+            "  It takes no password (Gradio's MCP endpoint cannot ask for one): anyone who reaches the app can use it."
+        )
     return "\n".join(lines)

@@ -74,9 +74,32 @@ def wire_compare_panel(
     def compare_on_gpu(job):
         return restorer_studio.run(job)
 
-    def compare(image, mode, turbulence, propagation_length, seed, color_fix, restorers, background):
-        """Restore the same faces with the chosen other restorers (and/or on an upscaled
-        background). Returns one PNG path per restorer slot (None when not run) and a table."""
+    # The docstring is the API's and the MCP tool's description (one line per argument, see app.py).
+    def compare(
+        image: dict | str | None,
+        mode: str,
+        turbulence: bool,
+        propagation_length: float,
+        seed: int,
+        color_fix: str,
+        restorers: list[str] | None,
+        background: str | None,
+    ) -> list:
+        """Restore the same faces with other face restorers (GFPGAN, RestoreFormer, CodeFormer) and/or paste OSDFace's on an enlarged background, to compare with OSDFace.
+
+        Args:
+            image: the photo, or a 512x512 FFHQ-aligned face (PNG, JPEG or WebP; for MCP an http(s) URL or a data: URI).
+            mode: "photo" finds every face, restores it and pastes it back; "aligned" restores the image as one aligned face.
+            turbulence: degrade the image with simulated atmospheric turbulence before restoring it.
+            propagation_length: the turbulence's propagation length in metres, 20000 to 40000 (longer is blurrier).
+            seed: the seed of the turbulence (the same seed gives the same result).
+            color_fix: match the input's colours: "none", "adain" or "wavelet".
+            restorers: the other restorers to run: "gfpgan", "restoreformer" and/or "codeformer" (CodeFormer: non-commercial licence).
+            background: how to enlarge the photo behind the faces: "none", "lanczos", "realesrgan-x2" or "realesrgan-x4".
+
+        Returns:
+            a PNG image per other restorer and one of OSDFace on the enlarged background (None when not run), and a table of times and identity scores (Markdown).
+        """
         try:
             request = RestoreRequest(
                 image=upload_path(image),

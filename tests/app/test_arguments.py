@@ -1,12 +1,25 @@
 """A password for the app (issue 22, item 3): ``--auth USER:PASSWORD``, ``--auth-file`` or
 ``OSDFACE_AUTH`` protect the page and the API alike; the terminal says whether one is set. The
-running app refusing a client without it is tested in test_app.py (beside ``RunningApp``)."""
+running app refusing a client without it is tested in test_app.py (beside ``RunningApp``).
+
+The MCP server (issue 22, item 2): ``--mcp``, ``OSDFACE_MCP`` or Gradio's ``GRADIO_MCP_SERVER``,
+never with a password; the running server is tested in test_app_mcp.py."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from osdface.app.arguments import ENV_AUTH, CredentialsError, launch_message, parse_args, read_credentials
+from osdface.app.arguments import (
+    ENV_AUTH,
+    ENV_MCP,
+    GRADIO_ENV_MCP,
+    CredentialsError,
+    launch_message,
+    parse_args,
+    read_credentials,
+)
 
 SECRET = "correct horse:battery"  # a ':' inside the password is kept
 
@@ -50,3 +63,86 @@ def test_the_share_message_says_whether_a_password_is_set():
     assert "PUBLIC" in open_link and "No password is set: protect it with --auth USER:PASSWORD" in open_link
     protected = launch_message(url, public, True, 3.2, users=2)
     assert "A password is required (2 users" in protected and "No password" not in protected
+
+
+@pytest.fixture
+def clean_environment(monkeypatch):
+    for name in (ENV_AUTH, ENV_MCP, GRADIO_ENV_MCP):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ"),
+    [(["--mcp"], {}), ([], {ENV_MCP: "1"}), ([], {ENV_MCP: "True"}), ([], {GRADIO_ENV_MCP: "true"})],
+    ids=["flag", "osdface-1", "osdface-true", "gradio"],
+)
+def test_the_mcp_server_is_asked_for_by_the_flag_or_either_variable(argv, environ, clean_environment):
+    for name, value in environ.items():
+        clean_environment.setenv(name, value)
+    assert parse_args(argv)[1].mcp
+
+
+@pytest.mark.parametrize("environ", [{}, {ENV_MCP: "0"}, {ENV_MCP: ""}, {GRADIO_ENV_MCP: "1"}])
+def test_without_the_flag_or_a_true_variable_there_is_no_mcp_server(environ, clean_environment):
+    """GRADIO_MCP_SERVER is read by Gradio's rule: only "true" turns it on."""
+    for name, value in environ.items():
+        clean_environment.setenv(name, value)
+    assert not parse_args([])[1].mcp
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "sources"),
+    [
+        (["--mcp", "--auth", f"ann:{SECRET}"], {}, ("--mcp", "--auth")),
+        (["--auth-file", "AUTH_FILE"], {ENV_MCP: "1"}, (ENV_MCP, "--auth-file")),
+        ([], {GRADIO_ENV_MCP: "true", ENV_AUTH: f"ann:{SECRET}"}, (GRADIO_ENV_MCP, ENV_AUTH)),
+    ],
+    ids=["flags", "variable-and-file", "gradio-variable-and-secret"],
+)
+def test_mcp_with_a_password_is_refused_with_the_reason_and_the_way_out(
+    argv, environ, sources, clean_environment, tmp_path, capsys
+):
+    """Gradio's MCP endpoint does not check the password (test_app_mcp.py shows it), so the two
+    are not combined: the message names where each came from, why, and what to remove."""
+    auth_file = tmp_path / "auth.txt"
+    auth_file.write_text(f"ann:{SECRET}\n")
+    argv = [str(auth_file) if word == "AUTH_FILE" else word for word in argv]
+    for name, value in environ.items():
+        clean_environment.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(argv)
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    mcp_source, auth_source = sources
+    assert f"{mcp_source} (the MCP server) and a password ({auth_source}) cannot be combined" in error
+    assert "MCP endpoint (/gradio_api/mcp/) does not ask for the password" in error
+    assert (
+        f"remove {auth_source} to serve MCP" in error and f"remove {mcp_source} to keep the password" in error
+    )
+    assert SECRET not in error
+
+
+def test_mcp_without_the_mcp_package_says_what_to_install(clean_environment, capsys):
+    # None in sys.modules: Python's own way of making an import fail
+    clean_environment.setitem(sys.modules, "mcp", None)
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(["--mcp"])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert "--mcp: the MCP server needs the mcp package" in error and 'pip install "gradio[mcp]"' in error
+    assert not parse_args([])[1].mcp  # without MCP the package is not needed
+
+
+def test_the_start_message_gives_the_mcp_address_and_says_it_takes_no_password():
+    url, public = "http://127.0.0.1:7860/", "https://abc.gradio.live"
+    local = launch_message(url, None, False, 3.2, mcp=True)
+    assert "* MCP server (the API's endpoints as tools): http://127.0.0.1:7860/gradio_api/mcp/" in local
+    assert "It takes no password" in local
+    shared = launch_message(url, public, True, 3.2, mcp=True)
+    assert (
+        "https://abc.gradio.live/gradio_api/mcp/" in shared
+        and "127.0.0.1" not in shared.split("MCP server")[1]
+    )
+    assert "none can be while --mcp is on" in shared and "protect it with --auth" not in shared
+    assert "MCP" not in launch_message(url, public, True, 3.2)
