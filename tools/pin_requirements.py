@@ -65,9 +65,11 @@ BUILD_TOOLS = {"setuptools", "pip", "wheel"}
 # Runtime dependencies of the upscaler restorers, pinned ahead of their entry in pyproject.toml
 # (listing them in both places is harmless).
 ALSO_PINNED = ("spandrel", "spandrel_extra_arches")
+# Extras of pyproject.toml that the app uses by default, so the Space installs them too.
+PINNED_EXTRAS = ("metrics",)
 HEADER = """\
-# Exact versions the test suite passed with (Python {this}): the runtime dependencies
-# (pyproject.toml) and everything they depend on. Used by the Hugging Face Space,
+# Exact versions the test suite passed with (Python {this}): the runtime dependencies and the
+# metrics extra (pyproject.toml) and everything they depend on. Used by the Hugging Face Space,
 # `pip install -r requirements.txt` and CI. Regenerate with `python tools/pin_requirements.py`
 # (see the README, "Upgrading the pins"); pyproject.toml keeps version ranges. CUDA libraries
 # come with the torch wheel.
@@ -91,7 +93,8 @@ Pin = tuple[str, str, str | None]  # name, version, marker (None: always)
 
 def direct_dependencies(extra: list[str]) -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return [Requirement(text) for text in [*project["dependencies"], *ALSO_PINNED, *extra]]
+    extras = [text for name in PINNED_EXTRAS for text in project["optional-dependencies"][name]]
+    return [Requirement(text) for text in [*project["dependencies"], *extras, *ALSO_PINNED, *extra]]
 
 
 def installed(name: str) -> Dist | None:
