@@ -129,7 +129,7 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
         for summary, details in studio.status_notes():
             gr.Markdown(note_markdown(summary, details), elem_classes="osd-notes")
         inputs, run, preview, ablation, prompt, turbulence, mode = input_widgets(studio)
-        outputs, without_column = output_widgets()
+        outputs, without_column, turbulent_column = output_widgets()
         compare_panel = add_compare_panel()  # "Compare with other restorers" (osdface/app/restorers_panel.py)
         with gr.Accordion("About OSDFace, VRE and the turbulence setting", open=False):
             gr.Markdown(ABOUT)
@@ -138,7 +138,7 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
         _wire_compare(demo, studio, compare_panel, restored, inputs)
         _wire_degrade(demo, studio, preview, inputs, outputs)
         _wire_agent_tools(demo, studio, restore_on_gpu, default_mode=mode.value)
-        toggles(turbulence, outputs.turbulent, ablation, without_column, prompt, mode, outputs.gallery)
+        toggles(turbulence, turbulent_column, ablation, without_column, prompt, mode, outputs.gallery)
     return demo
 
 
@@ -171,6 +171,7 @@ def _wire_restore(
         ablation: bool,
         prompt: str,
         color_fix: str,
+        metrics: bool = True,
         bar=gr.Progress(),
     ) -> dict:
         """Restore the faces in a photo with OSDFace, one-step diffusion conditioned on the face itself (VRE).
@@ -188,9 +189,10 @@ def _wire_restore(
             ablation: also restore without VRE, conditioned on a text prompt instead (slower).
             prompt: the ablation's text prompt ("" is the null prompt).
             color_fix: match the input's colours: "none", "adain" or "wavelet".
+            metrics: score every result with quality metrics (MUSIQ, NIQE; with turbulence also PSNR, SSIM, LPIPS, DISTS and Deg. against the clean face).
 
         Returns:
-            the input, the turbulent input (or None), the OSDFace result and the result without VRE (or None) as PNG images, the before/after pair, the faces before and after (whole photos only), the timing table and the identity scores (Markdown).
+            the input, the turbulent input (or None), the OSDFace result and the result without VRE (or None) as PNG images, the before/after pair, the faces before and after (whole photos only), the timing table and the identity scores (Markdown), the quality metrics as JSON (or None), and the metrics table under each result (Markdown).
         """
         tracker = progress.RunProgress(lambda fraction, text: bar(fraction, desc=text), stage_times)
         with _errors_for_the_user(), progress.tracking(tracker):
@@ -203,6 +205,7 @@ def _wire_restore(
                 bool(ablation),
                 prompt or "",
                 color_fix,
+                bool(metrics),
             )
             tracker.step("read")
             prepared = studio.prepare(request)
@@ -292,7 +295,15 @@ def _wire_agent_tools(demo: gr.Blocks, studio: Studio, restore_on_gpu, default_m
         """
         with _errors_for_the_user():
             request = RestoreRequest(
-                _upload_path(image), mode, bool(turbulence), propagation_length, seed, False, "", color_fix
+                _upload_path(image),
+                mode,
+                bool(turbulence),
+                propagation_length,
+                seed,
+                False,
+                "",
+                color_fix,
+                metrics=False,
             )
             prepared = studio.prepare(request)
             outcome = studio.finish(prepared, restore_on_gpu(prepared), _request_folder(demo.GRADIO_CACHE))
@@ -320,11 +331,11 @@ def _wire_agent_tools(demo: gr.Blocks, studio: Studio, restore_on_gpu, default_m
 
 def _wire_compare(demo: gr.Blocks, studio: Studio, panel, restored, inputs) -> None:
     """The "Compare with" panel runs after a successful Restore, on the same request settings."""
-    image, mode, turbulence, propagation_length, seed, _ablation, _prompt, color_fix = inputs
+    image, mode, turbulence, propagation_length, seed, _ablation, _prompt, color_fix, metrics = inputs
     wire_compare_panel(
         panel,
         restored,
-        [image, mode, turbulence, propagation_length, seed, color_fix],
+        [image, mode, turbulence, propagation_length, seed, color_fix, metrics],
         RestorerStudio(studio),
         spaces.GPU,
         lambda: _request_folder(demo.GRADIO_CACHE),

@@ -19,6 +19,11 @@ os.environ["OSDFACE_CACHE"] = str(_SESSION_DIR / "osdface-cache")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 for name in ("OSDFACE_WEIGHTS", "OSDFACE_BASE_MODEL", "OSDFACE_WEIGHTS_REVISION", "OSDFACE_BASE_REVISION"):
     os.environ.pop(name, None)
+# The quality metrics find no weights unless a test gives them: the app's tests then run (and are
+# timed) without metrics whatever ran before them; tests of the metrics name their files.
+NO_METRICS_REPO = "osdface-test/no-metric-weights"
+os.environ["OSDFACE_METRICS_REPO"] = NO_METRICS_REPO
+os.environ.pop("OSDFACE_METRICS_DIR", None)
 
 import pytest  # noqa: E402
 
@@ -97,7 +102,8 @@ def artifacts_dir() -> Path:
 @pytest.fixture(scope="session")
 def metric_files(tmp_path_factory) -> Path:
     """The metrics' files with random weights where real use finds them: pyiqa's in the session's
-    Hub cache (chaofengc/IQA-PyTorch-Weights), torchvision's in ``metric_files / "torchvision"``."""
+    Hub cache (chaofengc/IQA-PyTorch-Weights), torchvision's in ``metric_files / "torchvision"``;
+    every file in ``metric_files / "all"`` (a folder for ``--metrics-dir`` / OSDFACE_METRICS_DIR)."""
     from osdface.testing.random_metrics import write_metric_files
     from osdface.testing.random_weights import add_to_hub_cache
 
@@ -105,15 +111,19 @@ def metric_files(tmp_path_factory) -> Path:
     from osdface.quality.weights import IQA_WEIGHTS_REPO
 
     add_to_hub_cache(Path(os.environ["HF_HUB_CACHE"]), IQA_WEIGHTS_REPO, folder / "iqa")
+    (folder / "all").mkdir()
+    for path in [*(folder / "iqa").iterdir(), *(folder / "torchvision").iterdir()]:
+        (folder / "all" / path.name).symlink_to(path)
     return folder
 
 
 @pytest.fixture(scope="session")
 def metric_weights(metric_files, tmp_path_factory):
-    from osdface.quality.weights import MetricWeights
+    from osdface.quality.weights import IQA_WEIGHTS_REPO, MetricWeights
 
     return MetricWeights.from_env(
         local_dir=metric_files / "torchvision",
+        hub_repo=IQA_WEIGHTS_REPO,
         cache_dir=tmp_path_factory.mktemp("metrics-cache"),
         offline=True,
     )

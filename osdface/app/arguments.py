@@ -101,6 +101,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, Launc
         default=DEFAULT_MAX_FACES,
         help=f"restore at most this many faces per photo, the largest (default: {DEFAULT_MAX_FACES})",
     )
+    parser.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="no quality metrics under the results (they load on first use; their weights are fetched then)",
+    )
     parser.add_argument("--max-file-size", default="30mb", help="largest upload, e.g. 30mb (default: 30mb)")
     parser.add_argument(
         "--auth",
@@ -143,6 +148,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, Launc
         max_megapixels=args.max_megapixels,
         max_faces=args.max_faces,
         zero_gpu=os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"),
+        metrics=not args.no_metrics,
     )
     launch = LaunchSettings(
         share=args.share,

@@ -79,6 +79,12 @@ class RestoreWidgets:
     gallery: gr.Gallery
     timing: gr.Markdown
     identity: gr.Markdown
+    # The quality metrics (after the others: the API's outputs keep their positions).
+    metrics: gr.JSON
+    input_scores: gr.Markdown
+    turbulent_scores: gr.Markdown
+    restored_scores: gr.Markdown
+    without_scores: gr.Markdown
 
     def components(self) -> list:
         return [getattr(self, f.name) for f in fields(self)]
@@ -95,6 +101,11 @@ class RestoreWidgets:
             self.gallery: [(str(path), caption) for path, caption in outcome.gallery],
             self.timing: outcome.timing_markdown,
             self.identity: outcome.identity_markdown,
+            self.metrics: outcome.scores_json,
+            self.input_scores: outcome.scores_markdown.get("input", ""),
+            self.turbulent_scores: outcome.scores_markdown.get("turbulent_input", ""),
+            self.restored_scores: outcome.scores_markdown.get("osdface", ""),
+            self.without_scores: outcome.scores_markdown.get("without_vre", ""),
         }
 
 
@@ -173,7 +184,14 @@ def input_widgets(studio: Studio):
                     max_lines=2,
                     visible=False,
                 )
-    inputs = [image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix]
+            metrics = gr.Checkbox(
+                label="Quality metrics under each result (MUSIQ, NIQE; with turbulence also PSNR, SSIM, "
+                "LPIPS, DISTS, Deg. against the clean face)",
+                value=studio.settings.metrics,
+                interactive=studio.settings.metrics,
+                elem_id="metrics",
+            )
+    inputs = [image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix, metrics]
     shipped = [example for example in EXAMPLES if (EXAMPLES_DIR / example.request.image).is_file()]
     gr.Examples(
         examples=[[str(EXAMPLES_DIR / e.request.image), *astuple(e.request)[1:]] for e in shipped],
@@ -199,7 +217,7 @@ def mode_choices(studio: Studio) -> dict:
     }
 
 
-def output_widgets() -> tuple[RestoreWidgets, gr.Column]:
+def output_widgets() -> tuple[RestoreWidgets, gr.Column, gr.Column]:
     """The result row, the before/after slider, the gallery and the tables; returns the
     restore outputs and the column of the without-VRE result (shown when that is on)."""
     with gr.Row(equal_height=True):
@@ -209,13 +227,20 @@ def output_widgets() -> tuple[RestoreWidgets, gr.Column]:
             "interactive": False,
             "buttons": ["download", "fullscreen"],
         }
-        out_input = gr.Image(label="Input", elem_id="out-input", **output_kwargs)
-        out_turbulent = gr.Image(
-            label="Turbulent input", elem_id="out-turbulent", visible=False, **output_kwargs
-        )
-        out_restored = gr.Image(label="OSDFace (VRE)", elem_id="out-restored", **output_kwargs)
+        # Each result with its metrics table under it (osdface.app.scores).
+        scores_kwargs = {"elem_classes": "osd-scores"}
+        with gr.Column(min_width=160):
+            out_input = gr.Image(label="Input", elem_id="out-input", **output_kwargs)
+            input_scores = gr.Markdown(elem_id="scores-input", **scores_kwargs)
+        with gr.Column(visible=False, min_width=160) as turbulent_column:
+            out_turbulent = gr.Image(label="Turbulent input", elem_id="out-turbulent", **output_kwargs)
+            turbulent_scores = gr.Markdown(elem_id="scores-turbulent", **scores_kwargs)
+        with gr.Column(min_width=160):
+            out_restored = gr.Image(label="OSDFace (VRE)", elem_id="out-restored", **output_kwargs)
+            restored_scores = gr.Markdown(elem_id="scores-restored", **scores_kwargs)
         with gr.Column(visible=False, min_width=160) as without_column:
             out_without = gr.Image(label="OSDFace without VRE", elem_id="out-without", **output_kwargs)
+            without_scores = gr.Markdown(elem_id="scores-without", **scores_kwargs)
             gr.Markdown(ABLATION_NOTE, elem_id="ablation-note", elem_classes="osd-notes")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
@@ -238,16 +263,30 @@ def output_widgets() -> tuple[RestoreWidgets, gr.Column]:
             )
             timing = gr.Markdown(label="Timing", elem_id="timing")
             identity = gr.Markdown(label="Identity", elem_id="identity")
+            with gr.Accordion("Quality metrics as JSON (what the API returns)", open=False):
+                metrics = gr.JSON(label="Metrics", elem_id="metrics-json")
     outputs = RestoreWidgets(
-        out_input, out_turbulent, out_restored, out_without, slider, gallery, timing, identity
+        out_input,
+        out_turbulent,
+        out_restored,
+        out_without,
+        slider,
+        gallery,
+        timing,
+        identity,
+        metrics,
+        input_scores,
+        turbulent_scores,
+        restored_scores,
+        without_scores,
     )
-    return outputs, without_column
+    return outputs, without_column, turbulent_column
 
 
-def toggles(turbulence, out_turbulent, ablation, without_column, prompt, mode, gallery) -> None:
+def toggles(turbulence, turbulent_column, ablation, without_column, prompt, mode, gallery) -> None:
     """Show each optional output only when its setting is on."""
     private = {"api_visibility": "private", "queue": False}
-    turbulence.change(lambda on: gr.Image(visible=on), turbulence, out_turbulent, **private)
+    turbulence.change(lambda on: gr.Column(visible=on), turbulence, turbulent_column, **private)
     ablation.change(
         lambda on: (gr.Column(visible=on), gr.Textbox(visible=on)),
         ablation,

@@ -29,6 +29,7 @@ _STAGES = (
     ("vae_decode", "VAE decode"),
     ("paste", "Paste faces back"),
     ("identity", "Identity (ArcFace)"),
+    ("metrics", "Quality metrics"),
     ("write", "Write PNGs"),
 )
 

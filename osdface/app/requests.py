@@ -43,12 +43,14 @@ class StudioSettings:
     max_faces: whole photos with more faces get their largest ``max_faces`` restored.
     zero_gpu: on a ZeroGPU Space: the face detector stays on the CPU so faces can be counted
         before a GPU is requested.
+    metrics: the quality metrics can be asked for (``--no-metrics`` turns them off for all).
     """
 
     model: ModelOptions = ModelOptions()
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
     max_faces: int = DEFAULT_MAX_FACES
     zero_gpu: bool = False
+    metrics: bool = True
 
     def __post_init__(self) -> None:
         if not self.max_megapixels > 0:
@@ -71,6 +73,7 @@ class RestoreRequest:
     ablation, prompt: also restore the same faces conditioned on the text prompt instead of
         the VRE ("" is the null prompt).
     color_fix: "none", "adain" or "wavelet".
+    metrics: score the results with the quality metrics (``osdface.app.scores``).
     """
 
     image: str | os.PathLike | None
@@ -81,6 +84,7 @@ class RestoreRequest:
     ablation: bool = False
     prompt: str = ""
     color_fix: str = "none"
+    metrics: bool = True
 
     def check(self) -> None:
         """Raise ``RequestError`` for a value the widgets would not produce (an API caller)."""

@@ -14,6 +14,7 @@ Three steps like ``Studio``: ``prepare`` (CPU: request, faces, models), ``run`` 
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -22,16 +23,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from osdface import faces
+from osdface import faces, lazy
 from osdface import restorers as other_restorers
+from osdface.app import scores
 from osdface.app.imaging import clean_crop, save_png
 from osdface.app.models import Part
 from osdface.app.requests import MODE_PHOTO, RequestError, RestoreRequest
 from osdface.app.results import PreparedRestore
 from osdface.app.service import Studio
 from osdface.choices import ColorFix
+from osdface.quality.catalog import METRICS
 from osdface.restorers.specs import BACKGROUND_LICENCES, RESTORERS
 from osdface.weights.hub import WeightsUnavailableError
+
+np = lazy.module("numpy")
 
 if TYPE_CHECKING:
     from osdface.restorers.loading import RestorerSet
@@ -63,13 +68,15 @@ class PreparedCompare:
 
 @dataclass
 class MethodResult:
-    """One restorer's whole output (PIL RGB), its seconds and its faces' ArcFace similarities."""
+    """One restorer's whole output (PIL RGB), its seconds, its faces' ArcFace similarities and
+    the means of its faces' quality metrics (None: metrics off)."""
 
     key: str
     label: str
     image: Any
     seconds: float
     similarities: list[float] | None
+    scores: dict[str, float] | None = None
 
 
 @dataclass
@@ -157,6 +164,8 @@ class RestorerStudio:
             max_output_pixels=None,
         )
         found = None if options.aligned else prepared.faces  # found once, in step 1
+        meter = self.studio.meter() if request.metrics else None
+        references = None  # the clean faces, (512, 512, 3) RGB uint8, when turbulence degraded them
         results = []
         for key, model in job.models.items():
             pipeline = model if key == OSDFACE_ON_BACKGROUND else other_restorers.FaceModelPipeline(model)
@@ -169,9 +178,17 @@ class RestorerStudio:
                 if key in RESTORERS
                 else f"OSDFace, {BACKGROUNDS[job.background_name][0]}"
             )
-            results.append(
-                MethodResult(key, label, restored.image, seconds, self._identity(prepared, restored))
-            )
+            similarities = self._identity(prepared, restored)
+            quality = None
+            if meter is not None:
+                if request.turbulence and references is None:
+                    references = [
+                        np.asarray(clean_crop(prepared, face.affine).convert("RGB"))
+                        for face in restored.faces
+                    ]
+                crops = [face.restored_crop for face in restored.faces]
+                quality = scores.score_faces(meter, crops, references, similarities)
+            results.append(MethodResult(key, label, restored.image, seconds, similarities, quality))
         return results
 
     def _identity(self, prepared: PreparedRestore, restored) -> list[float] | None:
@@ -206,13 +223,15 @@ def _mean(values: Sequence[float]) -> float:
 
 def compare_markdown(job: PreparedCompare, results: list[MethodResult], identity_error: str | None) -> str:
     faces = job.prepared.face_count
+    metrics = [m for m in METRICS if any(r.scores and m in r.scores for r in results)]
     lines = [
         f"**Compared on the same {faces} face(s)** "
         "(time: detection reused, restoration and paste-back; ArcFace: cosine similarity to the input face, "
-        "mean over faces)",
+        "mean over faces" + ("; quality metrics: mean over faces" if metrics else "") + ")",
         "",
-        "| Restorer | Licence | Time | ArcFace similarity |",
-        "|---|---|---:|---:|",
+        "| Restorer | Licence | Time | ArcFace similarity |"
+        + "".join(f" {METRICS[m].header} |" for m in metrics),
+        "|---|---|---:|---:|" + "---:|" * len(metrics),
     ]
     for result in results:
         licence = (
@@ -221,7 +240,10 @@ def compare_markdown(job: PreparedCompare, results: list[MethodResult], identity
             else "OSDFace"
         )
         score = f"{_mean(result.similarities):.3f}" if result.similarities else "n/a"
-        lines.append(f"| {result.label} | {licence} | {result.seconds:.2f} s | {score} |")
+        cells = "".join(
+            f" {scores.format_value(m, (result.scores or {}).get(m, math.nan))} |" for m in metrics
+        )
+        lines.append(f"| {result.label} | {licence} | {result.seconds:.2f} s | {score} |{cells}")
     if not results:
         lines.append("| (none ran) | | | |")
     if identity_error and results:

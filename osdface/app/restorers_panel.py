@@ -68,7 +68,7 @@ def wire_compare_panel(
     upload_path: Callable,
 ) -> None:
     """Run the comparison once Restore succeeded; ``inputs``: image, mode, turbulence,
-    propagation length, seed, colour fix. API: ``/compare``."""
+    propagation length, seed, colour fix, metrics. API: ``/compare``."""
 
     @gpu(duration=GPU_SECONDS)
     def compare_on_gpu(job):
@@ -84,6 +84,7 @@ def wire_compare_panel(
         color_fix: str,
         restorers: list[str] | None,
         background: str | None,
+        metrics: bool = True,
     ) -> list:
         """Restore the same faces with other face restorers (GFPGAN, RestoreFormer, CodeFormer) and/or paste OSDFace's on an enlarged background, to compare with OSDFace.
 
@@ -96,9 +97,10 @@ def wire_compare_panel(
             color_fix: match the input's colours: "none", "adain" or "wavelet".
             restorers: the other restorers to run: "gfpgan", "restoreformer" and/or "codeformer" (CodeFormer: non-commercial licence).
             background: how to enlarge the photo behind the faces: "none", "lanczos", "realesrgan-x2" or "realesrgan-x4".
+            metrics: add the quality metrics of each restorer's faces to the table (as under the page's results).
 
         Returns:
-            a PNG image per other restorer and one of OSDFace on the enlarged background (None when not run), and a table of times and identity scores (Markdown).
+            a PNG image per other restorer and one of OSDFace on the enlarged background (None when not run), and a table of times, identity scores and quality metrics (Markdown).
         """
         try:
             request = RestoreRequest(
@@ -108,6 +110,7 @@ def wire_compare_panel(
                 propagation_length=propagation_length,
                 seed=seed,
                 color_fix=color_fix,
+                metrics=bool(metrics),
             )
             job = restorer_studio.prepare(request, restorers or [], background or "none")
             if job is None:
@@ -125,7 +128,7 @@ def wire_compare_panel(
 
     after.success(
         compare,
-        inputs=[*inputs, panel.restorers, panel.background],
+        inputs=[*inputs[:-1], panel.restorers, panel.background, inputs[-1]],
         outputs=[*panel.images.values(), panel.table],
         api_name="compare",
         preprocess=False,

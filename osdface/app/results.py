@@ -12,6 +12,7 @@ import numpy as np
 from osdface.app.requests import MODE_ALIGNED, RestoreRequest
 
 if TYPE_CHECKING:
+    from osdface.app.scores import QualityScores
     from osdface.faces import DetectedFace, RestoreResult
 
 
@@ -46,7 +47,7 @@ class IdentityRow:
 @dataclass
 class GpuResult:
     """Step 2's result. ``identity`` is None when the ArcFace model is missing, and
-    ``identity_note`` then says why."""
+    ``identity_note`` then says why. ``quality``: the metrics (``osdface.app.scores``)."""
 
     restored: RestoreResult
     without_vre: RestoreResult | None
@@ -55,6 +56,7 @@ class GpuResult:
     device_name: str
     peak_memory_bytes: int | None
     timings: dict[str, float]
+    quality: QualityScores | None = None  # None: metrics off
 
 
 @dataclass
@@ -74,3 +76,7 @@ class RestoreOutcome:
     identity_markdown: str
     face_count: int
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The quality metrics: a small Markdown table per output (``osdface.app.scores.OUTPUTS``'
+    # keys; empty when not scored) and the same numbers for the API (None: metrics off).
+    scores_markdown: dict[str, str] = field(default_factory=dict)
+    scores_json: dict | None = None

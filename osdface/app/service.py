@@ -22,12 +22,14 @@ imported inside the steps: the app shows its page before torch is imported.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from osdface import faces, lazy, pipeline
+from osdface.app import scores
 from osdface.app.imaging import add_turbulence, clean_crop, save_png
 from osdface.app.models import LoadedModels, Part, load_models
 from osdface.app.probe import (
@@ -54,7 +56,9 @@ from osdface.runtime.devices import describe_device
 
 # torch and the face models load with the models, not to render the page (osdface.lazy).
 torch = lazy.module("torch")
+np = lazy.module("numpy")
 hub_constants = lazy.module("huggingface_hub.constants")
+quality_meter = lazy.module("osdface.quality.meter")
 
 if TYPE_CHECKING:
     import torch
@@ -62,11 +66,13 @@ if TYPE_CHECKING:
     from osdface.evaluation.identity import ArcFaceEmbedder
     from osdface.faces import DetectedFace, FaceRestorer, RestoreOptions, RestoreResult
     from osdface.pipeline.pipeline_osdface import OSDFacePipeline
+    from osdface.quality.meter import QualityMeter
 
 # ZeroGPU time budget: model transfer and warm-up, then one pipeline pass per face and mode.
 GPU_BASE_SECONDS = 20
 GPU_SECONDS_PER_FACE_PASS = 3
 GPU_MAX_SECONDS = 120
+GPU_SECONDS_PER_FACE_METRICS = 2  # the app's metrics (osdface.app.scores) on each face's results
 
 
 class Studio:
@@ -82,6 +88,8 @@ class Studio:
     def __init__(self, models: LoadedModels, *, settings: StudioSettings | None = None):
         self.models = models
         self.settings = settings or StudioSettings()
+        self._meter: QualityMeter | None = None
+        self._meter_lock = threading.Lock()
 
     @classmethod
     def load(cls, settings: StudioSettings) -> Studio:
@@ -101,6 +109,16 @@ class Studio:
     @property
     def identity(self) -> ArcFaceEmbedder | None:
         return self.models.identity
+
+    def meter(self) -> QualityMeter | None:
+        """The quality metrics (each model loads on its first score, not at start-up), None when
+        ``--no-metrics`` turned them off."""
+        if not self.settings.metrics:
+            return None
+        with self._meter_lock:
+            if self._meter is None:
+                self._meter = quality_meter.QualityMeter(scores.APP_METRICS, device=self.device)
+            return self._meter
 
     @property
     def available(self) -> bool:
@@ -134,7 +152,8 @@ class Studio:
     def gpu_seconds(self, prepared: PreparedRestore) -> int:
         """Seconds of GPU time to request for ``prepared`` (ZeroGPU's ``duration``)."""
         passes = prepared.face_count * (2 if prepared.request.ablation else 1)
-        return min(GPU_MAX_SECONDS, GPU_BASE_SECONDS + GPU_SECONDS_PER_FACE_PASS * passes)
+        metrics = prepared.face_count * GPU_SECONDS_PER_FACE_METRICS if prepared.request.metrics else 0
+        return min(GPU_MAX_SECONDS, GPU_BASE_SECONDS + GPU_SECONDS_PER_FACE_PASS * passes + metrics)
 
     # ---------------------------------------------------------------- step 1 (CPU)
 
@@ -254,6 +273,18 @@ class Studio:
             tick = time.perf_counter()
             identity = self._identity(prepared, restored, without_vre)
             timings["identity"] = time.perf_counter() - tick
+        quality = None
+        meter = self.meter() if request.metrics else None
+        if meter is not None:
+            progress.step("metrics")
+            tick = time.perf_counter()
+            references = None
+            if request.turbulence:  # (512, 512, 3) RGB uint8, one clean face per restored face
+                references = [
+                    np.asarray(clean_crop(prepared, face.affine).convert("RGB")) for face in restored.faces
+                ]
+            quality = scores.score_results(meter, references, restored, without_vre, identity)
+            timings["metrics"] = time.perf_counter() - tick
         return GpuResult(
             restored=restored,
             without_vre=without_vre,
@@ -262,6 +293,7 @@ class Studio:
             device_name=describe_device(device, self.pipeline.dtype),
             peak_memory_bytes=int(torch.cuda.max_memory_allocated(device)) if cuda else None,
             timings=timings,
+            quality=quality,
         )
 
     def _identity(
@@ -346,6 +378,10 @@ class Studio:
             identity_markdown=identity_markdown(result, turbulent=request.turbulence),
             face_count=len(result.restored.faces),
             timings=timings,
+            scores_markdown={
+                output: scores.scores_markdown(result.quality, output) for output in scores.OUTPUTS
+            },
+            scores_json=None if result.quality is None else result.quality.as_json(),
         )
 
     # ---------------------------------------------------------------- turbulence preview

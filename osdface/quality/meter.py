@@ -136,7 +136,12 @@ class QualityMeter:
             if name not in self._scorers:
                 try:
                     self._scorers[name] = self._build(METRICS[name])
-                except (WeightsUnavailableError, ImportError, OSError) as exc:
+                except ImportError as exc:
+                    self.unavailable[name] = (
+                        f"{exc} (install the metrics: pip install -e '.[metrics]', or pip install -r requirements.txt)"
+                    )
+                    return None
+                except (WeightsUnavailableError, OSError) as exc:
                     self.unavailable[name] = f"{type(exc).__name__}: {exc}"
                     return None
             return self._scorers[name]

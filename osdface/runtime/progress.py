@@ -35,6 +35,7 @@ STAGE_LABELS = {
     "vae_decode": "VAE decode",
     "paste": "Pasting the faces back",
     "finish": "Finishing (identity scores)",
+    "metrics": "Scoring the results (quality metrics)",
     "write": "Writing the PNGs",
 }
 # Until a stage has been measured in this process: its share of the benchmark's seconds per

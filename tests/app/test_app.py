@@ -55,6 +55,17 @@ def app(tiny_hub, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def app_with_metrics(tiny_hub, metric_files, tmp_path_factory):
+    """The metrics' files (random weights) in a local folder, as ``--metrics-dir`` gives them."""
+    workdir = tmp_path_factory.mktemp("app-metrics")
+    env = faceless_env(tiny_hub, workdir)
+    env["OSDFACE_METRICS_DIR"] = str(metric_files / "all")
+    running = RunningApp([], env, workdir)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
 def app_without_weights(tiny_hub, tmp_path_factory):
     """Neither repo cached, and the Hub unreachable (its endpoint a closed local port; not
     offline by HF_HUB_OFFLINE): the app must find that out once and show the banner at once."""
@@ -74,12 +85,20 @@ def pixels(path) -> np.ndarray:
 
 
 def restore_args(
-    file, mode="aligned", turbulence=False, length=30000, seed=0, ablation=False, prompt="", fix="none"
+    file,
+    mode="aligned",
+    turbulence=False,
+    length=30000,
+    seed=0,
+    ablation=False,
+    prompt="",
+    fix="none",
+    metrics=True,
 ):
     from gradio_client import handle_file
 
     image = handle_file(str(file)) if file is not None else None
-    return (image, mode, turbulence, length, seed, ablation, prompt, fix)
+    return (image, mode, turbulence, length, seed, ablation, prompt, fix, metrics)
 
 
 # --------------------------------------------------------------------------- restore
@@ -93,8 +112,8 @@ def test_restore_each_toggle_combination(app, turbulence, ablation):
     result = app.client().predict(
         *restore_args(file, turbulence=turbulence, ablation=ablation, seed=7), api_name="/restore"
     )
-    assert len(result) == 8
-    source, turbulent, restored, without_vre, slider, gallery, timing, identity = result
+    assert len(result) == 13
+    source, turbulent, restored, without_vre, slider, gallery, timing, identity = result[:8]
 
     images = [path for path in (source, turbulent, restored, without_vre) if path is not None]
     assert len(images) == 2 + turbulence + ablation
@@ -119,6 +138,65 @@ def test_restore_each_toggle_combination(app, turbulence, ablation):
     assert "Device: CPU" in timing
     assert identity.startswith("Identity scores are off: the ArcFace model could not be loaded.")
     assert "recognition_arcface_ir_se50.pth" in identity
+    # This app has no metric weights: the metrics say why, the restoration is served.
+    metrics, *tables = result[8:]
+    assert set(metrics["unavailable"]) >= {"musiq", "niqe"} and metrics["scores"]["osdface"] == {}
+    assert "Not computed: MUSIQ" in tables[2]
+
+
+@pytest.mark.slow
+def test_the_api_returns_the_metrics_as_json(app_with_metrics):
+    client = app_with_metrics.client()
+    file = EXAMPLES / "astronaut_aligned_classic.jpg"
+    result = client.predict(*restore_args(file, turbulence=True, ablation=True, seed=3), api_name="/restore")
+    metrics = result[8]
+    assert metrics["reference"] == "the clean input face, before turbulence" and metrics["unavailable"] == {}
+    assert set(metrics["scores"]) == {"turbulent_input", "osdface", "without_vre"}
+    for values in metrics["scores"].values():
+        assert set(values) == {"psnr", "ssim", "lpips", "dists", "musiq", "niqe"}  # no ArcFace here: no Deg.
+        assert all(isinstance(v, float) for v in values.values())
+    assert metrics["higher_is_better"]["lpips"] is False and metrics["higher_is_better"]["psnr"] is True
+    # the baseline: restored faces are compared with the turbulent input against the same clean face
+    assert metrics["scores"]["turbulent_input"]["psnr"] != metrics["scores"]["osdface"]["psnr"]
+    _, _, turbulent_table, restored_table, without_table = result[8:]
+    assert "PSNR↑" in turbulent_table and "LPIPS↓" in restored_table and "MUSIQ↑" in without_table
+
+    plain = client.predict(*restore_args(file), api_name="/restore")[8]
+    assert plain["reference"] is None
+    assert {k: set(v) for k, v in plain["scores"].items()} == {
+        "input": {"musiq", "niqe"},
+        "osdface": {"musiq", "niqe"},
+    }
+    off = client.predict(*restore_args(file, metrics=False), api_name="/restore")
+    assert off[8] is None and list(off[9:]) == ["", "", "", ""]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_shows_the_metrics_under_each_result(app_with_metrics, browser, artifacts_dir):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    try:
+        page.goto(app_with_metrics.url)
+        page.get_by_role("button", name="Restore", exact=True).wait_for(timeout=60_000)
+        page.locator("#input-image input[type=file]").set_input_files(
+            str(EXAMPLES / "astronaut_aligned_classic.jpg")
+        )
+        page.get_by_label("Aligned face (512x512, FFHQ)").check()
+        page.locator("#turbulence input").check()
+        assert page.locator("#metrics input").is_checked()
+        page.locator("#restore-button").click()
+        page.locator("#scores-restored table").wait_for(timeout=180_000)
+        for element in ("scores-turbulent", "scores-restored"):
+            table = page.locator(f"#{element}")
+            assert table.is_visible(), element
+            for header in ("PSNR↑", "SSIM↑", "LPIPS↓", "DISTS↓", "MUSIQ↑", "NIQE↓"):
+                assert table.get_by_text(header, exact=True).is_visible(), (element, header)
+            assert table.get_by_text("vs the clean face").is_visible()
+        assert not page.locator("#scores-without").is_visible()  # the ablation is off
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artifacts_dir / "app_metrics.png"), full_page=True)
+    finally:
+        page.close()
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ tests detect with the landmarks measured on the two public-domain portraits
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,17 @@ from PIL import Image
 from osdface.app.imaging import add_turbulence, clean_crop
 from osdface.app.models import LoadedModels, Part
 from osdface.app.requests import RequestError, RestoreRequest, ServiceUnavailableError, StudioSettings
-from osdface.app.service import GPU_BASE_SECONDS, GPU_SECONDS_PER_FACE_PASS, Studio
+from osdface.app.service import (
+    GPU_BASE_SECONDS,
+    GPU_SECONDS_PER_FACE_METRICS,
+    GPU_SECONDS_PER_FACE_PASS,
+    Studio,
+)
 from osdface.app.uploads import read_image
 from osdface.commands.model_options import ModelOptions
 from osdface.evaluation.identity import ArcFaceEmbedder
 from osdface.faces import DetectedFace, FaceRestorer
+from osdface.quality.pixels import psnr, ssim
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -321,10 +328,18 @@ def test_without_a_detector_only_whole_photos_are_refused(tiny_pipeline):
 def test_gpu_time_grows_with_faces_and_the_ablation(tiny_pipeline, group_photo):
     path, _, _ = group_photo
     studio = make_studio(tiny_pipeline, group_photo)
-    one = studio.prepare(RestoreRequest(image=str(EXAMPLES / "astronaut_aligned.jpg"), mode="aligned"))
-    two = studio.prepare(RestoreRequest(image=str(path), mode="photo", ablation=True))
+    aligned = str(EXAMPLES / "astronaut_aligned.jpg")
+    one = studio.prepare(RestoreRequest(image=aligned, mode="aligned", metrics=False))
+    two = studio.prepare(RestoreRequest(image=str(path), mode="photo", ablation=True, metrics=False))
     assert studio.gpu_seconds(one) == GPU_BASE_SECONDS + GPU_SECONDS_PER_FACE_PASS
     assert studio.gpu_seconds(two) == GPU_BASE_SECONDS + 4 * GPU_SECONDS_PER_FACE_PASS
+    scored = studio.prepare(
+        RestoreRequest(image=aligned, mode="aligned")
+    )  # metrics on: a little more per face
+    assert (
+        studio.gpu_seconds(scored)
+        == GPU_BASE_SECONDS + GPU_SECONDS_PER_FACE_PASS + GPU_SECONDS_PER_FACE_METRICS
+    )
 
 
 def test_load_without_weights_keeps_the_reason(tiny_hub):
@@ -382,3 +397,70 @@ def test_examples_are_small_listed_and_come_from_the_script():
         assert np.abs(pixels(EXAMPLES / f"{name}_aligned_classic.jpg") - classic).mean() < 2
         # ... and the degraded copies really are degraded.
         assert np.abs(classic.astype(np.int16) - face).mean() > 3
+
+
+# --------------------------------------------------------------------------- quality metrics
+
+
+@pytest.mark.slow
+def test_metrics_under_each_result_with_the_clean_face_as_reference(
+    tiny_pipeline, arcface, metric_files, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("OSDFACE_METRICS_DIR", str(metric_files / "all"))
+    studio = make_studio(tiny_pipeline, arcface=arcface)
+    file = str(EXAMPLES / "astronaut_aligned.jpg")
+    turbulent = RestoreRequest(image=file, mode="aligned", turbulence=True, ablation=True, seed=2)
+    prepared, result, outcome = restore(studio, turbulent, tmp_path / "a")
+    scores = outcome.scores_json["scores"]
+    assert outcome.scores_json["reference"] == "the clean input face, before turbulence"
+    assert set(scores) == {"turbulent_input", "osdface", "without_vre"}  # the baseline and each output
+    for values in scores.values():
+        assert set(values) == {"psnr", "ssim", "lpips", "dists", "deg", "musiq", "niqe"}
+    # the numbers are those of the metrics themselves, on the aligned faces
+    clean = np.asarray(Image.open(file).convert("RGB"))
+    face = result.restored.faces[0]
+    assert scores["osdface"]["psnr"] == pytest.approx(psnr(np.asarray(face.restored_crop), clean))
+    assert scores["turbulent_input"]["ssim"] == pytest.approx(ssim(np.asarray(face.input_crop), clean))
+    assert scores["osdface"]["deg"] == pytest.approx(
+        math.degrees(math.acos(result.identity[0].restored)), abs=1e-6
+    )
+    assert outcome.scores_json["unavailable"] == {}
+    assert (
+        "PSNR↑" in outcome.scores_markdown["osdface"]
+        and "vs the clean face" in outcome.scores_markdown["osdface"]
+    )
+    assert outcome.scores_markdown["input"] == ""
+
+    plain, _, outcome = restore(studio, RestoreRequest(image=file, mode="aligned"), tmp_path / "b")
+    assert outcome.scores_json["reference"] is None
+    assert {output: set(v) for output, v in outcome.scores_json["scores"].items()} == {
+        "input": {"musiq", "niqe"},
+        "osdface": {"musiq", "niqe"},
+    }
+    assert "no reference" in outcome.scores_markdown["input"]
+
+    _, result, outcome = restore(
+        studio, RestoreRequest(image=file, mode="aligned", metrics=False), tmp_path / "c"
+    )
+    assert (
+        result.quality is None and outcome.scores_json is None and not any(outcome.scores_markdown.values())
+    )
+
+
+def test_metrics_without_their_weights_say_why_and_the_restore_works(tiny_pipeline, tmp_path):
+    studio = make_studio(tiny_pipeline)  # the tests' environment has no metric weights
+    file = str(EXAMPLES / "astronaut_aligned.jpg")
+    _, _, outcome = restore(studio, RestoreRequest(image=file, mode="aligned"), tmp_path)
+    assert outcome.restored.is_file()
+    assert set(outcome.scores_json["unavailable"]) == {"musiq", "niqe"}
+    assert "--metrics-dir" in outcome.scores_json["unavailable"]["musiq"]
+    assert "Not computed: MUSIQ" in outcome.scores_markdown["osdface"]
+
+
+def test_no_metrics_setting_turns_them_off(tiny_pipeline, tmp_path):
+    studio = make_studio(tiny_pipeline, metrics=False)
+    assert studio.meter() is None
+    _, result, _ = restore(
+        studio, RestoreRequest(image=str(EXAMPLES / "astronaut_aligned.jpg"), mode="aligned"), tmp_path
+    )
+    assert result.quality is None

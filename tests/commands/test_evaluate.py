@@ -19,13 +19,13 @@ METRICS = "psnr,ssim,lpips,niqe,fid"
 
 
 @pytest.fixture(scope="module")
-def evaluation(tmp_path_factory, aligned_faces, tiny_hub, metric_files, metric_weights):
+def evaluation(tmp_path_factory, aligned_faces, tiny_hub, metric_files):
     out = tmp_path_factory.mktemp("evaluate") / "out"
     args = [
         "evaluate", "--hq", str(aligned_faces), "--lengths", "30000", "-o", str(out),
         "--restorers", "input,osdface,no_vre", "--metrics", METRICS, "--no-progress",
         "--weights", tiny_hub.weights_repo, "--base-model", tiny_hub.base_repo,
-        "--metrics-dir", str(metric_files / "torchvision"),
+        "--metrics-dir", str(metric_files / "all"),
     ]  # fmt: skip
     return {"status": main(args), "out": out, "args": args}
 
@@ -69,7 +69,7 @@ def test_two_processes_give_the_table_of_one(evaluation, tmp_path, aligned_faces
         metrics=tuple(METRICS.split(",")),
         weights=tiny_hub.weights_repo,
         base_model=tiny_hub.base_repo,
-        metrics_dir=metric_files / "torchvision",
+        metrics_dir=metric_files / "all",
         progress=False,
     )
     # the second process works on its share and leaves; the first does its own and reports

@@ -119,6 +119,8 @@ def base_env(tiny_hub, workdir: Path) -> dict[str, str]:
     env.update(
         {
             "OSDFACE_CACHE": str(workdir / "osdface-cache"),
+            # no metric weights unless a test gives them (see tests/conftest.py)
+            "OSDFACE_METRICS_REPO": os.environ["OSDFACE_METRICS_REPO"],
             "GRADIO_TEMP_DIR": str(workdir / "gradio"),
             "GRADIO_ANALYTICS_ENABLED": "False",
             "PYTHONUNBUFFERED": "1",
