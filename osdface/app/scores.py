@@ -124,7 +124,7 @@ def score_results(
     outputs = {output: mean_over_faces(per_face[output]) for output in OUTPUTS if output in per_face}
     unavailable = dict(meter.unavailable)
     if turbulent and identity is None:
-        unavailable["deg"] = "the ArcFace weights are not loaded"
+        unavailable["deg"] = "Deg. needs ArcFace, whose weights could not be loaded (see the identity note)"
     return QualityScores(turbulent, len(restored.faces), outputs, unavailable)
 
 
