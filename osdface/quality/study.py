@@ -4,8 +4,11 @@ The work, for every image and every condition (a restorer, at a turbulence lengt
 low-quality faces are made from high-quality ones):
 
 1. the low-quality face: the file itself (aligned 512x512 faces; other sizes are resized), the
-   face nearest the centre of a whole photo (RetinaFace, aligned to the FFHQ template), or the
-   high-quality face degraded by the turbulence simulator (seeded per image and length);
+   face nearest the centre of a whole photo (RetinaFace, aligned to the FFHQ template; the
+   high-quality photo of the same name is warped with the same transform), or the high-quality
+   face degraded by the turbulence simulator (seeded per image and length). An image without a
+   face, or unreadable, is left out with its reason (``metrics.json``, "skipped") and the run
+   goes on; a rerun tries it again;
 2. its restoration (``input`` is the low-quality face itself, the table's baseline row), saved
    as ``OUTPUT/images/<condition>/<image>.png``;
 3. its scores against the high-quality face of the same name (full-reference metrics) and on
@@ -34,9 +37,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from osdface.degradations import TurbulenceParams, simulate_turbulence
+from osdface.errors import ImageError
 from osdface.evaluation.conditions import RESTORE_PROMPTS, item_seed
-from osdface.evaluation.work import FaceLoader
-from osdface.faces import RetinaFaceDetector
+from osdface.evaluation.work import CENTER_FACE, NoFaceFoundError
+from osdface.faces import RetinaFaceDetector, select_faces
+from osdface.faces.template import align_face, square_face, warp_to_template
 from osdface.files import save_png_atomic, write_bytes_atomic
 from osdface.images.reading import load_image
 from osdface.pipeline.pipeline_osdface import OSDFacePipeline
@@ -101,8 +106,6 @@ class EvaluateConfig:
         unknown = [m for m in self.methods if m not in EVALUATED_RESTORERS]
         if unknown:
             raise ValueError(f"unknown restorer {unknown[0]!r}; choose from {', '.join(EVALUATED_RESTORERS)}")
-        if not self.aligned and self.hq_dir is not None:
-            raise ValueError("full-reference metrics need aligned faces: pass --aligned with --hq")
 
 
 def conditions_of(config: EvaluateConfig) -> list[Condition]:
@@ -135,19 +138,30 @@ class ScoreLog:
         scores: dict[tuple[str, str], dict[str, float]] = {}
         for path in sorted(self.folder.glob("scores-*.jsonl")):
             for line in path.read_text().splitlines():
-                if line.strip():
-                    row = json.loads(line)
+                if line.strip() and "scores" in (row := json.loads(line)):
                     values = {k: (math.nan if v is None else float(v)) for k, v in row["scores"].items()}
                     scores.setdefault((row["condition"], row["image"]), {}).update(values)
         return scores
 
+    def skipped(self) -> dict[str, str]:
+        """Images left out (no face found, unreadable), with the reason."""
+        found: dict[str, str] = {}
+        for path in sorted(self.folder.glob("scores-*.jsonl")):
+            for line in path.read_text().splitlines():
+                if line.strip() and "skipped" in (row := json.loads(line)):
+                    found[row["image"]] = row["skipped"]
+        return found
+
+    def skip(self, key: str, reason: str) -> None:
+        self._write({"image": key, "skipped": reason})
+
     def append(self, condition: str, key: str, scores: dict[str, float]) -> None:
+        self._write(
+            {"condition": condition, "image": key, "scores": {k: _json_number(v) for k, v in scores.items()}}
+        )
+
+    def _write(self, row: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        row = {
-            "condition": condition,
-            "image": key,
-            "scores": {k: _json_number(v) for k, v in scores.items()},
-        }
         with open(self.path, "a") as handle:
             handle.write(json.dumps(row) + "\n")
 
@@ -233,49 +247,105 @@ def run_evaluate(
             detector = RetinaFaceDetector.load("resnet50", weights=facexlib, device=device)
         return detector
 
-    load_lq = FaceLoader(source_dir, config.aligned, get_detector)
-    load_hq = FaceLoader(config.hq_dir, True, get_detector) if config.hq_dir is not None else None
-    wanted = [m for m in meter.metrics if METRICS[m].needs is Needs.NOTHING or load_hq is not None]
-    mine = group.shard(keys)
+    pairs = FacePairs(config, get_detector)
+    wanted = [m for m in meter.metrics if METRICS[m].needs is Needs.NOTHING or config.hq_dir is not None]
+    mine = group.shard(keys)  # an image left out before is tried again
     bar = tqdm(mine, desc="evaluate", unit="image", disable=not config.progress or not group.is_main)
     for key in bar:
-        hq = None
-        low_quality: dict[float | None, np.ndarray] = {}  # by turbulence length, shared by the methods
-        for condition in conditions:
-            missing = [m for m in wanted if m not in done.get((condition.name, key), {})]
-            if not missing:
-                continue
-            target = output_path(config.output_dir, condition, key)
-            if target.is_file():
-                restored = load_image(target)
-            else:
-                if hq is None and load_hq is not None:
-                    hq = load_hq(key)
-                if condition.length not in low_quality:
-                    low_quality[condition.length] = _low_quality(
-                        config, load_lq, hq, key, condition.length, device
-                    )
-                restored = restore(condition.method, low_quality[condition.length], key, condition.length)
-                save_png_atomic(restored, target, compress_level=3)
-            if hq is None and load_hq is not None:
-                hq = load_hq(key)
-            scores = {m: v for m, v in meter.score(restored, hq).items() if m in missing}
-            log.append(condition.name, key, scores)
+        try:
+            _evaluate_image(key, conditions, wanted, done, pairs, restore, meter, log, device)
+        except (NoFaceFoundError, ImageError) as error:  # left out, with the reason, and the run goes on
+            log.skip(key, error.message())
     group.barrier()
     if not group.is_main:
         return None
-    return _summarise(config, conditions, keys, meter, fid or FIDScorer(weights, device), log.read())
+    scores, skipped = log.read(), log.skipped()
+    skipped = {key: reason for key, reason in skipped.items() if not any(k == key for _, k in scores)}
+    return _summarise(config, conditions, keys, meter, fid or FIDScorer(weights, device), scores, skipped)
 
 
-def _low_quality(config, load_lq, hq, key, length, device) -> np.ndarray:
-    if length is None:
-        return load_lq(key)
-    seed = item_seed(config.seed, key, length, "turbulence")
-    face = torch.from_numpy(np.ascontiguousarray(hq)).to(device)  # (H, W, 3) RGB uint8
-    return simulate_turbulence(face, TurbulenceParams(propagation_length=length), seed=seed).cpu().numpy()
+def _evaluate_image(key, conditions, wanted, done, pairs, restore, meter, log, device) -> None:
+    """Restore and score one image under every condition that still lacks a metric."""
+    low_quality: dict[float | None, np.ndarray] = {}  # by turbulence length, shared by the methods
+    for condition in conditions:
+        missing = [m for m in wanted if m not in done.get((condition.name, key), {})]
+        if not missing:
+            continue
+        target = output_path(pairs.config.output_dir, condition, key)
+        if target.is_file():
+            restored = load_image(target)
+        else:
+            if condition.length not in low_quality:
+                low_quality[condition.length] = pairs.low_quality(key, condition.length, device)
+            restored = restore(condition.method, low_quality[condition.length], key, condition.length)
+            save_png_atomic(restored, target, compress_level=3)
+        scores = {m: v for m, v in meter.score(restored, pairs.high_quality(key)).items() if m in missing}
+        log.append(condition.name, key, scores)
 
 
-def _summarise(config, conditions, keys, meter, fid, scores) -> EvaluateResult:
+class FacePairs:
+    """An image's low-quality face and its high-quality face, (512, 512, 3) RGB uint8, aligned
+    alike (so that full-reference metrics compare the same pixels).
+
+    Aligned faces are read as they are. Whole photos: the face nearest the centre of the
+    low-quality photo is found and aligned, and the high-quality photo of the same name (same
+    size) is warped with the same transform; when turbulence makes the low-quality faces, the
+    high-quality photo's face is aligned and then degraded, as aligned faces are."""
+
+    def __init__(self, config: EvaluateConfig, get_detector: Callable):
+        self.config = config
+        self.get_detector = get_detector
+        self._hq: dict[str, np.ndarray | None] = {}
+        self._affines: dict[str, np.ndarray] = {}
+
+    def _photo_face(self, path: Path, key: str) -> np.ndarray:
+        photo = load_image(path)  # (H, W, 3) RGB uint8
+        if self.config.aligned:
+            try:
+                return np.array(square_face(photo))
+            except ImageError as error:
+                raise ImageError(error.reason, source=str(path), fix=error.fix) from error
+        found = select_faces(self.get_detector()(photo), photo.shape, CENTER_FACE)
+        if not found:
+            raise NoFaceFoundError("no face found", source=str(path))
+        face, affine = align_face(photo, found[0].landmarks)
+        self._affines[key] = affine
+        return face
+
+    def high_quality(self, key: str) -> np.ndarray | None:
+        if self.config.hq_dir is None:
+            return None
+        if key not in self._hq:
+            self._hq.clear()  # one image at a time: keep only the current one
+            path = self.config.hq_dir / key
+            if self.config.aligned or self.config.lq_dir is None:
+                self._hq[key] = self._photo_face(path, key)
+            else:
+                if key not in self._affines:
+                    self.low_quality(key, None, None)
+                photo = load_image(path)
+                lq_size = load_image(self.config.lq_dir / key).shape
+                if photo.shape != lq_size:
+                    raise ImageError(
+                        f"the high-quality photo is {photo.shape[1]}x{photo.shape[0]} and the low-quality one "
+                        f"{lq_size[1]}x{lq_size[0]}: whole photos are compared pixel for pixel",
+                        source=str(path),
+                        fix="pass photos of the same size, or aligned faces",
+                    )
+                self._hq[key] = warp_to_template(photo, self._affines[key])
+        return self._hq[key]
+
+    def low_quality(self, key: str, length: float | None, device) -> np.ndarray:
+        if length is None:
+            return self._photo_face(self.config.lq_dir / key, key)
+        seed = item_seed(self.config.seed, key, length, "turbulence")
+        face = torch.from_numpy(np.ascontiguousarray(self.high_quality(key))).to(
+            device
+        )  # (H, W, 3) RGB uint8
+        return simulate_turbulence(face, TurbulenceParams(propagation_length=length), seed=seed).cpu().numpy()
+
+
+def _summarise(config, conditions, keys, meter, fid, scores, skipped) -> EvaluateResult:
     metrics = [m for m in config.metrics if m in METRICS]
     table: dict[str, dict[str, float]] = {}
     counts: dict[str, int] = {}
@@ -302,7 +372,7 @@ def _summarise(config, conditions, keys, meter, fid, scores) -> EvaluateResult:
             folder = config.output_dir / "images" / condition.name
             means["fid"] = frechet_distance(fid.statistics(folder), reference)
         table[condition.name] = means
-    result = EvaluateResult(conditions, metrics, table, counts, scores, unavailable)
+    result = EvaluateResult(conditions, metrics, table, counts, scores, unavailable, skipped)
     write_settings(config)
     write_report(config.output_dir, result)
     return result

@@ -46,6 +46,7 @@ class EvaluateResult:
     counts: dict[str, int]
     per_image: dict[tuple[str, str], dict[str, float]]
     unavailable: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # image -> why it was left out
 
     @property
     def columns(self) -> list[str]:
@@ -95,6 +96,11 @@ def markdown_table(result: EvaluateResult) -> str:
         )
     for metric, reason in result.unavailable.items():
         lines.append(f"\n{metric}: not computed: {reason.splitlines()[0]}")
+    if result.skipped:
+        first = next(iter(result.skipped.items()))
+        lines.append(
+            f"\n{len(result.skipped)} image(s) left out (see metrics.json), e.g. {first[0]}: {first[1]}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -156,6 +162,7 @@ def metrics_json(result: EvaluateResult) -> dict:
             for c in result.conditions
         },
         "unavailable": result.unavailable,
+        "skipped": result.skipped,
     }
 
 

@@ -7,7 +7,9 @@ import csv
 import json
 import shutil
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from osdface.cli import main
 from osdface.quality.study import EvaluateConfig, run_evaluate
@@ -98,3 +100,44 @@ def test_bad_settings_are_refused_with_the_setting(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path), "-o", str(tmp_path / "o"), "--metrics", "psnr,sharpness"]) == 2
     assert "unknown metric 'sharpness'" in capsys.readouterr().err
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
+
+
+def test_whole_photos_are_aligned_alike_and_a_faceless_one_is_left_out(tmp_path, metric_files):
+    from helpers.faces import PortraitDetector, portrait
+
+    from osdface.faces import align_face
+    from osdface.quality.pixels import psnr
+
+    lq_dir, hq_dir = tmp_path / "lq", tmp_path / "hq"
+    lq_dir.mkdir(), hq_dir.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("astronaut", "grace_hopper"):
+        clean = portrait(name)
+        noisy = np.clip(clean.astype(int) + rng.integers(-12, 13, clean.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(clean).save(hq_dir / f"{name}.png")
+        Image.fromarray(noisy).save(lq_dir / f"{name}.png")
+    blank = np.full((300, 400, 3), 128, np.uint8)  # no face: the stand-in detector finds none
+    Image.fromarray(blank).save(hq_dir / "blank.png")
+    Image.fromarray(blank).save(lq_dir / "blank.png")
+    config = EvaluateConfig(
+        output_dir=tmp_path / "out",
+        lq_dir=lq_dir,
+        hq_dir=hq_dir,
+        methods=("input",),
+        metrics=("psnr", "ssim"),
+        aligned=False,
+        progress=False,
+    )
+    result = run_evaluate(config, detector=PortraitDetector())
+    assert list(result.skipped) == ["blank.png"] and "no face found" in result.skipped["blank.png"]
+    assert result.counts == {"input": 2}
+    # the high-quality photo was warped with the low-quality photo's transform: the same pixels
+    lq_face, _ = align_face(
+        np.asarray(Image.open(lq_dir / "astronaut.png")),
+        PortraitDetector()(portrait("astronaut"))[0].landmarks,
+    )
+    hq_face, _ = align_face(portrait("astronaut"), PortraitDetector()(portrait("astronaut"))[0].landmarks)
+    assert result.per_image[("input", "astronaut.png")]["psnr"] == pytest.approx(psnr(lq_face, hq_face))
+    assert result.per_image[("input", "astronaut.png")]["psnr"] > 28
+    assert "1 image(s) left out" in (tmp_path / "out" / "table.md").read_text()
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["skipped"] == result.skipped
