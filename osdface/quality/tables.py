@@ -96,6 +96,10 @@ def markdown_table(result: EvaluateResult) -> str:
         )
     for metric, reason in result.unavailable.items():
         lines.append(f"\n{metric}: not computed: {reason.splitlines()[0]}")
+    for metric in result.metrics:
+        if metric not in columns and metric not in result.unavailable:
+            why = " (the landmark detector found no face)" if metric == "lmd" else ""
+            lines.append(f"\n{metric}: no value in any image{why}")
     if result.skipped:
         first = next(iter(result.skipped.items()))
         lines.append(
