@@ -148,8 +148,10 @@ class QualityMeter:
         if spec.name == "ssim":
             return ssim
         if spec.name == "deg":
+            self.embedder()  # loaded now: a missing file is reported in ``unavailable``
             return self._degrees
         if spec.name == "lmd":
+            self.detector()
             return self._landmarks
         model = load_pyiqa_metric(spec, self.weights, self.device)
 
