@@ -22,6 +22,10 @@ and have their own writers, for the tests and benchmarks that need them:
   OpenAI's dtypes;
 - ``write_timm_vit_b8``: timm's ``model.safetensors`` of ``vit_base_patch8_224``, zeros;
 - ``write_maniqa_koniq``: pyiqa's ``ckpt_koniq10k.pt``, the whole MANIQA state dict.
+
+``write_metrics_dir(folder)`` writes every file, each under its published name, into one
+folder: a local metrics folder (``--metrics-dir``, and ``--facexlib-dir`` for facexlib's ArcFace
+and RetinaFace ResNet-50, whole random state dicts) for the benchmarks.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import json
 import struct
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +41,21 @@ import scipy.io
 import timm
 import torch
 import torchvision
+from facexlib.detection.retinaface import RetinaFace
 from pyiqa.archs import clip_model
 from pyiqa.archs import inception as pyiqa_inception
 from pyiqa.archs.maniqa_arch import MANIQA
 from pyiqa.archs.musiq_arch import MUSIQ
 
-from osdface.quality.weights import FFHQ_STATS, TIMM_VIT_B8_ARCH, pyiqa_reading_from
+from osdface.evaluation.identity import ARCFACE_WEIGHTS, build_arcface_backbone
+from osdface.quality.catalog import METRICS
+from osdface.quality.weights import (
+    CLIP_RN50,
+    FFHQ_STATS,
+    TIMM_VIT_B8,
+    TIMM_VIT_B8_ARCH,
+    pyiqa_reading_from,
+)
 
 NIQE_FEATURES = 36  # 18 features at each of two scales
 LPIPS_ALEX_WIDTHS = (64, 192, 384, 256, 256)
@@ -63,6 +77,19 @@ CLIP_RN50_SIZES = {
 MANIQA_KONIQ = {"train_dataset": "koniq", "scale": 0.8}
 # MANIQA reads the outputs of ViT blocks 6 to 9; what comes after them never reaches its score.
 MANIQA_UNUSED = ("vit.blocks.10.", "vit.blocks.11.", "vit.norm.", "vit.head.")
+RETINAFACE_WEIGHTS = "detection_Resnet50_Final.pth"  # the "lmd" metric's detector
+# written together by _write_small_files
+_SMALL_FILES = frozenset(
+    {
+        "alexnet-owt-7be5be79.pth",
+        "vgg16-397923af.pth",
+        "LPIPS_v0.1_alex-df73285e.pth",
+        "DISTS_weights-f5e65c96.pth",
+        "musiq_koniq_ckpt-e95806b9.pth",
+        "pt_inception-2015-12-05-6726825d.pth",
+        "niqe_modelparameters.mat",
+    }
+)
 
 
 def _small(state: dict[str, torch.Tensor], unused_prefix: str = "classifier.") -> dict[str, torch.Tensor]:
@@ -88,10 +115,38 @@ def fid_inception() -> torch.nn.Module:
 
 
 def write_metric_files(folder: Path, seed: int = 0, *, with_ffhq_stats: bool = False) -> Path:
-    """Write every metric file (see the module docstring); return ``folder``."""
+    """Write every pyiqa and torchvision metric file (see the module docstring); return ``folder``."""
+    _write_small_files(folder / "iqa", folder / "torchvision", seed, with_ffhq_stats)
+    return folder
+
+
+def write_metrics_dir(folder: Path, seed: int = 0, metrics: Iterable[str] | None = None) -> Path:
+    """The files of ``metrics`` (default: every metric), each under its published name, in
+    ``folder`` (a local metrics and facexlib folder); return ``folder``."""
+    names = {file for name in (METRICS if metrics is None else metrics) for file in METRICS[name].files}
+    folder.mkdir(parents=True, exist_ok=True)
+    if names & _SMALL_FILES:
+        _write_small_files(folder, folder, seed, with_ffhq_stats=False)
+    if CLIP_RN50 in names:
+        write_clip_rn50(folder / CLIP_RN50, seed)
+    if "ckpt_koniq10k.pt" in names:
+        write_timm_vit_b8(folder / TIMM_VIT_B8)
+        write_maniqa_koniq(folder / "ckpt_koniq10k.pt", folder / TIMM_VIT_B8, seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if ARCFACE_WEIGHTS in names:
+            torch.save(build_arcface_backbone().state_dict(), folder / ARCFACE_WEIGHTS)
+        if RETINAFACE_WEIGHTS in names:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # facexlib builds torchvision's resnet50(pretrained=False)
+                detector = RetinaFace(network_name="resnet50", half=False, device=torch.device("cpu"))
+            torch.save(detector.state_dict(), folder / RETINAFACE_WEIGHTS)
+    return folder
+
+
+def _write_small_files(iqa: Path, vision: Path, seed: int, with_ffhq_stats: bool) -> None:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    iqa, vision = folder / "iqa", folder / "torchvision"
     iqa.mkdir(parents=True, exist_ok=True)
     vision.mkdir(parents=True, exist_ok=True)
 
@@ -119,7 +174,6 @@ def write_metric_files(folder: Path, seed: int = 0, *, with_ffhq_stats: bool = F
     if with_ffhq_stats:
         features = rng.normal(size=(4096, 2048)).astype(np.float32)
         np.savez(iqa / FFHQ_STATS, mu=features.mean(0), sigma=np.cov(features, rowvar=False))
-    return folder
 
 
 def write_clip_rn50(path: Path, seed: int = 0) -> Path:
