@@ -53,9 +53,11 @@ def save_png_atomic(
     return Path(target)
 
 
-def download_atomic(url: str, target: str | os.PathLike) -> Path:
-    """Download ``url`` to ``target`` (two processes downloading at once both end up correct)."""
+def download_atomic(url: str, target: str | os.PathLike, *, sha256: str | None = None) -> Path:
+    """Download ``url`` to ``target`` (two processes downloading at once both end up correct).
+    With ``sha256`` (a prefix of the file's SHA-256 in hex), a download that does not match it
+    raises ``RuntimeError`` and leaves no file."""
 
     with atomic_path(target) as partial:
-        torch.hub.download_url_to_file(url, str(partial), progress=True)
+        torch.hub.download_url_to_file(url, str(partial), hash_prefix=sha256, progress=True)
     return Path(target)

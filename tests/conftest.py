@@ -127,3 +127,35 @@ def metric_weights(metric_files, tmp_path_factory):
         cache_dir=tmp_path_factory.mktemp("metrics-cache"),
         offline=True,
     )
+
+
+@pytest.fixture(scope="session")
+def clip_weights(tmp_path_factory):
+    """OpenAI's ``RN50.pt`` with random weights (a traced TorchScript archive, 256 MB) in a local
+    metrics folder, and settings that find it there (and nothing else: no torchvision files)."""
+    from osdface.quality.weights import CLIP_RN50, MetricWeights
+    from osdface.testing.random_metrics import write_clip_rn50
+
+    folder = tmp_path_factory.mktemp("clip-files")
+    write_clip_rn50(folder / CLIP_RN50, seed=0)
+    return MetricWeights.from_env(
+        local_dir=folder, cache_dir=tmp_path_factory.mktemp("clip-cache"), offline=True
+    )
+
+
+@pytest.fixture(scope="session")
+def maniqa_files(metric_files, tmp_path_factory) -> Path:
+    """MANIQA's two files with random weights where real use finds them: ``ckpt_koniq10k.pt``
+    added to pyiqa's repo in the session's Hub cache (beside ``metric_files``' files), timm's
+    ``model.safetensors`` (zeros, sparse) in its repo ``timm/vit_base_patch8_224.augreg2_in21k_ft_in1k``."""
+    from osdface.quality.weights import IQA_WEIGHTS_REPO, TIMM_VIT_B8_REPO
+    from osdface.testing.random_metrics import write_maniqa_koniq, write_timm_vit_b8
+    from osdface.testing.random_weights import add_to_hub_cache
+
+    folder = tmp_path_factory.mktemp("maniqa-files")
+    timm_file = write_timm_vit_b8(folder / "timm" / "model.safetensors")
+    write_maniqa_koniq(folder / "iqa" / "ckpt_koniq10k.pt", timm_file, seed=0)
+    cache = Path(os.environ["HF_HUB_CACHE"])
+    add_to_hub_cache(cache, IQA_WEIGHTS_REPO, folder / "iqa", merge=True, link=True)
+    add_to_hub_cache(cache, TIMM_VIT_B8_REPO, folder / "timm", link=True)
+    return folder

@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     metric_names = ", ".join(METRICS)
     parser = subparsers.add_parser(
         "evaluate",
-        help="quality tables: PSNR, SSIM, LPIPS, DISTS, MUSIQ, NIQE, Deg., LMD, FID per restorer",
+        help="quality tables: PSNR, SSIM, LPIPS, DISTS, CLIP-IQA, MANIQA, MUSIQ, NIQE, Deg., LMD, FID per restorer",
         description=(
             "The paper's quality tables: restore a folder of faces with each restorer and score\n"
             "the results (table.md, table.csv, metrics.json, per_image.csv). Full-reference\n"

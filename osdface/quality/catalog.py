@@ -8,7 +8,7 @@ columns, in this order:
 - Table 2 (real-world Wider, LFW, WebPhoto, no reference): ``REAL_WORLD_COLUMNS``.
 
 Implementations: IQA-PyTorch (``pyiqa``, the package the authors used) for the learned metrics
-and NIQE, with pyiqa's default settings for each name; PSNR and SSIM here, in float64 on the Y
+and NIQE, with pyiqa's default settings for each name (``clipiqa``, ``maniqa``, ...); PSNR and SSIM here, in float64 on the Y
 channel (the convention of BasicSR and the face-restoration papers); Deg. and LMD here, on
 facexlib's ArcFace and RetinaFace.
 """
@@ -54,6 +54,9 @@ class MetricSpec:
 
 _TORCHVISION_ALEXNET = "alexnet-owt-7be5be79.pth"
 _TORCHVISION_VGG16 = "vgg16-397923af.pth"
+# osdface.quality.weights: CLIP_RN50 (OpenAI's URL) and TIMM_VIT_B8 (timm's Hub repo)
+_CLIP_RN50 = "RN50.pt"
+_TIMM_VIT_B8 = "vit_base_patch8_224.augreg2_in21k_ft_in1k.safetensors"
 
 METRICS: dict[str, MetricSpec] = {
     spec.name: spec
@@ -100,6 +103,24 @@ METRICS: dict[str, MetricSpec] = {
             files=("musiq_koniq_ckpt-e95806b9.pth",),
         ),
         MetricSpec(
+            "clipiqa",
+            "CLIP-IQA",
+            True,
+            Needs.NOTHING,
+            "how much better CLIP (ResNet-50) matches 'good', 'sharp', 'noise-free'... than the opposite prompts, 0 to 1",
+            pyiqa_name="clipiqa",
+            files=(_CLIP_RN50,),
+        ),
+        MetricSpec(
+            "maniqa",
+            "MANIQA",
+            True,
+            Needs.NOTHING,
+            "attention network on ViT-B/8 features trained on KonIQ-10k opinion scores, about 0 to 1",
+            pyiqa_name="maniqa",
+            files=("ckpt_koniq10k.pt", _TIMM_VIT_B8),
+        ),
+        MetricSpec(
             "niqe",
             "NIQE",
             False,
@@ -138,12 +159,9 @@ METRICS: dict[str, MetricSpec] = {
 
 # The paper's column orders (PSNR and SSIM first in Table 3, as the field reports them).
 SYNTHETIC_COLUMNS = ("psnr", "ssim", "lpips", "dists", "musiq", "niqe", "deg", "lmd", "fid")
-REAL_WORLD_COLUMNS = ("musiq", "niqe", "fid")
-# Named in the paper's Table 2 and not built yet: asked for by name, they are reported as missing.
-NOT_YET_BUILT = {
-    "clipiqa": "CLIP-IQA is not built into this version yet (it needs OpenAI's CLIP ResNet-50)",
-    "maniqa": "MANIQA is not built into this version yet (it needs timm's ViT-B/8)",
-}
+REAL_WORLD_COLUMNS = ("clipiqa", "maniqa", "musiq", "niqe", "fid")
+# One order that keeps both: Table 2's no-reference columns come before MUSIQ, as there.
+PAPER_ORDER = ("psnr", "ssim", "lpips", "dists", "clipiqa", "maniqa", "musiq", "niqe", "deg", "lmd", "fid")
 
 
 # The rows of an evaluation: "input" is the low-quality face itself (the baseline row), then
@@ -165,7 +183,7 @@ def parse_metrics(text: str) -> tuple[str, ...]:
             names += list(SYNTHETIC_COLUMNS)
         elif part in ("real", "real-world"):
             names += list(REAL_WORLD_COLUMNS)
-        elif part in METRICS or part in NOT_YET_BUILT:
+        elif part in METRICS:
             names.append(part)
         else:
             known = ", ".join([*METRICS, "all", "synthetic", "real"])
@@ -176,6 +194,7 @@ def parse_metrics(text: str) -> tuple[str, ...]:
 
 
 def in_paper_order(names: tuple[str, ...] | list[str]) -> list[str]:
-    """The names in the column order of the paper's Table 3, then any others in the given order."""
-    ordered = [name for name in SYNTHETIC_COLUMNS if name in names]
+    """The names in the paper's column order (Table 3's, with Table 2's CLIP-IQA and MANIQA
+    before MUSIQ as there: ``PAPER_ORDER``), then any others in the given order."""
+    ordered = [name for name in PAPER_ORDER if name in names]
     return ordered + [name for name in names if name not in ordered]

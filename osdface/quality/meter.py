@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from osdface import lazy
-from osdface.quality.catalog import METRICS, NOT_YET_BUILT, MetricSpec, Needs
+from osdface.quality.catalog import METRICS, MetricSpec, Needs
 from osdface.quality.pixels import psnr, ssim
 from osdface.quality.weights import MetricWeights, pyiqa_reading_from
 from osdface.weights.facexlib_files import FacexlibWeights
@@ -46,10 +46,13 @@ def as_batch(image: Image, device: torch.device) -> torch.Tensor:
 
 def load_pyiqa_metric(spec: MetricSpec, weights: MetricWeights, device: str | torch.device = "cpu") -> Any:
     """pyiqa's metric ``spec.pyiqa_name`` with its default settings (``pyiqa.create_metric``),
-    its files fetched by ``weights`` and read weights-only."""
-    hub_dir = weights.linked(spec.files)
-    with pyiqa_reading_from(hub_dir):
-        return pyiqa.create_metric(spec.pyiqa_name, device=torch.device(device), as_loss=False)
+    its files fetched by ``weights`` and read without running code from them (CLIP-IQA's
+    backbone is handed over by path: the only option passed)."""
+    prepared = weights.prepare(spec.files)
+    with pyiqa_reading_from(prepared.hub_dir, timm_files=prepared.timm_files):
+        return pyiqa.create_metric(
+            spec.pyiqa_name, device=torch.device(device), as_loss=False, **prepared.options
+        )
 
 
 def degrees_between(a: np.ndarray, b: np.ndarray) -> float:
@@ -100,9 +103,7 @@ class QualityMeter:
         self._detector = detector
         self._scorers: dict[str, Scorer] = {}
         self._lock = threading.Lock()
-        self.unavailable: dict[str, str] = {
-            name: NOT_YET_BUILT[name] for name in metrics if name in NOT_YET_BUILT
-        }
+        self.unavailable: dict[str, str] = {}
 
     def available(self) -> tuple[str, ...]:
         return tuple(name for name in self.metrics if name not in self.unavailable)
@@ -152,8 +153,10 @@ class QualityMeter:
         if spec.name == "ssim":
             return ssim
         if spec.name == "deg":
+            self.embedder()  # loaded now: a missing file is reported in ``unavailable``
             return self._degrees
         if spec.name == "lmd":
+            self.detector()
             return self._landmarks
         model = load_pyiqa_metric(spec, self.weights, self.device)
 
