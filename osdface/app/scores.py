@@ -7,8 +7,10 @@ figures are the mean over its faces):
 - when turbulence degraded a clean input, that clean face is the reference: PSNR, SSIM,
   LPIPS, DISTS and Deg. for every output and for the turbulent input (the baseline).
 
-The defaults are the cheapest metrics of each kind on a CPU (``python -m benchmarks.bench_metrics``
-prints their cost); CLIP-IQA, MANIQA, LMD and FID are left to ``osdface evaluate``.
+The no-reference defaults are the two cheapest on a CPU (``python -m benchmarks.bench_metrics``:
+NIQE 0.14 s and MUSIQ 0.37 s a face on 2 Zen 3 cores, against CLIP-IQA 0.87 s and MANIQA 44 s);
+CLIP-IQA, MANIQA, LMD and FID are left to ``osdface evaluate``. Deg. reuses the identity
+table's ArcFace similarities.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import torch
 
 from osdface.quality.catalog import METRICS
 from osdface.quality.meter import QualityMeter, as_batch, load_pyiqa_metric
-from osdface.quality.weights import TIMM_VIT_B8_REPO, MetricWeights
+from osdface.quality.weights import IQA_WEIGHTS_REPO, TIMM_VIT_B8_REPO, MetricWeights
 
 pytestmark = pytest.mark.slow  # a 241 MB checkpoint; minutes of CPU
 
@@ -25,7 +25,10 @@ pytestmark = pytest.mark.slow  # a 241 MB checkpoint; minutes of CPU
 @pytest.fixture(scope="module")
 def maniqa_weights(maniqa_files, tmp_path_factory):
     return MetricWeights.from_env(
-        local_dir=None, cache_dir=tmp_path_factory.mktemp("maniqa-cache"), offline=True
+        local_dir=None,
+        hub_repo=IQA_WEIGHTS_REPO,  # the tests' environment names no repo of metric weights
+        cache_dir=tmp_path_factory.mktemp("maniqa-cache"),
+        offline=True,
     )
 
 
