@@ -136,7 +136,7 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
         restore_on_gpu = _restore_on_gpu(studio)
         restored = _wire_restore(demo, studio, restore_on_gpu, run, inputs, outputs)
         _wire_compare(demo, studio, compare_panel, restored, inputs)
-        _wire_degrade(demo, studio, preview, inputs, outputs)
+        _wire_degrade(demo, studio, preview, inputs, outputs, turbulent_column)
         _wire_agent_tools(demo, studio, restore_on_gpu, default_mode=mode.value)
         toggles(turbulence, turbulent_column, ablation, without_column, prompt, mode, outputs.gallery)
     return demo
@@ -229,7 +229,14 @@ def _wire_restore(
     )
 
 
-def _wire_degrade(demo: gr.Blocks, studio: Studio, preview: gr.Button, inputs: list, outputs: RestoreWidgets):
+def _wire_degrade(
+    demo: gr.Blocks,
+    studio: Studio,
+    preview: gr.Button,
+    inputs: list,
+    outputs: RestoreWidgets,
+    turbulent_column,
+):
     """The turbulence preview and the ``degrade`` endpoint (they work without the weights)."""
 
     def degrade(image: dict | str | None, propagation_length: float, seed: int) -> dict:
@@ -260,7 +267,11 @@ def _wire_degrade(demo: gr.Blocks, studio: Studio, preview: gr.Button, inputs: l
         preprocess=False,
         show_progress_on=[outputs.turbulent],
     ).success(
-        lambda: gr.Image(visible=True), outputs=outputs.turbulent, api_visibility="private", queue=False
+        # the turbulent image's column (with its metrics) shows even when the checkbox is off
+        lambda: gr.Column(visible=True),
+        outputs=turbulent_column,
+        api_visibility="private",
+        queue=False,
     )
 
 

@@ -32,11 +32,12 @@ PAGE_RESTORE = [
     "ablation",
     "prompt",
     "color_fix",
+    "metrics",
 ]
 TOOLS = {
     "restore": PAGE_RESTORE,
     "degrade": ["image", "propagation_length", "seed"],
-    "restore_faces": [name for name in PAGE_RESTORE if name not in ("ablation", "prompt")],
+    "restore_faces": [name for name in PAGE_RESTORE if name not in ("ablation", "prompt", "metrics")],
     "simulate_turbulence": ["image", "propagation_length", "seed"],
 }
 
