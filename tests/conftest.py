@@ -104,8 +104,8 @@ def metric_files(tmp_path_factory) -> Path:
     """The metrics' files with random weights where real use finds them: pyiqa's in the session's
     Hub cache (chaofengc/IQA-PyTorch-Weights), torchvision's in ``metric_files / "torchvision"``;
     every file in ``metric_files / "all"`` (a folder for ``--metrics-dir`` / OSDFACE_METRICS_DIR)."""
+    from osdface.testing.hub_cache import add_to_hub_cache
     from osdface.testing.random_metrics import write_metric_files
-    from osdface.testing.random_weights import add_to_hub_cache
 
     folder = write_metric_files(tmp_path_factory.mktemp("metric-files"), seed=0, with_ffhq_stats=True)
     from osdface.quality.weights import IQA_WEIGHTS_REPO
@@ -149,8 +149,8 @@ def maniqa_files(metric_files, tmp_path_factory) -> Path:
     added to pyiqa's repo in the session's Hub cache (beside ``metric_files``' files), timm's
     ``model.safetensors`` (zeros, sparse) in its repo ``timm/vit_base_patch8_224.augreg2_in21k_ft_in1k``."""
     from osdface.quality.weights import IQA_WEIGHTS_REPO, TIMM_VIT_B8_REPO
+    from osdface.testing.hub_cache import add_to_hub_cache
     from osdface.testing.random_metrics import write_maniqa_koniq, write_timm_vit_b8
-    from osdface.testing.random_weights import add_to_hub_cache
 
     folder = tmp_path_factory.mktemp("maniqa-files")
     timm_file = write_timm_vit_b8(folder / "timm" / "model.safetensors")

@@ -73,7 +73,8 @@ class LaunchSettings:
     mcp: bool = False
 
 
-def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, LaunchSettings]:
+def build_parser() -> argparse.ArgumentParser:
+    """``python app.py``'s options (``parse_args`` checks them and makes the settings)."""
     parser = argparse.ArgumentParser(
         description="OSDFace Studio: the Gradio app for one-step diffusion face restoration."
     )
@@ -125,6 +126,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, Launc
         action="store_true",
         help=f"also serve the API as MCP tools at {MCP_PATH} (also {ENV_MCP}=1; not with a password)",
     )
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, LaunchSettings]:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         auth = read_credentials(args.auth, args.auth_file)

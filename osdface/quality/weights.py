@@ -1,7 +1,7 @@
 """Where the metrics' weight files come from, and how pyiqa reads them without running pickled code.
 
 IQA-PyTorch (pyiqa) downloads its files on first use into ``torch.hub``'s folder and loads them
-with ``torch.load(weights_only=False)``; torchvision, timm and OpenAI's CLIP loader fetch their
+with full unpickling (``weights_only`` off); torchvision, timm and OpenAI's CLIP loader fetch their
 own files too. We fetch every file ourselves first, each from its official source, and only then
 let pyiqa build the network:
 

@@ -3,7 +3,7 @@ shapes, formats), for tests and benchmarks that cannot download the real ones.
 
 ``write_metric_files(folder)`` writes the pyiqa files into ``folder/iqa`` (to be placed into a
 Hugging Face cache as ``chaofengc/IQA-PyTorch-Weights`` with
-``osdface.testing.random_weights.add_to_hub_cache``) and torchvision's backbones into
+``osdface.testing.hub_cache.add_to_hub_cache``) and torchvision's backbones into
 ``folder/torchvision`` (a local metrics folder, ``OSDFACE_METRICS_DIR``). The layouts:
 
 - pyiqa's ``.pth`` files are state dicts of pyiqa's own modules (LPIPS: the linear layers

@@ -127,7 +127,7 @@ def test_failed_download_leaves_nothing_and_reports_the_reason(monkeypatch, tmp_
 
 
 def test_hub_repo_is_used_when_configured(tmp_path):
-    from osdface.testing.random_weights import add_to_hub_cache
+    from osdface.testing.hub_cache import add_to_hub_cache
 
     source = tmp_path / "repo"
     expected = save_state(source / NAME, seed=3)

@@ -123,7 +123,7 @@ def test_file_missing_from_cached_repo_and_from_local_folder(tiny_hub, tmp_path)
     partial = tmp_path / "partial"
     shutil.copytree(snapshot(tiny_hub, tiny_hub.weights_repo), partial)
     (partial / hub.LORA_WEIGHTS).unlink()
-    from osdface.testing.random_weights import add_to_hub_cache
+    from osdface.testing.hub_cache import add_to_hub_cache
 
     add_to_hub_cache(Path(tiny_hub.cache_dir), repo_id, partial)
     with pytest.raises(
