@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -157,7 +157,7 @@ class FaceRestorer:
         timings: dict[str, float] = {}
         if not faces:
             return RestoreResult(
-                image=to_pil(self._background(photo, options, timings)),
+                image=to_pil(self.resample(photo, options, timings)),
                 faces=[],
                 no_face_found=True,
                 timings=timings,
@@ -172,11 +172,12 @@ class FaceRestorer:
         restored_crops: list[Image.Image] = []
         for start in range(0, len(input_crops), options.batch_size):
             chunk = input_crops[start : start + options.batch_size]
-            restored_crops.extend(self._run_pipeline(chunk, start, options, timings))
-        restored_crops = _keep_gray(restored_crops, _is_gray(photo))
+            generators = face_generators(options.seed, range(start, start + len(chunk)))
+            restored_crops.extend(self.run_pipeline(chunk, generators, options, timings))
+        restored_crops = keep_gray(restored_crops, is_gray(photo))
 
         affines = [affine for _, affine in aligned]
-        pasted = self._paste(photo, restored_crops, affines, options, timings)
+        pasted = self.paste(photo, restored_crops, affines, options, timings)
         restored_faces = [
             RestoredFace(
                 box=tuple(float(v) for v in face.box),
@@ -202,7 +203,8 @@ class FaceRestorer:
         height, width = face.shape[:2]
         crop = square_face(face)
         timings: dict[str, float] = {}
-        restored = _keep_gray(self._run_pipeline([crop], 0, options, timings), _is_gray(face))[0]
+        restored = self.run_pipeline([crop], face_generators(options.seed, [0]), options, timings)
+        restored = keep_gray(restored, is_gray(face))[0]
         output = restored
         size = round(FACE_SIZE * options.upscale)
         if size != FACE_SIZE:
@@ -233,10 +235,9 @@ class FaceRestorer:
                 fix="use a smaller upscale or downscale the photo",
             )
 
-    def _background(
-        self, photo: np.ndarray, options: RestoreOptions, timings: dict[str, float]
-    ) -> np.ndarray:
-        """The photo at the output size: (H', W', 3) RGB uint8."""
+    def resample(self, photo: np.ndarray, options: RestoreOptions, timings: dict[str, float]) -> np.ndarray:
+        """The photo at the output size, without its faces: (H', W', 3) RGB uint8 (the photo
+        itself when ``upscale`` is 1)."""
         if options.upscale == 1.0:
             return photo
         size = (int(photo.shape[1] * options.upscale), int(photo.shape[0] * options.upscale))
@@ -244,7 +245,7 @@ class FaceRestorer:
             return self._upscaled_background(photo, size, timings)
         return cv2.resize(photo, size, interpolation=cv2.INTER_LANCZOS4)
 
-    def _paste(
+    def paste(
         self,
         photo: np.ndarray,
         crops: list[Image.Image],
@@ -252,12 +253,13 @@ class FaceRestorer:
         options: RestoreOptions,
         timings: dict[str, float],
     ) -> np.ndarray:
-        """The restored ``crops`` on the photo (or its upscaled background): (H', W', 3) RGB uint8."""
+        """The restored ``crops`` (PIL RGB 512x512) on the photo ((H, W, 3) RGB uint8) or its
+        upscaled background, each through its ``affine`` (photo -> crop): (H', W', 3) RGB uint8."""
         parser = self._face_parser()
         tick = time.perf_counter()
         upsampled = None
         if self.background is not None and options.upscale != 1.0:
-            upsampled = self._background(photo, options, timings)[:, :, ::-1]
+            upsampled = self.resample(photo, options, timings)[:, :, ::-1]
         # paste.py works in BGR, the order of facexlib's paste-back and of its face parser.
         pasted = paste_faces(
             np.ascontiguousarray(photo[:, :, ::-1]),
@@ -285,13 +287,21 @@ class FaceRestorer:
             )
         return image
 
-    def _run_pipeline(
-        self, crops: list[Image.Image], first_index: int, options: RestoreOptions, timings: dict[str, float]
+    def run_pipeline(
+        self,
+        crops: list[Image.Image],
+        generators: list[torch.Generator] | None,
+        options: RestoreOptions,
+        timings: dict[str, float],
+        *,
+        pipeline: Any = None,
     ) -> list[Image.Image]:
-        """One pipeline call on ``crops`` (faces ``first_index`` ...), checked and timed."""
-        generator = _generators(options.seed, first_index, len(crops))
+        """One pipeline call on ``crops`` (PIL RGB 512x512), one generator per crop (see
+        ``face_generators``), checked and timed into ``timings``. ``pipeline``: another with the
+        same call signature (a clip's other restorers); default this restorer's."""
+        pipeline = self.pipeline if pipeline is None else pipeline
         tick = time.perf_counter()
-        output = self.pipeline(crops, prompt=options.prompt, color_fix=options.color_fix, generator=generator)
+        output = pipeline(crops, prompt=options.prompt, color_fix=options.color_fix, generator=generators)
         timings["restore"] = timings.get("restore", 0.0) + time.perf_counter() - tick
         for stage, seconds in (getattr(output, "timings", None) or {}).items():
             if stage != "total":  # our "restore" is the wall time of the same calls
@@ -308,20 +318,21 @@ class FaceRestorer:
         return [image.convert("RGB") for image in images]
 
 
-def _is_gray(image: np.ndarray) -> bool:
+def is_gray(image: np.ndarray) -> bool:
     """(H, W, 3) RGB uint8 with three equal channels: a black-and-white photo or scan."""
     return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
 
 
-def _keep_gray(faces: list[Image.Image], gray: bool) -> list[Image.Image]:
+def keep_gray(faces: list[Image.Image], gray: bool) -> list[Image.Image]:
     """A black-and-white photo gets black-and-white faces: the model may add a tint, and a
     tinted face pasted into a grey photo stands out."""
     return [face.convert("L").convert("RGB") for face in faces] if gray else faces
 
 
-def _generators(seed: int | None, first_index: int, count: int) -> list[torch.Generator] | None:
-    """One CPU generator per face, seeded ``seed + face index``: the pipeline then gives a face
-    the same result whatever the batch it is in, on any device."""
+def face_generators(seed: int | None, numbers: Iterable[int]) -> list[torch.Generator] | None:
+    """One CPU generator per face, seeded ``seed + number``: the pipeline then gives a face the
+    same result whatever the batch it is in, on any device. Photos number their faces in order;
+    clips by track, so a face keeps its noise from frame to frame. None: unseeded."""
     if seed is None:
         return None
-    return [torch.Generator("cpu").manual_seed(int(seed) + first_index + i) for i in range(count)]
+    return [torch.Generator("cpu").manual_seed(int(seed) + int(number)) for number in numbers]
