@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -105,7 +105,7 @@ def probe(path: str | os.PathLike, limits: VideoLimits | None = None) -> VideoIn
         check_limits(info, limits)
         first = _first_frame(container, stream, path)
     rotation = _clockwise(first.rotation)
-    return VideoInfo(**{**info.__dict__, "rotation": rotation})
+    return replace(info, rotation=rotation)
 
 
 def check_limits(info: VideoInfo, limits: VideoLimits | None) -> None:
@@ -163,9 +163,9 @@ def _check_running_limits(
     if limits is None:
         return
     if limits.max_frames is not None and index >= limits.max_frames:
-        check_limits(VideoInfo(**{**info.__dict__, "frames": index + 1}), limits)
+        check_limits(replace(info, frames=index + 1), limits)
     if limits.max_seconds is not None and seconds is not None and seconds > limits.max_seconds:
-        check_limits(VideoInfo(**{**info.__dict__, "duration": seconds}), limits)
+        check_limits(replace(info, duration=seconds), limits)
 
 
 def _check_ending(info: VideoInfo, last_seconds: float | None) -> None:

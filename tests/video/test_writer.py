@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from osdface.errors import VideoError
-from osdface.testing.clips import make_clip
+from osdface.testing.clips import make_clip, pattern
 from osdface.video import VideoWriter, copy_streams, output_format, probe, read_frames, side_by_side
 
 VFR_PTS = [0, 40, 100, 130, 200, 260, 300, 400, 410, 420, 500, 600]  # milliseconds, irregular
@@ -188,3 +188,25 @@ def test_copy_streams_remuxes_every_packet_unchanged(tmp_path, name):
         shift = {b - a for a, b in zip(times(source), times(target))}
         assert shift == {Fraction(21, 1000)}
     assert probe(target).rotation == 90
+
+
+def test_a_full_range_bt709_clip_keeps_its_colours_and_tags(tmp_path):
+    """Phones tag their clips (full range, BT.709): read with the clip's own matrix and range,
+    written back with the same ones and the same tags, the colours stay put."""
+    source = tmp_path / "phone.mp4"
+    with av.open(str(source), "w") as output:
+        stream = output.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        context = stream.codec_context
+        context.color_range, context.colorspace, context.color_primaries, context.color_trc = 2, 1, 1, 1
+        for index in range(3):
+            frame = av.VideoFrame.from_ndarray(pattern(index, (96, 64)), format="rgb24")
+            frame = frame.reformat(format="yuv420p", dst_colorspace=1, dst_color_range=2)
+            frame.pts = index
+            output.mux(stream.encode(frame))
+        output.mux(stream.encode())
+    restore(source, tmp_path / "out.mp4")
+    after = probe(tmp_path / "out.mp4")
+    assert (after.color_range, after.colorspace, after.color_primaries, after.color_trc) == (2, 1, 1, 1)
+    for frame in read_frames(tmp_path / "out.mp4"):
+        assert np.abs(frame.image.astype(int) - pattern(frame.index, (96, 64)).astype(int)).mean() < 4
