@@ -44,3 +44,9 @@ def _rebuild(cls: type[OSDFaceError], reason: str, source: str | None, fix: str 
 class ImageError(OSDFaceError, ValueError):
     """An input image that cannot be used: unreadable, too large, the wrong shape. The only
     error that batch commands report per file and go on (every other error stops them)."""
+
+
+class VideoError(ImageError):
+    """A video clip that cannot be read or written: not a media file, no video stream, a codec
+    without a decoder, damaged or truncated data, over a limit, or an output container that
+    cannot hold its streams. An ``ImageError``, so batch commands report it per file and go on."""
