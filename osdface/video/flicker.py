@@ -1,12 +1,18 @@
 """How much a restored clip flickers: the frame-to-frame change inside each face, output
 against input.
 
-For every face seen in two consecutive frames, take its box in the later frame and measure the
-mean absolute change of the pixels inside it (0-255 scale, all three channels) from the earlier
-frame to the later one, in the output and in the input. A face that moves changes both alike;
-what the restorer adds on top (a border that shimmers, eyes that change colour, noise drawn
-anew every frame) raises only the output's. ``FlickerReport.ratio`` is output over input: near
-1 the restored faces change as much as the filmed ones, above 1 they flicker.
+For every face seen in two consecutive frames, take its box in the later frame and, pixel by
+pixel (0-255 scale, all three channels), the change from the earlier frame to the later one in
+the output (``dO``) and in the input (``dI``). Three figures, means over those pixels:
+
+- ``output``: mean |dO|, ``input``: mean |dI|; a face that moves changes both;
+- ``added``: mean |dO - dI| after motion compensation: the earlier frame of both is first
+  warped by the optical flow of the input (Farneback, OpenCV), so a face that moves or turns
+  changes neither term, and what is left is the change the restorer adds to the filmed one. A
+  restorer that followed the input exactly would add none; a border that shimmers, details that
+  jump with a jittery crop, eyes that change colour or noise drawn anew every frame all raise it.
+  This is the flicker figure (the flow comes from the input, never from our landmarks, so a
+  jittery crop cannot hide itself).
 
 The output is compared at the input's size (resized when the clip was upscaled), so the two
 figures are on one scale.
@@ -23,9 +29,11 @@ import numpy as np
 
 @dataclass(frozen=True)
 class FlickerReport:
-    """``output``, ``input``: mean absolute change per pixel and channel (0-255) inside the
-    faces between consecutive frames; ``pairs``: face pairs measured; ``ratio``: output / input."""
+    """Means per pixel and channel (0-255) inside the faces between consecutive frames (see the
+    module docstring): ``added`` (the flicker figure), ``output``, ``input``; ``pairs``: face
+    pairs measured; ``ratio``: output / input."""
 
+    added: float
     output: float
     input: float
     pairs: int
@@ -38,8 +46,9 @@ class FlickerReport:
         if self.pairs == 0:
             return "flicker: no face was seen in two consecutive frames"
         return (
-            f"flicker: {self.output:.2f} output vs {self.input:.2f} input (mean |change| per pixel "
-            f"between frames inside the faces, 0-255; ratio {self.ratio:.2f}, {self.pairs} face pairs)"
+            f"flicker: {self.added:.2f} added (mean |output change - input change| per pixel between frames "
+            f"inside the faces, 0-255); change {self.output:.2f} output vs {self.input:.2f} input; "
+            f"{self.pairs} face pairs"
         )
 
 
@@ -50,6 +59,7 @@ class FlickerMeter:
 
     def __init__(self) -> None:
         self._previous: tuple[np.ndarray, np.ndarray, set[int]] | None = None
+        self._added_sum = 0.0
         self._output_sum = 0.0
         self._input_sum = 0.0
         self._pairs = 0
@@ -74,16 +84,25 @@ class FlickerMeter:
                 region = _region(box, width, height)
                 if region is None:
                     continue
-                self._input_sum += _mean_change(previous_in, input_frame, region)
-                self._output_sum += _mean_change(previous_out, output_frame, region)
+                before_in, after_in = previous_in[region], input_frame[region]
+                before_out, after_out = previous_out[region], output_frame[region]
+                self._input_sum += float(np.abs(_float(after_in) - before_in).mean())
+                self._output_sum += float(np.abs(_float(after_out) - before_out).mean())
+                flow = _flow_back(before_in, after_in)
+                change_in = _float(after_in) - _warp(before_in, flow)
+                change_out = _float(after_out) - _warp(before_out, flow)
+                self._added_sum += float(np.abs(change_out - change_in).mean())
                 self._pairs += 1
         self._previous = (input_frame, output_frame, ids)
 
     def report(self) -> FlickerReport:
         if self._pairs == 0:
-            return FlickerReport(output=float("nan"), input=float("nan"), pairs=0)
+            return FlickerReport(added=float("nan"), output=float("nan"), input=float("nan"), pairs=0)
         return FlickerReport(
-            output=self._output_sum / self._pairs, input=self._input_sum / self._pairs, pairs=self._pairs
+            added=self._added_sum / self._pairs,
+            output=self._output_sum / self._pairs,
+            input=self._input_sum / self._pairs,
+            pairs=self._pairs,
         )
 
 
@@ -95,7 +114,26 @@ def _region(box: tuple[float, float, float, float], width: int, height: int) -> 
     return slice(y0, y1), slice(x0, x1)
 
 
-def _mean_change(before: np.ndarray, after: np.ndarray, region: tuple[slice, slice]) -> float:
-    a = before[region].astype(np.float32)
-    b = after[region].astype(np.float32)
-    return float(np.abs(b - a).mean())
+def _float(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float32)
+
+
+def _flow_back(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """For each pixel of ``after``, where it was in ``before`` (pixels, (h, w, 2) float32):
+    Farneback's dense flow between the two (H, W, 3) uint8 crops, on their grey levels."""
+    gray_after = cv2.cvtColor(np.ascontiguousarray(after), cv2.COLOR_RGB2GRAY)
+    gray_before = cv2.cvtColor(np.ascontiguousarray(before), cv2.COLOR_RGB2GRAY)
+    return cv2.calcOpticalFlowFarneback(gray_after, gray_before, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+
+
+def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``image`` (h, w, 3) resampled along ``flow``: the earlier frame moved onto the later one."""
+    height, width = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return cv2.remap(
+        _float(image),
+        grid_x + flow[..., 0],
+        grid_y + flow[..., 1],
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )

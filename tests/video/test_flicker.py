@@ -25,10 +25,11 @@ def test_an_output_equal_to_the_input_has_ratio_one_and_noise_raises_it():
         grain = rng.integers(-6, 7, image.shape)
         noisy.add(image, np.clip(image + grain, 0, 255).astype(np.uint8), [(0, box)])
     same, grainy = meter.report(), noisy.report()
-    assert same.pairs == 5 and same.ratio == pytest.approx(1.0)
+    assert same.pairs == 5 and same.ratio == pytest.approx(1.0) and same.added == 0.0
     assert same.input == pytest.approx(4.0)  # 2 pixels of a 2-levels-per-pixel ramp
     assert grainy.ratio > 1.3
-    assert "ratio" in grainy.line()
+    assert grainy.added > 3.0  # two independent draws of +-6 levels: mean |difference| about 4
+    assert "added" in grainy.line()
 
 
 def test_only_faces_seen_in_both_frames_count_and_upscaled_outputs_are_compared_at_input_size():

@@ -12,7 +12,9 @@ from osdface.video.smoothing import OneEuroFilter, OneEuroSettings, face_size
 FACE = FFHQ_TEMPLATE_512 / 4
 
 
-def jitter(settings: OneEuroSettings, speed: float, *, noise: float = 1.5, fps: float = 30.0) -> tuple[float, float]:
+def jitter(
+    settings: OneEuroSettings, speed: float, *, noise: float = 1.5, fps: float = 30.0
+) -> tuple[float, float]:
     """(frame-to-frame jitter, mean position error) in pixels of a face moving at ``speed``
     pixels per second, observed with Gaussian noise of ``noise`` pixels: jitter is the mean
     absolute difference between the filtered and the true move from one frame to the next."""

@@ -94,7 +94,9 @@ def test_the_same_detections_give_the_same_tracks():
         out = []
         for index in range(20):
             faces = [face_at(50 + 3 * index + rng.normal(), 60), face_at(300 - 2 * index, 80 + rng.normal())]
-            out.append([(f.track_id, f.landmarks.round(9).tolist()) for f in tracker.update(index / FPS, faces)])
+            out.append(
+                [(f.track_id, f.landmarks.round(9).tolist()) for f in tracker.update(index / FPS, faces)]
+            )
         return out
 
     assert run() == run()
