@@ -1,0 +1,78 @@
+"""``osdface restore`` on clips: the tiny test weights, a stand-in detector (facexlib's
+RetinaFace needs real weights to find a face), real H.264 clips with audio."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+from helpers.clips import MovingPortrait, PortraitFinder
+from helpers.faces import portrait
+from PIL import Image
+
+from osdface.cli import main
+from osdface.faces.facexlib_models import RetinaFaceDetector
+from osdface.testing.clips import make_clip
+from osdface.video import read_frames
+from osdface.video.clip_batch import collect_clips
+
+FRAMES = 4
+
+
+def audio_packets(path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+
+
+@pytest.fixture
+def finder(monkeypatch) -> PortraitFinder:
+    finder = PortraitFinder()
+    monkeypatch.setattr(RetinaFaceDetector, "load", classmethod(lambda cls, *args, **kwargs: finder))
+    return finder
+
+
+def test_collect_clips_keeps_relative_paths_and_the_chosen_container(tmp_path):
+    (tmp_path / "in" / "trip").mkdir(parents=True)
+    for name in ("a.mov", "trip/b.webm", "trip/b.mkv", "photo.jpg", ".hidden.mp4"):
+        (tmp_path / "in" / name).write_bytes(b"x")
+    found = collect_clips([tmp_path / "in"], tmp_path / "out")
+    assert [(item.path.name, str(item.output)) for item in found] == [
+        ("a.mov", "a.mp4"),
+        ("b.mkv", "trip/b.mp4"),
+        ("b.webm", "trip/b.webm.mp4"),
+    ]
+    assert [str(i.output) for i in collect_clips([tmp_path / "in" / "a.mov"], tmp_path, suffix=".mkv")] == ["a.mkv"]
+
+
+@pytest.mark.slow
+def test_the_command_restores_a_clip_and_a_photo_and_reports_a_broken_clip(tiny_hub, finder, tmp_path, capsys):
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    clip = make_clip(inputs / "clip.mp4", frames=FRAMES, fps=25, size=(320, 240), draw=MovingPortrait().draw)
+    Image.fromarray(portrait("grace_hopper")).save(inputs / "photo.png")
+    (inputs / "broken.mov").write_text("not a video")
+    args = ["restore", str(inputs), "-o", str(out), "--side-by-side", "--device", "cpu", "--dtype", "float32"]
+    args += ["--weights", tiny_hub.weights_repo, "--base-model", tiny_hub.base_repo]
+    assert main(args) == 1  # the broken clip failed; the rest was done
+    printed = capsys.readouterr()
+    assert "FAILED" in printed.out and "broken.mov" in printed.out
+    assert f"clip.mp4: {FRAMES} frames, {FRAMES} faces restored in 1 track(s)" in printed.err
+    assert "flicker:" in printed.err and "time per stage: decode" in printed.err
+    frames = [frame.image for frame in read_frames(out / "clip.mp4")]
+    originals = [frame.image for frame in read_frames(clip)]
+    assert len(frames) == FRAMES and frames[0].shape == (240, 320, 3)
+    assert np.abs(frames[0].astype(int) - originals[0]).mean() > 1.0  # the random model changed the face
+    assert audio_packets(out / "clip.mp4") == audio_packets(clip)
+    assert next(read_frames(out / "clip.side_by_side.mp4")).image.shape == (240, 640, 3)
+    assert Image.open(out / "photo.png").size == (512, 600)
+    assert finder.calls == FRAMES + 1  # every frame, and the photo
+    assert not (out / "clip.mp4.partial").exists()
+    # Run again: the outputs exist, nothing is redone.
+    assert main(args) == 1
+    assert "skipped (output exists)" in capsys.readouterr().out
+
+
+def test_aligned_mode_refuses_clips(tmp_path, capsys):
+    clip = make_clip(tmp_path / "clip.mp4", frames=2)
+    assert main(["restore", str(clip), "-o", str(tmp_path / "out"), "--aligned"]) == 2
+    assert "--aligned applies to aligned face images, not to clips" in capsys.readouterr().err
