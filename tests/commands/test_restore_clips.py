@@ -41,11 +41,15 @@ def test_collect_clips_keeps_relative_paths_and_the_chosen_container(tmp_path):
         ("b.mkv", "trip/b.mp4"),
         ("b.webm", "trip/b.webm.mp4"),
     ]
-    assert [str(i.output) for i in collect_clips([tmp_path / "in" / "a.mov"], tmp_path, suffix=".mkv")] == ["a.mkv"]
+    assert [str(i.output) for i in collect_clips([tmp_path / "in" / "a.mov"], tmp_path, suffix=".mkv")] == [
+        "a.mkv"
+    ]
 
 
 @pytest.mark.slow
-def test_the_command_restores_a_clip_and_a_photo_and_reports_a_broken_clip(tiny_hub, finder, tmp_path, capsys):
+def test_the_command_restores_a_clip_and_a_photo_and_reports_a_broken_clip(
+    tiny_hub, finder, tmp_path, capsys
+):
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     clip = make_clip(inputs / "clip.mp4", frames=FRAMES, fps=25, size=(320, 240), draw=MovingPortrait().draw)
