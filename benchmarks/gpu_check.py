@@ -21,6 +21,7 @@ gradio or spaces, which the GPU machine lacks.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import platform
 import statistics
@@ -168,6 +169,26 @@ def stage_row(report: Report, pipe, dtype_name: str) -> None:
     print(_row_text(row), flush=True)
 
 
+def video_row(report: Report, pipe, dtype_name: str, settings: CheckSettings) -> None:
+    """Frames per second on a 720p clip with one face, faces batched across frames
+    (``benchmarks.gpu_video``); skipped, not failed, where PyAV or facexlib is missing."""
+    batch = 2 if settings.tiny else 8
+    row = Row("video 720p", dtype_name, batch, "two" if pipe.parallel_streams else "one")
+    try:
+        gpu_video = importlib.import_module("benchmarks.gpu_video")
+    except ImportError as exc:  # the bare GPU machine may lack PyAV and facexlib
+        row.note = f"skipped: {exc}"
+    else:
+        try:
+            fps, row.note = gpu_video.frames_per_second(pipe, frames=4 if settings.tiny else 48, batch=batch)
+            row.ms_per_face, row.faces_per_s = 1000 / fps, fps
+        except Exception as exc:  # recorded, printed, and makes the exit status 1
+            row.error = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+    report.rows.append(row)
+    print(_row_text(row), flush=True)
+
+
 def check_dtype(
     report: Report, pipe, reference, dtype: torch.dtype, settings: CheckSettings, first: bool
 ) -> None:
@@ -185,6 +206,8 @@ def check_dtype(
             _timed_row(report, pipe, settings, Row("throughput", name, batch, streams), _faces(batch))
     pipe.parallel_streams = cuda
     stage_row(report, pipe, name)
+    if first:
+        video_row(report, pipe, name, settings)
     if first:  # channels_last (the default) against contiguous weights, batch 1
         apply_memory_format(pipe, False)
         row = Row("throughput", name, 1, modes[-1][0], note="contiguous weights")
