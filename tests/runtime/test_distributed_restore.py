@@ -37,3 +37,40 @@ def test_restore_on_two_cpu_processes_equals_one(tmp_path, tiny_hub):
         a, b = np.asarray(Image.open(single / name)), np.asarray(Image.open(multi / name))
         assert a.shape == (512, 512, 3)
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")
+def test_clips_on_two_cpu_processes_equal_one(tmp_path, tiny_hub):
+    """A folder of clips shared out between 2 processes: each clip is restored by one of them,
+    and the clips equal those of a single process. RetinaFace has random weights: what it finds
+    is arbitrary but the same in every process, and the largest of it is tracked and restored."""
+    import av
+    import torch
+    from facexlib.detection.retinaface import RetinaFace
+    from helpers.clips import MovingPortrait
+
+    from osdface.testing.clips import make_clip
+    from osdface.video import read_frames
+
+    clips, facexlib_dir = tmp_path / "clips", tmp_path / "facexlib"
+    clips.mkdir()
+    facexlib_dir.mkdir()
+    torch.manual_seed(0)
+    detector = RetinaFace(network_name="resnet50", half=False, device=torch.device("cpu"))
+    torch.save(detector.state_dict(), facexlib_dir / "detection_Resnet50_Final.pth")
+    for name, step in (("a.mp4", 4), ("b.mov", 2)):
+        make_clip(clips / name, frames=3, fps=25, size=(320, 240), draw=MovingPortrait(step).draw)
+    args = ["restore", str(clips), "--seed", "0", "--max-faces", "1", "--facexlib-dir", str(facexlib_dir)]
+    env = launch_env(tiny_hub)
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    alone = run([sys.executable, "-m", "osdface.cli", *args, "-o", str(single)], env)
+    launched = run([*accelerate_command(2), *args, "-o", str(multi)], env)
+    assert "2 image(s) processed" in alone.stdout and "2 image(s) processed" in launched.stdout
+    for name in ("a.mp4", "b.mp4"):
+        a = [frame.image for frame in read_frames(single / name)]
+        b = [frame.image for frame in read_frames(multi / name)]
+        assert len(a) == len(b) == 3
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+        with av.open(str(multi / name)) as container:
+            assert container.streams.audio

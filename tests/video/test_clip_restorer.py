@@ -15,7 +15,7 @@ from helpers.faces import RecordingPipeline
 from osdface.errors import ImageError
 from osdface.faces import FaceRestorer, RestoreOptions
 from osdface.testing.clips import make_clip
-from osdface.video import ClipRestorer, VideoOptions, read_frames
+from osdface.video import ClipRestorer, VideoOptions, probe, read_frames
 from osdface.video.resume import WORK_SUFFIX
 from osdface.video.smoothing import OneEuroSettings
 from osdface.video.tracking import TrackerSettings
@@ -181,3 +181,21 @@ def test_a_truncated_clip_fails_and_leaves_nothing_behind(tmp_path):
     with pytest.raises(ImageError):
         restorer().restore(source, out / "clip.mp4")
     assert list(out.iterdir()) == []
+
+
+def test_a_phone_clip_keeps_its_rotation_and_an_odd_size_is_kept_upright(tmp_path):
+    """Stored sideways with a display matrix (a phone held upright), 321x241 as displayed."""
+
+    def draw(index):
+        frame = np.zeros((241, 321, 3), np.uint8)
+        frame[:240, :320] = MovingPortrait().draw(index)
+        return frame
+
+    source = make_clip(tmp_path / "phone.mp4", frames=4, fps=25, size=(321, 241), rotation=90, draw=draw)
+    result = restorer(RecordingPipeline(lambda face: 255 - face)).restore(source, tmp_path / "out.mp4")
+    info_in, info_out = probe(source), probe(result.outputs["osdface"])
+    assert (info_in.rotation, info_out.rotation) == (90, 90)
+    assert info_out.display_size[0] >= 321 and info_out.display_size[1] >= 241
+    frame = next(read_frames(result.outputs["osdface"])).image
+    assert frame.shape[:2] == (info_out.display_size[1], info_out.display_size[0])
+    assert result.faces == 4  # the face was found in the upright frames
