@@ -208,7 +208,10 @@ class ClipRestorer:
         meter = FlickerMeter()
         timings = {stage: 0.0 for stage in STAGES}
         scale = options.upscale
-        size = (round(info.display_size[0] * scale), round(info.display_size[1] * scale))
+        size = (
+            int(info.display_size[0] * scale),
+            int(info.display_size[1] * scale),
+        )  # as paste_faces sizes it
         writers = {key: VideoWriter(outputs[key], info, size=size, audio_from=source) for key in pipelines}
         if self.options.side_by_side:
             writers["side_by_side"] = VideoWriter(

@@ -199,3 +199,12 @@ def test_a_phone_clip_keeps_its_rotation_and_an_odd_size_is_kept_upright(tmp_pat
     frame = next(read_frames(result.outputs["osdface"])).image
     assert frame.shape[:2] == (info_out.display_size[1], info_out.display_size[0])
     assert result.faces == 4  # the face was found in the upright frames
+
+
+def test_upscale_enlarges_every_frame(tmp_path):
+    source = clip_of(tmp_path, frames=2, audio=False)
+    faces = FaceRestorer(RecordingPipeline(), PortraitFinder())
+    clip = ClipRestorer(faces, VideoOptions(faces=RestoreOptions(seed=0, upscale=1.5)))
+    result = clip.restore(source, tmp_path / "big.mp4")
+    assert probe(result.outputs["osdface"]).display_size == (480, 360)
+    assert [frame.image.shape for frame in read_frames(result.outputs["osdface"])] == [(360, 480, 3)] * 2
