@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from osdface.errors import ImageError
+from osdface.errors import ImageError, VideoError
 from osdface.faces.options import RestoreOptions
 from osdface.faces.restorer import FaceRestorer, face_generators, is_gray, keep_gray
 from osdface.faces.template import align_face
@@ -92,11 +92,12 @@ class VideoResult:
     flicker: FlickerReport | None = None
     resumed_frames: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    note: str | None = None
 
     def report(self) -> str:
         name = self.source.name
         if self.no_face_found:
-            return f"{name}: no face in {self.frames} frames; copied through unchanged"
+            return f"{name}: no face in {self.frames} frames; " + (self.note or "copied through unchanged")
         seconds = self.timings.get("total", 0.0)
         fps = self.frames / seconds if seconds > 0 else float("nan")
         lines = [
@@ -208,10 +209,8 @@ class ClipRestorer:
         meter = FlickerMeter()
         timings = {stage: 0.0 for stage in STAGES}
         scale = options.upscale
-        size = (
-            int(info.display_size[0] * scale),
-            int(info.display_size[1] * scale),
-        )  # as paste_faces sizes it
+        # The size paste_faces gives the frames: int(side * upscale).
+        size = (int(info.display_size[0] * scale), int(info.display_size[1] * scale))
         writers = {key: VideoWriter(outputs[key], info, size=size, audio_from=source) for key in pipelines}
         if self.options.side_by_side:
             writers["side_by_side"] = VideoWriter(
@@ -337,7 +336,10 @@ class ClipRestorer:
     ) -> None:
         """No face anywhere: the clip itself, unchanged, instead of a re-encoded copy."""
         result.no_face_found = True
-        copy_streams(source, target)
+        try:
+            copy_streams(source, target)
+        except VideoError as exc:  # e.g. an AVI's codec that the chosen container cannot hold
+            result.note = f"written re-encoded, as its streams cannot be copied as they are ({exc.reason})"
         for key, path in outputs.items():
             if key != PRIMARY:
                 path.unlink(missing_ok=True)
