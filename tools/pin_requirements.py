@@ -23,6 +23,10 @@ requirements.txt is what the Space, the README's first command and CI install.
   keeps the other Pythons' pins (and the date) as the file has them and writes or checks this
   Python's only.
 
+- opencv-python is the stand-in in wheels/ (tools/opencv_shim.py, the README's "One OpenCV"): the
+  file's `--find-links wheels` line offers it, each Python resolves with it, and pins name releases
+  without a local label (5.0.0.93, not 5.0.0.93+headless; torch 2.8.0, not 2.8.0+cpu).
+
 The CUDA libraries (nvidia-*, cuda-*, triton) are left out: the torch wheel pins its own, and a
 CPU-only torch needs none of them. pip, setuptools and wheel are left out too.
 """
