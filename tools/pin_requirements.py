@@ -23,6 +23,10 @@ requirements.txt is what the Space, the README's first command and CI install.
   keeps the other Pythons' pins (and the date) as the file has them and writes or checks this
   Python's only.
 
+- opencv-python is the stand-in in wheels/ (tools/opencv_shim.py, the README's "One OpenCV"): the
+  file's `--find-links wheels` line offers it, each Python resolves with it, and pins name releases
+  without a local label (5.0.0.93, not 5.0.0.93+headless; torch 2.8.0, not 2.8.0+cpu).
+
 The CUDA libraries (nvidia-*, cuda-*, triton) are left out: the torch wheel pins its own, and a
 CPU-only torch needs none of them. pip, setuptools and wheel are left out too.
 """
@@ -32,6 +36,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import difflib
+import importlib.util
 import itertools
 import json
 import os
@@ -75,6 +80,10 @@ HEADER = """\
 # come with the torch wheel.
 # Python {others}: what pip resolves there with each package capped at its version on {this}
 # (python_version markers where they differ), from PyPI files uploaded before {date}
+# One OpenCV, the headless one: facexlib asks for opencv-python, which wheels/ satisfies with a
+# stand-in that only requires opencv-python-headless (tools/opencv_shim.py; see the README, "One
+# OpenCV"). A Space's build reads this file without wheels/ and installs PyPI's opencv-python too.
+{find_links}
 """
 DATE_LINE = re.compile(r"^# .*uploaded before (\S+)$", re.MULTILINE)
 # What pip names as the requirement it cannot install, in the wording of pip 23 to 26.
@@ -86,6 +95,11 @@ PIP_FAILURES = (
     r"Failed building wheel for (\S+)",
     r"Could not build wheels for (\S+?),? ",
 )
+
+# tools/opencv_shim.py, beside this file (tools/ is not a package).
+_SHIM_SPEC = importlib.util.spec_from_file_location("opencv_shim", Path(__file__).with_name("opencv_shim.py"))
+opencv_shim = importlib.util.module_from_spec(_SHIM_SPEC)
+_SHIM_SPEC.loader.exec_module(opencv_shim)
 
 Dist = tuple[str, str, list[str]]  # name, version, requires-dist
 Pin = tuple[str, str, str | None]  # name, version, marker (None: always)
@@ -223,12 +237,15 @@ def split_marker(marker: str | None) -> tuple[tuple[str, ...], str | None]:
 
 def render(per_python: Mapping[str, Mapping[str, Pin]], date: str) -> str:
     others = ", ".join(python for python in PYTHONS if python != THIS_PYTHON)
-    lines = [HEADER.format(this=THIS_PYTHON, others=others, date=date)]
+    lines = [HEADER.format(this=THIS_PYTHON, others=others, date=date, find_links=opencv_shim.FIND_LINKS)]
     for key in sorted(set().union(*per_python.values())):
         groups: dict[tuple[str, str | None], list[str]] = {}
         for python in PYTHONS:
             if key in per_python[python]:
                 _, version, own = per_python[python][key]
+                # A local label names a build of the release (torch's +cpu, the OpenCV stand-in's
+                # +headless): the pin names the release, which every build of it satisfies.
+                version = public_version(version)
                 groups.setdefault((version, own), []).append(python)
         # One spelling of the name for all its lines: this Python's where it has the package.
         name = next(per_python[p][key][0] for p in (THIS_PYTHON, *PYTHONS) if key in per_python[p])
@@ -238,11 +255,15 @@ def render(per_python: Mapping[str, Mapping[str, Pin]], date: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def public_version(version: str) -> str:
+    return version.split("+", 1)[0]
+
+
 def read_pins(text: str) -> dict[str, dict[str, Pin]]:
     """Python -> canonical name -> Pin, from a requirements.txt that ``render`` wrote."""
     per_python: dict[str, dict[str, Pin]] = {python: {} for python in PYTHONS}
     for line in text.splitlines():
-        if not line.strip() or line.startswith("#"):
+        if not line.strip() or line.startswith(("#", "-")):  # comments, pip options
             continue
         requirement = Requirement(line)
         (spec,) = requirement.specifier
@@ -351,7 +372,7 @@ def resolve(
         folder = Path(tmp)
         (folder / "roots.txt").write_text("".join(f"{root}\n" for root in roots))
         (folder / "caps.txt").write_text(
-            "".join(f"{name}<={version}\n" for name, version, _ in caps.values())
+            "".join(f"{name}<={public_version(version)}\n" for name, version, _ in caps.values())
         )
         # This pip, run for that interpreter: the same resolver everywhere, and --uploaded-prior-to,
         # which the interpreters' own (older) pips may lack.
@@ -359,6 +380,8 @@ def resolve(
         command += [METADATA_BY_RANGE, "--resume-retries", "10"]
         command += ["--ignore-installed", "--quiet", "--report", str(folder / "report.json")]
         command += ["--uploaded-prior-to", date, "-c", str(folder / "caps.txt")]
+        # requirements.txt's --find-links: the OpenCV stand-in, for opencv-python, on every Python.
+        command += ["--find-links", str(opencv_shim.FOLDER)]
         command += ["-r", str(folder / "roots.txt")]
         run = subprocess.run(command, capture_output=True, text=True, timeout=1200)
         if run.returncode != 0 and network_problem(run.stderr):
@@ -470,6 +493,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.output} matches this environment ({scope})")
         return 0
     args.output.write_text(text)
+    shim = opencv_shim.problems(opencv_shim.FOLDER, args.output)
+    if shim:
+        print("\n".join(shim) + "\nwrite it: python tools/opencv_shim.py", file=sys.stderr)
+        return 1
     counts = ", ".join(f"{len(per_python[python])} for {python}" for python in PYTHONS)
     print(f"wrote {args.output}: pins {counts} (files uploaded before {date}; {scope})")
     return 0

@@ -24,6 +24,7 @@ from osdface.app.probe import missing_sources_message
 from osdface.app.requests import StudioSettings
 from osdface.runtime.cuda_diagnosis import diagnose_cuda, out_of_memory_problem
 from osdface.runtime.devices import resolve_device, resolve_dtype
+from osdface.runtime.opencv import log_opencv_problem
 from osdface.weights.facexlib_files import FacexlibWeights, FacexlibWeightsError
 from osdface.weights.hub import WeightsUnavailableError
 
@@ -79,6 +80,8 @@ def load_models(settings: StudioSettings) -> LoadedModels:
     exception; so do missing detector, ArcFace or text-encoder files, each disabling only what
     needs it. A GPU that CUDA cannot use (or whose memory the models do not fit) gives the CPU
     and the reason in ``gpu_problem``, never an exception."""
+    # Before facexlib imports cv2: where libGL is missing, that import is what fails.
+    log_opencv_problem(logging.getLogger(__name__))
     device, gpu_problem = choose_device(settings)
     try:
         pipeline = osdface.OSDFacePipeline.from_pretrained(

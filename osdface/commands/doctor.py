@@ -10,7 +10,8 @@ device and dtypes, then restores a bundled aligned example and checks the result
 * output not constant: pixel standard deviation above ``MIN_OUTPUT_STD``;
 * sharper than the input: variance of the Laplacian of the luminance, output over input, above 1;
 * ArcFace cosine similarity to the input, when facexlib's ArcFace weights are available
-  (informative: reported, not required).
+  (informative: reported, not required);
+* one OpenCV distribution, whose cv2 needs no libGL (``osdface.runtime.opencv``).
 
 Exit status 0 when every check passed, 1 when a check failed, 2 when the weights could not be
 loaded; each failure says the reason and the fix. ``--json`` prints the same as one JSON object.
@@ -37,6 +38,7 @@ from osdface import evaluation, lazy
 from osdface.commands.model_options import add_model_arguments
 from osdface.runtime.cuda_diagnosis import diagnose_cuda, find_nvidia_driver
 from osdface.runtime.devices import default_dtype_reason, resolve_device, resolve_dtype
+from osdface.runtime.opencv import inspect_opencv
 from osdface.weights import hub
 
 torch = lazy.module("torch")
@@ -211,8 +213,16 @@ def _cuda_section(report: DoctorReport, asked: str | None):
     return device
 
 
+def opencv_check() -> Check:
+    """One OpenCV, the headless one: two write the same cv2/, and a GUI build's cv2 needs libGL."""
+    install = inspect_opencv()
+    problem = install.problem()
+    return Check("OpenCV", problem is None, problem or install.summary(), install.fix())
+
+
 def run_doctor(settings: DoctorSettings) -> DoctorReport:
     report = DoctorReport()
+    report.checks.append(opencv_check())
     device = _cuda_section(report, settings.device)
     started = time.perf_counter()
     try:

@@ -48,7 +48,7 @@ def torch_build(cuda: str | None = "13.0", **changes) -> TorchCuda:
 def test_the_pinned_torch_in_the_fix_is_the_one_requirements_txt_installs():
     pins = {}
     for line in (ROOT / "requirements.txt").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
+        if line.strip() and not line.startswith(("#", "-")):  # comments, pip options
             requirement = Requirement(line)
             if requirement.name in ("torch", "torchvision"):
                 pins.setdefault(requirement.name, set()).add(next(iter(requirement.specifier)).version)

@@ -41,7 +41,7 @@ THIS_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 def requirements() -> list[Requirement]:
     lines = (ROOT / "requirements.txt").read_text().splitlines()
-    return [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+    return [Requirement(line) for line in lines if line.strip() and not line.startswith(("#", "-"))]
 
 
 def environment(python: str) -> dict[str, str]:
@@ -339,3 +339,57 @@ def test_the_readmes_app_and_pin_tool_commands_are_accepted(monkeypatch):
     for words in tool_commands:
         with pytest.raises(Parsed):
             tool.main(words[2:])
+
+
+# ------------------------------------------------------------------- one OpenCV (issue 22)
+
+
+def test_facexlibs_opencv_python_is_the_headless_stand_in_on_every_python():
+    """requirements.txt finds wheels/ (--find-links, read relative to the file), whose
+    opencv-python V+headless pip prefers to PyPI's V: a newer version that still satisfies
+    `opencv-python==V`. A pin with that local label would fail where wheels/ is absent (a Space),
+    and no pin without wheels/ would bring OpenCV's GUI build."""
+    text = (ROOT / "requirements.txt").read_text()
+    assert text.splitlines().count(tool.opencv_shim.FIND_LINKS) == 1
+    assert tool.opencv_shim.FIND_LINKS == "--find-links wheels" and (ROOT / "wheels").is_dir()
+    for python in PYTHONS:
+        pinned = pins(python)
+        headless = pinned["opencv-python-headless"].specifier
+        assert pinned["opencv-python"].specifier == headless, python  # the stand-in's release
+        assert not {"opencv-contrib-python", "opencv-contrib-python-headless"} & set(pinned)
+    assert tool.opencv_shim.problems(tool.opencv_shim.FOLDER, ROOT / "requirements.txt") == []
+
+
+def test_the_stand_in_holds_no_code_only_the_headless_requirement():
+    import zipfile
+
+    (version,) = tool.opencv_shim.pinned_provider_version(ROOT / "requirements.txt")
+    with zipfile.ZipFile(ROOT / "wheels" / tool.opencv_shim.wheel_name(version)) as wheel:
+        names = wheel.namelist()
+        meta = wheel.read(f"opencv_python-{version}+headless.dist-info/METADATA").decode()
+    assert all(name.startswith(f"opencv_python-{version}+headless.dist-info/") for name in names), names
+    headers = dict(line.split(": ", 1) for line in meta.split("\n\n", 1)[0].splitlines())
+    assert headers["Name"] == "opencv-python" and headers["Version"] == f"{version}+headless"
+    assert [line for line in meta.splitlines() if line.startswith("Requires-Dist")] == [
+        f"Requires-Dist: opencv-python-headless=={version}"
+    ]
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "opencv_shim.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_pins_name_the_release_without_a_local_label_and_read_back():
+    here = {
+        "opencv-python": ("opencv-python", "5.0.0.93+headless", None),
+        "torch": ("torch", "2.8.0+cpu", None),
+    }
+    elsewhere = {"opencv-python": ("opencv-python", "5.0.0.93", None), "torch": ("torch", "2.8.0", None)}
+    per_python = {python: here if python == THIS_PYTHON else elsewhere for python in PYTHONS}
+    text = tool.render(per_python, "2026-01-01T00:00:00Z")
+    assert "\n--find-links wheels\n" in text
+    assert "opencv-python==5.0.0.93\n" in text and "torch==2.8.0\n" in text and "+" not in text
+    assert tool.read_pins(text)[THIS_PYTHON]["opencv-python"] == ("opencv-python", "5.0.0.93", None)
