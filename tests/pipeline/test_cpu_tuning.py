@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ import torch
 from benchmarks import cpu_figures as bench_cpu
 from osdface import OSDFacePipeline
 from osdface.pipeline import cpu_tuning
+from osdface.runtime import devices
 from osdface.testing.random_weights import random_pipeline
 
 
@@ -87,13 +90,15 @@ def test_unknown_module_raises():
 
 
 def test_bfloat16_without_native_support_warns(monkeypatch):
-    monkeypatch.setattr(cpu_tuning, "native_bfloat16", lambda: False)
+    monkeypatch.setattr(devices, "native_bfloat16", lambda: False)
     with pytest.warns(UserWarning, match="5x slower"):
         assert "bfloat16" in cpu_tuning.check_cpu_dtype("cpu", torch.bfloat16)
     assert cpu_tuning.check_cpu_dtype("cpu", torch.float32) is None
     assert cpu_tuning.check_cpu_dtype("cuda", torch.bfloat16) is None
-    monkeypatch.setattr(cpu_tuning, "native_bfloat16", lambda: True)
-    assert cpu_tuning.check_cpu_dtype("cpu", torch.bfloat16) is None
+    monkeypatch.setattr(devices, "native_bfloat16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # where bfloat16 is native (and the default), no warning
+        assert cpu_tuning.check_cpu_dtype("cpu", torch.bfloat16) is None
 
 
 @pytest.mark.slow
