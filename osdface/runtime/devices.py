@@ -7,7 +7,7 @@ On the CPU the default follows the processor (issue 23): bfloat16 where oneDNN c
 natively (AVX512-BF16 or AMX: AMD Zen 4, Intel Xeon since Cooper Lake / Sapphire Rapids),
 float32 elsewhere. Both were measured with ``python -m benchmarks.bench_dtype``: on a Zen 4
 bfloat16 took 0.60x the time of float32 (1.68x faster), on a Zen 3 (AVX2 only) oneDNN falls
-back to reference kernels and bfloat16 took 5x longer. The VRE stays float32 either way
+back to reference kernels and bfloat16 took 4-5x longer. The VRE stays float32 either way
 (``VisualRepresentationEmbedder.to`` keeps it). ARM CPUs get float32: no measurement yet.
 """
 
@@ -80,7 +80,7 @@ def default_dtype_reason(device: torch.device | str) -> str:
         )
     return (
         f"float32 on the CPU: it has no native bfloat16 ({cpu_capability()}, no {' or '.join(BF16_FLAGS)}), "
-        "where bfloat16 measured 5x slower; the VRE stays float32"
+        "where bfloat16 measured 4-5x slower; the VRE stays float32"
     )
 
 
