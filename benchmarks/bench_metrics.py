@@ -17,9 +17,7 @@ PNG (what FID adds per image). Not a test: nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,17 +26,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
 
+from benchmarks.cpu_figures import processor_line
 from osdface.quality.catalog import METRICS, in_paper_order, parse_metrics
 from osdface.quality.fid import FIDScorer
 from osdface.quality.meter import QualityMeter
 from osdface.quality.weights import MetricWeights
 from osdface.testing.random_metrics import write_metrics_dir
 from osdface.weights.facexlib_files import FacexlibWeights
-
-FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 
 @dataclass(frozen=True)
@@ -54,24 +50,6 @@ def synthetic_face(size: int = 512, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     face = cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
     noisy = np.clip(face.astype(int) + rng.integers(-20, 21, face.shape), 0, 255).astype(np.uint8)
     return face, noisy
-
-
-def processor_line() -> str:
-    """``lscpu``'s model name and CPU count, whether it has the flags that matter to torch's
-    float32 and bfloat16 kernels, and torch's thread count."""
-    fields: dict[str, str] = {}
-    lscpu = shutil.which("lscpu")
-    if lscpu is not None:
-        output = subprocess.run([lscpu], capture_output=True, text=True, check=False).stdout
-        for line in output.splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    flags = set(fields.get("Flags", "").split())
-    found = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in FLAGS)
-    return (
-        f"processor: {fields.get('Model name', 'unknown (no lscpu)')}, {fields.get('CPU(s)', '?')} CPUs; "
-        f"{found}; torch {torch.__version__.split('+')[0]}, {torch.get_num_threads()} threads, float32"
-    )
 
 
 def loaded_scorer(

@@ -8,7 +8,8 @@
 Prints the embedder's parameter count and MACs at 512x512 (paper: 28.63 M, 99.47 GMACs), then
 median per-stage latency, serialized and (on CUDA) with the VRE and the VAE encoder on two
 streams, and the pipeline's own overhead: wall time beyond the timed module forwards. On CPU
-also the achieved GFLOP/s per stage next to the machine's peak estimate (``benchmarks.cpu_figures``).
+also the achieved GFLOP/s per stage as a percent of the machine's measured peak (``benchmarks.cpu_figures``).
+float32 against bfloat16 on this CPU: ``benchmarks.bench_dtype``.
 The GPU check (fp16/bf16, streams, batches, compile) is ``benchmarks/gpu_check.sh``.
 """
 
@@ -27,7 +28,7 @@ from osdface.choices import PIPELINE_STAGES
 from osdface.commands.model_options import add_model_arguments
 from osdface.pipeline.cpu_tuning import apply_memory_format, check_cpu_dtype
 from osdface.pipeline.pipeline_osdface import OSDFacePipeline
-from osdface.runtime.devices import resolve_device, resolve_dtype
+from osdface.runtime.devices import dtype_reason, resolve_device, resolve_dtype
 from osdface.testing.random_weights import random_pipeline
 
 PAPER_PARAMS_M = 28.63
@@ -93,6 +94,7 @@ def run(settings: BenchSettings) -> None:
         else f"CPU ({torch.get_num_threads()} threads)"
     )
     print(f"OSDFace benchmark: {source}; {name}, {dtype}, batch {settings.batch_size}, 512x512")
+    print(f"dtype: {dtype_reason(settings.dtype, device)}")
 
     cost = embedder_cost(pipe.embedder, device, dtype)
     print(
@@ -129,7 +131,7 @@ def run(settings: BenchSettings) -> None:
         )
     else:
         print("parallelized: needs CUDA (two streams); not measured on CPU")
-        print_gflops(serial, stage_flops(pipe, images[:1]) if settings.batch_size == 1 else {})
+        print_gflops(serial, stage_flops(pipe, images[:1]) if settings.batch_size == 1 else {}, dtype)
     if settings.compare_memory_format:
         compare_memory_formats(pipe, images, settings.compare_memory_format)
 

@@ -27,6 +27,17 @@ os.environ.pop("OSDFACE_METRICS_DIR", None)
 
 import pytest  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def float32_cpu_default(monkeypatch):
+    """The CPU's default dtype follows the processor (bfloat16 where it is native): every test
+    sees a processor without it, so results do not depend on the machine; the tests of the
+    choice patch ``native_bfloat16`` both ways themselves. (Subprocesses see the real answer.)"""
+    from osdface.runtime import devices
+
+    monkeypatch.setattr(devices, "native_bfloat16", lambda: False)
+
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

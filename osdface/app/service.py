@@ -52,7 +52,7 @@ from osdface.app.results import GpuResult, IdentityRow, PreparedRestore, Restore
 from osdface.app.uploads import check_aligned_face, check_upload, read_image
 from osdface.choices import ColorFix
 from osdface.runtime import progress
-from osdface.runtime.devices import describe_device
+from osdface.runtime.devices import describe_device, dtype_reason
 
 # torch and the face models load with the models, not to render the page (osdface.lazy).
 torch = lazy.module("torch")
@@ -145,7 +145,7 @@ class Studio:
         pipe = self.pipeline
         runtime = (
             f"running on {self.device}: UNet and VAE {str(pipe.unet.dtype).removeprefix('torch.')}, "
-            f"VRE {str(pipe.embedder.dtype).removeprefix('torch.')}"
+            f"VRE {str(pipe.embedder.dtype).removeprefix('torch.')} ({dtype_reason(self.settings.model.dtype, self.device)})"
         )
         return [*pipe.load_report_lines(), runtime]
 
@@ -290,7 +290,9 @@ class Studio:
             without_vre=without_vre,
             identity=identity,
             identity_note=note,
-            device_name=describe_device(device, self.pipeline.dtype),
+            device_name=describe_device(
+                device, self.pipeline.dtype, dtype_reason(self.settings.model.dtype, device)
+            ),
             peak_memory_bytes=int(torch.cuda.max_memory_allocated(device)) if cuda else None,
             timings=timings,
             quality=quality,

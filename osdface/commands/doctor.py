@@ -37,7 +37,7 @@ import osdface
 from osdface import evaluation, lazy
 from osdface.commands.model_options import add_model_arguments
 from osdface.runtime.cuda_diagnosis import diagnose_cuda, find_nvidia_driver
-from osdface.runtime.devices import default_dtype_reason, resolve_device, resolve_dtype
+from osdface.runtime.devices import dtype_name, dtype_reason, resolve_device, resolve_dtype
 from osdface.runtime.opencv import inspect_opencv
 from osdface.weights import hub
 
@@ -55,7 +55,7 @@ class DoctorSettings:
     revision: str | None = None
     base_revision: str | None = None
     device: str | None = None
-    dtype: str | None = None  # default: float16 on CUDA, float32 elsewhere
+    dtype: str | None = None  # default: see osdface.runtime.devices.resolve_dtype
     image: Path | None = None
     as_json: bool = False
 
@@ -239,7 +239,8 @@ def run_doctor(settings: DoctorSettings) -> DoctorReport:
     pipe = pipe.to(device, dtype)
     report.runtime.update(
         device=str(device),
-        dtype_reason=f"asked for ({settings.dtype})" if settings.dtype else default_dtype_reason(device),
+        dtype=dtype_name(dtype),
+        dtype_reason=dtype_reason(settings.dtype, device),
         unet_dtype=str(pipe.unet.dtype),
         vae_dtype=str(pipe.vae.dtype),
         vre_dtype=str(pipe.embedder.dtype),

@@ -93,7 +93,8 @@ def add_model_arguments(
             "--dtype",
             choices=DTYPE_NAMES,
             default=None,
-            help="model dtype (default: float16 on cuda and mps, else float32; the VRE stays float32)",
+            help="model dtype (default: float16 on cuda and mps; on a CPU bfloat16 where it computes it natively, "
+            "else float32; the VRE stays float32)",
         )
     if facexlib:
         group.add_argument(

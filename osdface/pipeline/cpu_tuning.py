@@ -17,7 +17,9 @@ would race between the app's concurrent requests.
 
 bfloat16 on a CPU without native support (no AVX512-BF16/AMX: mkldnn falls back to reference
 kernels) measured 5x slower end to end, 60-100x slower per convolution, and changed 40% of the
-VRE's tokens: ``check_cpu_dtype`` warns about it.
+VRE's tokens when the VRE ran in it (it no longer does): ``check_cpu_dtype`` warns when it is
+asked for there. Where the CPU has it natively, bfloat16 is the default
+(``osdface.runtime.devices``) and nothing warns.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ import warnings
 
 import torch
 
+from osdface.runtime import devices
+
 # module attribute of the pipeline -> use channels_last (measured, see the module docstring)
 CHANNELS_LAST = {"embedder": True, "vae": True, "unet": True}
 BF16_COST = (
     "measured on a Zen 3 CPU without native bfloat16: 5x slower end to end (60-100x per "
-    "convolution) than float32, and 40% of the VRE's tokens changed"
+    "convolution) than float32"
 )
 
 
@@ -51,15 +55,10 @@ def apply_memory_format(pipeline, choices: dict[str, bool] | bool | None = None)
     return dict(choices)
 
 
-def native_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 convolutions natively (oneDNN's own check)."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
 def check_cpu_dtype(device: torch.device | str, dtype: torch.dtype) -> str | None:
     """Warn (and return the message) when ``dtype`` is bfloat16 on a CPU without native support."""
-    if torch.device(device).type != "cpu" or dtype != torch.bfloat16 or native_bfloat16():
+    if torch.device(device).type != "cpu" or dtype != torch.bfloat16 or devices.native_bfloat16():
         return None
-    message = f"bfloat16 on this CPU is slow and inexact ({BF16_COST}); use float32 on CPU"
+    message = f"bfloat16 on this CPU is emulated, so slow ({BF16_COST}); use float32 on this CPU"
     warnings.warn(message, UserWarning, stacklevel=2)
     return message

@@ -27,6 +27,7 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
 from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
 
 from osdface import lazy
 from osdface.choices import COLOR_FIX_NAMES
@@ -351,7 +352,14 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     def _encode(self, lq, generator, clock: _StageClock, stream) -> torch.Tensor:
         clock.start("vae_encode", stream)
         posterior = self.vae.encode(lq.to(self.vae.dtype), return_dict=False)[0]
-        latents = posterior.sample(generator=generator) * self.vae.config.scaling_factor
+        # posterior.sample draws its noise in the VAE's dtype, and torch draws another sequence
+        # for each dtype: a seed would give a different face in bfloat16 or float16 than in
+        # float32. Drawn in float32 and cast, the noise is the same in every dtype (float32's
+        # latents are unchanged: this is what sample() does there).
+        noise = randn_tensor(posterior.mean.shape, generator=generator, device=posterior.mean.device)
+        latents = (
+            posterior.mean + posterior.std * noise.to(posterior.mean.dtype)
+        ) * self.vae.config.scaling_factor
         clock.stop("vae_encode")
         return latents
 

@@ -30,6 +30,7 @@ from osdface.commands.model_options import ModelOptions
 from osdface.evaluation.identity import ArcFaceEmbedder
 from osdface.faces import DetectedFace, FaceRestorer
 from osdface.quality.pixels import psnr, ssim
+from osdface.runtime import devices
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -172,6 +173,7 @@ def test_whole_photo_with_ablation_restores_the_same_faces_twice(
         assert stage in outcome.timing_markdown
     assert outcome.timing_markdown.startswith("**2 faces restored in ")
     assert "Device: CPU" in outcome.timing_markdown and "peak GPU memory" not in outcome.timing_markdown
+    assert "float32) · float32 on the CPU: it has no native bfloat16" in outcome.timing_markdown
     assert outcome.timings["without_vre"]["text_encoder"] > 0 and "vre" not in outcome.timings["without_vre"]
 
 
@@ -340,6 +342,17 @@ def test_gpu_time_grows_with_faces_and_the_ablation(tiny_pipeline, group_photo):
         studio.gpu_seconds(scored)
         == GPU_BASE_SECONDS + GPU_SECONDS_PER_FACE_PASS + GPU_SECONDS_PER_FACE_METRICS
     )
+
+
+def test_the_start_up_report_says_which_dtype_runs_and_why(tiny_pipeline):
+    studio = make_studio(tiny_pipeline)
+    assert studio.load_report_lines()[-1] == (
+        "running on cpu: UNet and VAE float32, VRE float32 (float32 on the CPU: it has no native bfloat16 ("
+        f"{devices.cpu_capability()}, no amx_bf16 or avx512_bf16), where bfloat16 measured 4-5x slower; the VRE "
+        "stays float32)"
+    )
+    asked = make_studio(tiny_pipeline, model=ModelOptions(dtype="float32"))
+    assert asked.load_report_lines()[-1].endswith("(float32: asked for (--dtype))")
 
 
 def test_load_without_weights_keeps_the_reason(tiny_hub):

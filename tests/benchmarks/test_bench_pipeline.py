@@ -24,7 +24,9 @@ def test_bench_prints_costs_and_stage_table(tiny_hub, capsys):
         ]
     )
     out = capsys.readouterr().out
-    assert "achieved GFLOP/s per stage (peak estimate" in out
+    assert "\npeak: measured " in out and "matrix product" in out and "lanes as executed" in out
+    assert "achieved GFLOP/s per stage (percent of the measured float32 peak)" in out
+    assert "\ndtype: float32 on the CPU: it has no native bfloat16" in out
     assert "contiguous" in out and "tuned" in out and "tokens equal: True" in out
     assert "VRE parameters: encoder + quant_conv" in out and "VRE MACs at 512x512" in out
     for stage in ("vre", "vae_encode", "unet", "vae_decode", "total", "overhead"):

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from osdface.cli import main as cli_main
+from osdface.runtime import devices
 
 
 @pytest.mark.slow
@@ -69,3 +70,35 @@ def test_doctor_exit_1_when_a_check_fails(tiny_hub, tmp_path, capsys):
     assert "[ok] LoRA applied: 69/69 pairs" in out
     assert "[FAIL] example image" in out and "fix: pass --image PATH" in out
     assert f"resolved {tiny_hub.commits[tiny_hub.weights_repo]}" in out
+
+
+@pytest.mark.parametrize(
+    ("native", "asked", "expected"),
+    [(True, None, "bfloat16"), (False, None, "float32"), (True, "float32", "float32")],
+)
+def test_doctor_says_which_dtype_runs_and_why(
+    tiny_hub, tmp_path, capsys, monkeypatch, native, asked, expected
+):
+    """Issue 23: the CPU's default follows the processor, and the doctor says so (the image is
+    missing, so nothing is restored: the runtime line is what is checked)."""
+    monkeypatch.setattr(devices, "native_bfloat16", lambda: native)
+    dtype = ["--dtype", asked] if asked else []
+    argv = [
+        "doctor",
+        "--weights",
+        tiny_hub.weights_repo,
+        "--base-model",
+        tiny_hub.base_repo,
+        "--device",
+        "cpu",
+    ]
+    cli_main([*argv, *dtype, "--image", str(tmp_path / "x.png")])
+    (runtime,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  runtime: ")]
+    assert f"dtype {expected}, dtype_reason " in runtime
+    assert f"unet_dtype torch.{expected}" in runtime and "vre_dtype torch.float32" in runtime
+    if asked:
+        assert "float32: asked for (--dtype)" in runtime
+    elif native:
+        assert "bfloat16 on the CPU: it computes bfloat16 natively" in runtime
+    else:
+        assert "float32 on the CPU: it has no native bfloat16" in runtime

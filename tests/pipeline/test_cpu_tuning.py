@@ -1,6 +1,8 @@
-"""Per-module memory format (same outputs, same tokens), the bfloat16 warning, the GFLOP/s figures."""
+"""Per-module memory format (same outputs, same tokens), the bfloat16 warning, the peak and the GFLOP/s figures."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import torch
 from benchmarks import cpu_figures as bench_cpu
 from osdface import OSDFacePipeline
 from osdface.pipeline import cpu_tuning
+from osdface.runtime import devices
 from osdface.testing.random_weights import random_pipeline
 
 
@@ -87,19 +90,53 @@ def test_unknown_module_raises():
 
 
 def test_bfloat16_without_native_support_warns(monkeypatch):
-    monkeypatch.setattr(cpu_tuning, "native_bfloat16", lambda: False)
+    monkeypatch.setattr(devices, "native_bfloat16", lambda: False)
     with pytest.warns(UserWarning, match="5x slower"):
         assert "bfloat16" in cpu_tuning.check_cpu_dtype("cpu", torch.bfloat16)
     assert cpu_tuning.check_cpu_dtype("cpu", torch.float32) is None
     assert cpu_tuning.check_cpu_dtype("cuda", torch.bfloat16) is None
-    monkeypatch.setattr(cpu_tuning, "native_bfloat16", lambda: True)
-    assert cpu_tuning.check_cpu_dtype("cpu", torch.bfloat16) is None
+    monkeypatch.setattr(devices, "native_bfloat16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # where bfloat16 is native (and the default), no warning
+        assert cpu_tuning.check_cpu_dtype("cpu", torch.bfloat16) is None
+
+
+def test_the_measured_peak_is_a_matrix_products_rate():
+    assert bench_cpu.measured_peak(torch.float32, size=256, runs=2) > 0
+    peak = bench_cpu.peak_gflops(torch.bfloat16, size=256)  # no native bfloat16 here: float32's
+    assert peak.dtype == torch.float32 and peak.measured > 0
+    assert "measured" in peak.line() and "float32 256x256 matrix product" in peak.measured_how
+
+
+ZEN4 = {
+    "vendor_id": "AuthenticAMD",
+    "cpu family": "25",
+    "flags": "avx2 avx512f avx512_bf16",
+    "cpu MHz": "2600",
+}
+ZEN5 = {**ZEN4, "cpu family": "26"}
+XEON = {"vendor_id": "GenuineIntel", "cpu family": "6", "flags": "avx2 avx512f amx_bf16", "cpu MHz": "2000"}
+ZEN3 = {"vendor_id": "AuthenticAMD", "cpu family": "25", "flags": "avx avx2", "cpu MHz": "2450"}
+
+
+@pytest.mark.parametrize(
+    ("info", "lanes", "halves"), [(ZEN4, 8, True), (ZEN5, 16, False), (XEON, 16, False), (ZEN3, 8, False)]
+)
+def test_the_theoretical_peak_counts_the_lanes_as_executed(monkeypatch, info, lanes, halves):
+    """A Zen 4 runs 512-bit instructions as two 256-bit halves: 8 float32 lanes per FMA, as
+    with AVX2 (issue 23: the 16 lanes counted before doubled its peak)."""
+    monkeypatch.setattr(bench_cpu, "_cpuinfo", lambda: info)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    peak, how = bench_cpu.theoretical_peak()
+    assert peak == pytest.approx(2 * 2 * lanes * 2 * float(info["cpu MHz"]) / 1000)
+    assert f"x {lanes} float32 lanes as executed" in how and "nominal clock" in how
+    assert ("two 256-bit halves" in how) == halves
 
 
 @pytest.mark.slow
-def test_peak_estimate_and_stage_operations(tiny_pipeline):
-    peak, how = bench_cpu.peak_gflops()
-    assert peak > 0 and "float32 lanes" in how
+def test_peak_and_stage_operations(tiny_pipeline):
+    peak = bench_cpu.peak_gflops()
+    assert peak.measured > 0 and peak.theoretical > 0 and "float32 lanes" in peak.theoretical_how
     face = np.zeros((512, 512, 3), np.uint8)
     flops = bench_cpu.stage_flops(tiny_pipeline, [face])
     assert set(flops) == {"vre", "vae_encode", "unet", "vae_decode"} and min(flops.values()) > 0

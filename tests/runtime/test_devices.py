@@ -66,3 +66,43 @@ def test_doctor_says_the_apple_gpu_runs_it(apple_gpu, monkeypatch):
     assert _cuda_section(report, None) == torch.device("mps")
     (check,) = report.checks
     assert check.ok and "restoring runs on an Apple GPU (mps)" in check.detail
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_cpu_default_follows_native_bfloat16(monkeypatch, native):
+    """Issue 23: bfloat16 where the processor computes it natively, float32 elsewhere; the
+    reason names the instructions (or their absence); CUDA and --dtype are unchanged."""
+    monkeypatch.setattr(devices, "native_bfloat16", lambda: native)
+    monkeypatch.setattr(devices, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    reason = devices.default_dtype_reason("cpu")
+    if native:
+        assert devices.resolve_dtype(None, "cpu") == torch.bfloat16
+        assert reason.startswith("bfloat16 on the CPU") and "natively (avx512_bf16)" in reason
+    else:
+        assert devices.resolve_dtype(None, "cpu") == torch.float32
+        assert reason.startswith("float32 on the CPU") and "no native bfloat16" in reason
+        assert "5x slower" in reason
+    assert "the VRE stays float32" in reason
+    # --dtype wins either way; its reason says it was asked for
+    assert devices.resolve_dtype("float32", "cpu") == torch.float32
+    assert devices.resolve_dtype("bfloat16", "cpu") == torch.bfloat16
+    assert devices.dtype_reason("float32", "cpu") == "float32: asked for (--dtype)"
+    assert devices.dtype_reason(None, "cpu") == reason
+    assert devices.resolve_dtype(None, "cuda") == torch.float16
+
+
+def test_native_bfloat16_is_onednns_answer_on_x86_only(monkeypatch):
+    monkeypatch.undo()  # the real probe, not conftest's float32_cpu_default
+    answers = []
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: answers.append(1) or True)
+    monkeypatch.setattr(devices.platform, "machine", lambda: "x86_64")
+    assert devices.native_bfloat16() is True and answers == [1]
+    monkeypatch.setattr(devices.platform, "machine", lambda: "arm64")  # not measured there
+    assert devices.native_bfloat16() is False and answers == [1]
+
+
+def test_the_app_device_line_gives_the_dtypes_reason():
+    why = devices.default_dtype_reason("cpu")
+    line = describe_device(torch.device("cpu"), torch.float32, why)
+    assert line.startswith("CPU (") and line.endswith(f"float32) · {why}")
+    assert describe_device(torch.device("mps"), torch.float16, None) == "Apple GPU (mps, float16)"
