@@ -162,17 +162,23 @@ class RestoreCommand:
         results = self._restore(group.shard(todo), needs_models, show=group.is_main)
         if results is None:
             return 2
-        if clips:
+        clip_results: list[FileResult] = []
+        if clips:  # every process has the same list, so all of them gather below
             clip_results = self._restore_clips(group.shard(clips), show=group.is_main)
             if clip_results is None:
                 return 2
-            results += clip_results
         summary = BatchSummary.of([*missing, *group.gather(results)])
+        clip_summary = BatchSummary.of(group.gather(clip_results)) if clips else None
         if group.is_main:
-            print(summary.report())
+            if todo or missing or not clips:
+                print(summary.report())
+            if clip_summary is not None:
+                print(clip_summary.report("clip"))
             if not found_any:
                 print("no input images or clips found", file=sys.stderr)
-        return 1 if not found_any else summary.exit_status
+        if not found_any:
+            return 1
+        return max(summary.exit_status, clip_summary.exit_status if clip_summary else 0)
 
     def _restore(self, todo, needs_models: bool, *, show: bool) -> list[FileResult] | None:
         """This process's share, with a progress bar per restored face (a photo may hold many)
@@ -186,7 +192,7 @@ class RestoreCommand:
             return restorer
 
         with (
-            tqdm(unit="face", desc="restore", file=sys.stderr, disable=not show) as bar,
+            tqdm(unit="face", desc="restore", file=sys.stderr, disable=not show or not todo) as bar,
             progress.tracking(progress.FaceCounter(bar.update)),
         ):
             done = 0

@@ -90,9 +90,10 @@ class BatchSummary:
     def exit_status(self) -> int:
         return 1 if self.failures else 0
 
-    def report(self) -> str:
+    def report(self, noun: str = "image") -> str:
+        """The summary line (``noun``: what the inputs are, "image" or "clip") and each failure."""
         lines = [
-            f"{self.images} image(s) processed, {self.faces} face(s) restored, "
+            f"{self.images} {noun}(s) processed, {self.faces} face(s) restored, "
             f"{self.no_face} without a face, {self.skipped} skipped (output exists), "
             f"{len(self.failures)} failed"
         ]

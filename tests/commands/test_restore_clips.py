@@ -59,6 +59,11 @@ def test_the_command_restores_a_clip_and_a_photo_and_reports_a_broken_clip(
     args += ["--weights", tiny_hub.weights_repo, "--base-model", tiny_hub.base_repo]
     assert main(args) == 1  # the broken clip failed; the rest was done
     printed = capsys.readouterr()
+    assert "1 image(s) processed, 1 face(s) restored" in printed.out
+    assert (
+        f"1 clip(s) processed, {FRAMES} face(s) restored, 0 without a face, 0 skipped (output exists), 1 failed"
+        in printed.out
+    )
     assert "FAILED" in printed.out and "broken.mov" in printed.out
     assert f"clip.mp4: {FRAMES} frames, {FRAMES} faces restored in 1 track(s)" in printed.err
     assert "flicker:" in printed.err and "time per stage: decode" in printed.err

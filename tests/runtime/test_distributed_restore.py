@@ -66,7 +66,8 @@ def test_clips_on_two_cpu_processes_equal_one(tmp_path, tiny_hub):
     single, multi = tmp_path / "single", tmp_path / "multi"
     alone = run([sys.executable, "-m", "osdface.cli", *args, "-o", str(single)], env)
     launched = run([*accelerate_command(2), *args, "-o", str(multi)], env)
-    assert "2 image(s) processed" in alone.stdout and "2 image(s) processed" in launched.stdout
+    assert "2 clip(s) processed" in alone.stdout and "2 clip(s) processed" in launched.stdout
+    assert "image(s)" not in alone.stdout
     for name in ("a.mp4", "b.mp4"):
         a = [frame.image for frame in read_frames(single / name)]
         b = [frame.image for frame in read_frames(multi / name)]
