@@ -13,8 +13,9 @@
 5. encode with the input's timestamps (``VideoWriter``: H.264 in MP4 by default, the audio
    copied unchanged), and measure flicker (``osdface.video.flicker``).
 
-Frames wait in memory only until their faces are restored (at most ``batch_size`` frames), so
-a long clip takes no more memory than a short one. Detections and restored faces are kept in a
+Frames wait in memory only until their faces are restored (until ``batch_size`` faces are
+queued, at most ``MAX_WAITING_FRAMES`` frames), so a long clip takes no more memory than a short
+one. Detections and restored faces are kept in a
 ``WorkFolder`` next to the output so an interrupted run resumes where it stopped. A clip in
 which no face is ever found is copied through unchanged. Other restorers (``others``) restore
 the same tracked faces, each into its own clip.
@@ -45,6 +46,9 @@ from osdface.video.tracking import FaceTracker, TrackedFace, TrackerSettings
 from osdface.video.writer import VideoWriter, copy_streams, side_by_side
 
 PRIMARY = "osdface"
+# Frames held at most while their faces wait for a batch to fill (a face followed by a long
+# stretch without faces would otherwise keep every frame of that stretch in memory).
+MAX_WAITING_FRAMES = 16
 STAGES = ("decode", "detect", "track", "align", "restore", "paste", "encode")
 
 
@@ -227,7 +231,7 @@ class ClipRestorer:
                 waiting = self._prepare(frame, info, tracker, work, pipelines, result, timings)
                 pending.append(waiting)
                 queued += sum(face is None for face in waiting.restored[PRIMARY])
-                if queued >= options.batch_size:
+                if queued >= options.batch_size or (queued and len(pending) >= MAX_WAITING_FRAMES):
                     self._restore_pending(pending, pipelines, work, timings)
                     queued = 0
                 self._emit_ready(pending, writers, meter, result, timings, on_frame)

@@ -16,6 +16,7 @@ from osdface.errors import ImageError
 from osdface.faces import FaceRestorer, RestoreOptions
 from osdface.testing.clips import make_clip
 from osdface.video import ClipRestorer, VideoOptions, probe, read_frames
+from osdface.video.clip_restorer import MAX_WAITING_FRAMES
 from osdface.video.resume import WORK_SUFFIX
 from osdface.video.smoothing import OneEuroSettings
 from osdface.video.tracking import TrackerSettings
@@ -208,3 +209,22 @@ def test_upscale_enlarges_every_frame(tmp_path):
     result = clip.restore(source, tmp_path / "big.mp4")
     assert probe(result.outputs["osdface"]).display_size == (480, 360)
     assert [frame.image.shape for frame in read_frames(result.outputs["osdface"])] == [(360, 480, 3)] * 2
+
+
+def test_frames_are_written_as_they_come_not_held(tmp_path):
+    """A face in the first frame only, then 40 frames without one: the face's batch never fills,
+    yet frames are written with at most MAX_WAITING_FRAMES waiting."""
+    finder = PortraitFinder()
+    detector = lambda image: (
+        finder(image) if finder.calls == 0 else (setattr(finder, "calls", finder.calls + 1) or [])
+    )  # noqa: E731
+    source = make_clip(
+        tmp_path / "long.mp4", frames=41, fps=25, size=(320, 240), draw=MovingPortrait().draw, audio=False
+    )
+    waiting = []
+    clip = restorer(RecordingPipeline(), detector, tracking=TrackerSettings(coast_frames=0))
+    result = clip.restore(
+        source, tmp_path / "out.mp4", on_frame=lambda done, total: waiting.append(finder.calls - done)
+    )
+    assert result.frames == 41 and result.faces == 1
+    assert max(waiting) <= MAX_WAITING_FRAMES
