@@ -28,8 +28,8 @@ from typing import Literal
 import gradio as gr
 
 from osdface.app.arguments import launch_message, parse_args
-from osdface.app.clip_service import ClipRequest, ClipStudio
-from osdface.app.clip_tab import ClipWidgets, clip_widgets
+from osdface.app.clip_service import ClipStudio
+from osdface.app.clip_tab import clip_widgets, wire_clip_tab
 from osdface.app.layout import (
     RestoreWidgets,
     banner_html,
@@ -145,7 +145,15 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
         restore_on_gpu = _restore_on_gpu(studio)
         restored = _wire_restore(demo, studio, restore_on_gpu, run, inputs, outputs)
         _wire_compare(demo, restorer_studio, compare_panel, restored, inputs)
-        _wire_clip(demo, clips, clip)
+        wire_clip_tab(
+            clip,
+            clips,
+            spaces.GPU,
+            lambda: _request_folder(demo.GRADIO_CACHE),
+            _upload_path,
+            _errors_for_the_user,
+            concurrency_id=RESTORATIONS,
+        )
         _wire_degrade(demo, studio, preview, inputs, outputs, turbulent_column)
         _wire_agent_tools(demo, studio, restore_on_gpu, default_mode=mode.value)
         toggles(turbulence, turbulent_column, ablation, without_column, prompt, mode, outputs.gallery)
@@ -361,89 +369,6 @@ def _wire_compare(demo: gr.Blocks, restorer_studio: RestorerStudio, panel, resto
         spaces.GPU,
         lambda: _request_folder(demo.GRADIO_CACHE),
         _upload_path,
-    )
-
-
-def _wire_clip(demo: gr.Blocks, clips: ClipStudio, widgets: ClipWidgets) -> None:
-    """The Video tab's button and the ``restore_clip`` endpoint. On ZeroGPU the GPU is asked
-    for a duration that grows with frames x faces x restorers (``ClipStudio.gpu_seconds``)."""
-
-    def gpu_duration(prepared, folder, on_frame=None) -> int:
-        return clips.gpu_seconds(prepared)
-
-    @spaces.GPU(duration=gpu_duration)
-    def restore_clip_on_gpu(prepared, folder, on_frame=None):
-        return clips.run(prepared, folder, on_frame)
-
-    def restore_clip(
-        video: dict | str | None,
-        turbulence: bool,
-        propagation_length: float,
-        seed: int,
-        side_by_side: bool,
-        ablation: bool,
-        restorers: list[str],
-        color_fix: str,
-        bar=gr.Progress(),
-    ) -> dict:
-        """Restore every face of a short video clip with OSDFace: faces tracked across frames, landmarks steadied, the audio copied.
-
-        Args:
-            video: the clip (MP4, MOV, WebM, MKV or AVI; within the limits the page states).
-            turbulence: degrade every frame with simulated atmospheric turbulence first (independent draws per frame).
-            propagation_length: the turbulence's propagation length in metres, 20000 to 40000.
-            seed: the seed of the turbulence and of the faces' VAE noise (face track i gets seed + i).
-            side_by_side: also return a clip with the input and the restored clip side by side.
-            ablation: also restore without VRE (the text-conditioned ablation).
-            restorers: other restorers to run on the same tracked faces: gfpgan, restoreformer, codeformer.
-            color_fix: match the input's colours: "none", "adain" or "wavelet".
-
-        Returns:
-            the restored clip (MP4), the side-by-side clip (or None), the clip without VRE (or None), every clip written (for download) and a report in Markdown (frames, faces, flicker, time per stage).
-        """
-        with _errors_for_the_user():
-            request = ClipRequest(
-                _upload_path(video),
-                bool(turbulence),
-                propagation_length,
-                seed,
-                bool(side_by_side),
-                bool(ablation),
-                tuple(restorers or ()),
-                color_fix,
-            )
-            bar(0.0, desc="reading the clip's header and first frame")
-            prepared = clips.prepare(request)
-            started = time.perf_counter()
-
-            def on_frame(done: int, total: int | None) -> None:
-                total = max(total or prepared.frames, done)
-                left = (time.perf_counter() - started) / done * (total - done)
-                bar((done, total), desc=f"frame {done} of {total}, about {left:.0f} s left", unit="frames")
-
-            # ZeroGPU runs the GPU function in another process and pickles its arguments: a local
-            # callback cannot go there, so on ZeroGPU the bar shows the start and the end only.
-            callback = None if clips.studio.settings.zero_gpu else on_frame
-            outcome = restore_clip_on_gpu(prepared, _request_folder(demo.GRADIO_CACHE), callback)
-        files = [outcome.restored, outcome.side_by_side, outcome.without_vre, *outcome.others.values()]
-        return {
-            widgets.restored: str(outcome.restored),
-            widgets.beside: None if outcome.side_by_side is None else str(outcome.side_by_side),
-            widgets.without_vre: None if outcome.without_vre is None else str(outcome.without_vre),
-            widgets.downloads: [str(path) for path in files if path is not None],
-            widgets.report: outcome.report,
-        }
-
-    # Not preprocessed: Gradio would convert some uploads with a system ffmpeg; the clip is read
-    # by PyAV, from its header first.
-    widgets.run.click(
-        restore_clip,
-        inputs=widgets.inputs(),
-        outputs=widgets.outputs(),
-        api_name="restore_clip",
-        preprocess=False,
-        show_progress_on=[widgets.restored],
-        concurrency_id=RESTORATIONS,
     )
 
 

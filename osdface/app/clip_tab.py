@@ -1,13 +1,16 @@
-"""The Video tab's widgets (the logic is ``osdface.app.clip_service``; ``app.py`` wires them).
-UI only, like ``osdface.app.layout``."""
+"""The Video tab's widgets and their wiring (the logic is ``osdface.app.clip_service``); ``app.py``
+places them. UI only, like ``osdface.app.restorers_panel``."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
-from osdface.app.clip_service import ClipStudio
+from osdface.app.clip_service import ClipOutcome, ClipRequest, ClipStudio
 from osdface.app.requests import DEFAULT_PROPAGATION_LENGTH, PROPAGATION_LENGTH_RANGE
 from osdface.app.restorers import RESTORER_CHOICES
 from osdface.app.text import CPU_SECONDS_PER_FACE, GPU_SECONDS_PER_FACE
@@ -117,3 +120,104 @@ def clip_widgets(clips: ClipStudio) -> ClipWidgets:
         video, turbulence, length, seed, side_by_side, ablation, restorers, color_fix, run, restored, beside,
         without_vre, downloads, report,
     )  # fmt: skip
+
+
+def wire_clip_tab(
+    widgets: ClipWidgets,
+    clips: ClipStudio,
+    gpu: Callable,
+    new_folder: Callable[[], Path],
+    upload_path: Callable,
+    errors_for_the_user: Callable,
+    concurrency_id: str = "restorations",
+) -> None:
+    """The Video tab's button and the ``restore_clip`` endpoint (app.py passes ``spaces.GPU``,
+    a new request folder, its upload reader and its error translation). On ZeroGPU the GPU is
+    asked for a duration that grows with frames x faces x restorers (``ClipStudio.gpu_seconds``)."""
+
+    def gpu_duration(prepared, folder, on_frame=None) -> int:
+        return clips.gpu_seconds(prepared)
+
+    @gpu(duration=gpu_duration)
+    def restore_clip_on_gpu(prepared, folder, on_frame=None):
+        return clips.run(prepared, folder, on_frame)
+
+    def restore_clip(
+        video: dict | str | None,
+        turbulence: bool,
+        propagation_length: float,
+        seed: int,
+        side_by_side: bool,
+        ablation: bool,
+        restorers: list[str],
+        color_fix: str,
+        bar=gr.Progress(),
+    ) -> dict:
+        """Restore every face of a short video clip with OSDFace: faces tracked across frames, landmarks steadied, the audio copied.
+
+        Args:
+            video: the clip (MP4, MOV, WebM, MKV or AVI; within the limits the page states).
+            turbulence: degrade every frame with simulated atmospheric turbulence first (independent draws per frame).
+            propagation_length: the turbulence's propagation length in metres, 20000 to 40000.
+            seed: the seed of the turbulence and of the faces' VAE noise (face track i gets seed + i).
+            side_by_side: also return a clip with the input and the restored clip side by side.
+            ablation: also restore without VRE (the text-conditioned ablation).
+            restorers: other restorers to run on the same tracked faces: gfpgan, restoreformer, codeformer.
+            color_fix: match the input's colours: "none", "adain" or "wavelet".
+
+        Returns:
+            the restored clip (MP4), the side-by-side clip (or None), the clip without VRE (or None), every clip written (for download) and a report in Markdown (frames, faces, flicker, time per stage).
+        """
+        with errors_for_the_user():
+            request = ClipRequest(
+                upload_path(video),
+                bool(turbulence),
+                propagation_length,
+                seed,
+                bool(side_by_side),
+                bool(ablation),
+                tuple(restorers or ()),
+                color_fix,
+            )
+            bar(0.0, desc="reading the clip's header and first frame")
+            prepared = clips.prepare(request)
+            # ZeroGPU runs the GPU function in another process and pickles its arguments: a local
+            # callback cannot go there, so on ZeroGPU the bar shows the start and the end only.
+            callback = None if clips.studio.settings.zero_gpu else _frame_progress(bar, prepared.frames)
+            outcome = restore_clip_on_gpu(prepared, new_folder(), callback)
+        return _output_values(widgets, outcome)
+
+    # Not preprocessed: Gradio would convert some uploads with a system ffmpeg; the clip is read
+    # by PyAV, from its header first.
+    widgets.run.click(
+        restore_clip,
+        inputs=widgets.inputs(),
+        outputs=widgets.outputs(),
+        api_name="restore_clip",
+        preprocess=False,
+        show_progress_on=[widgets.restored],
+        concurrency_id=concurrency_id,
+    )
+
+
+def _frame_progress(bar, frames: int) -> Callable[[int, int | None], None]:
+    """``on_frame`` for ``ClipRestorer``: the bar counts frames and estimates the time left."""
+    started = time.perf_counter()
+
+    def on_frame(done: int, total: int | None) -> None:
+        total = max(total or frames, done)
+        left = (time.perf_counter() - started) / done * (total - done)
+        bar((done, total), desc=f"frame {done} of {total}, about {left:.0f} s left", unit="frames")
+
+    return on_frame
+
+
+def _output_values(widgets: ClipWidgets, outcome: ClipOutcome) -> dict:
+    files = [outcome.restored, outcome.side_by_side, outcome.without_vre, *outcome.others.values()]
+    return {
+        widgets.restored: str(outcome.restored),
+        widgets.beside: None if outcome.side_by_side is None else str(outcome.side_by_side),
+        widgets.without_vre: None if outcome.without_vre is None else str(outcome.without_vre),
+        widgets.downloads: [str(path) for path in files if path is not None],
+        widgets.report: outcome.report,
+    }

@@ -123,15 +123,7 @@ def collect_inputs(
     for given in paths:
         root = Path(given)
         if root.is_dir():
-            found = sorted(
-                path
-                for path in root.rglob("*")
-                if path.is_file()
-                and path.suffix.lower() in IMAGE_EXTENSIONS
-                and not any(part.startswith(".") for part in path.relative_to(root).parts)
-                and not path.resolve().is_relative_to(output_root)
-            )
-            pairs = [(path, path.relative_to(root)) for path in found]
+            pairs = folder_files(root, IMAGE_EXTENSIONS, output_root)
         elif root.is_file():
             pairs = [(root, Path(root.name))]
         else:
@@ -149,6 +141,20 @@ def collect_inputs(
             taken.add(output)
             items.append(InputFile(path=path, output=output))
     return items, missing
+
+
+def folder_files(root: Path, extensions: frozenset[str], output_root: Path) -> list[tuple[Path, Path]]:
+    """(path, path relative to ``root``) of the files under ``root`` with one of ``extensions``,
+    sorted; hidden files and folders, and anything under ``output_root``, left out."""
+    found = sorted(
+        path
+        for path in root.rglob("*")
+        if path.is_file()
+        and path.suffix.lower() in extensions
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
+        and not path.resolve().is_relative_to(output_root)
+    )
+    return [(path, path.relative_to(root)) for path in found]
 
 
 # --------------------------------------------------------------------------- the work

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from osdface.errors import ImageError
-from osdface.faces.batch import FileResult, InputFile
+from osdface.faces.batch import FileResult, InputFile, folder_files
 from osdface.video.clip_restorer import ClipRestorer, VideoResult
 
 # The containers people bring (phones: mp4/mov; browsers' recordings: webm; others: mkv, avi).
@@ -40,15 +40,7 @@ def collect_clips(
     for given in paths:
         root = Path(given)
         if root.is_dir():
-            found = sorted(
-                path
-                for path in root.rglob("*")
-                if path.is_file()
-                and is_clip(path)
-                and not any(part.startswith(".") for part in path.relative_to(root).parts)
-                and not path.resolve().is_relative_to(output_root)
-            )
-            pairs = [(path, path.relative_to(root)) for path in found]
+            pairs = folder_files(root, VIDEO_EXTENSIONS, output_root)
         elif root.is_file() and is_clip(root):
             pairs = [(root, Path(root.name))]
         else:

@@ -215,9 +215,13 @@ def test_frames_are_written_as_they_come_not_held(tmp_path):
     """A face in the first frame only, then 40 frames without one: the face's batch never fills,
     yet frames are written with at most MAX_WAITING_FRAMES waiting."""
     finder = PortraitFinder()
-    detector = lambda image: (
-        finder(image) if finder.calls == 0 else (setattr(finder, "calls", finder.calls + 1) or [])
-    )  # noqa: E731
+
+    def detector(image):  # the face in the first frame only
+        if finder.calls == 0:
+            return finder(image)
+        finder.calls += 1
+        return []
+
     source = make_clip(
         tmp_path / "long.mp4", frames=41, fps=25, size=(320, 240), draw=MovingPortrait().draw, audio=False
     )
