@@ -12,61 +12,20 @@ and its banner come up at once.
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 from osdface import lazy
 from osdface.weights import hub
+from osdface.weights.reachability import HubProbe, hub_unreachable
 
 # huggingface_hub reads its settings when it is imported: not before the app's are in place.
 hub_constants = lazy.module("huggingface_hub.constants")
 
-PROBE_TIMEOUT_S = 3.0
-
 # (what, app flag, environment variable) for each source the banner may name.
 WEIGHTS_FLAGS = ("OSDFace weights", "--weights", "OSDFACE_WEIGHTS")
 BASE_FLAGS = ("Stable Diffusion 2.1 base model", "--base-model", "OSDFACE_BASE_MODEL")
-
-
-@dataclass(frozen=True)
-class HubProbe:
-    """The result of probing the Hub: ``reachable`` and, when not, ``reason``; ``seconds`` spent."""
-
-    endpoint: str
-    reachable: bool
-    reason: str | None
-    seconds: float
-
-
-def probe_hub(endpoint: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> HubProbe:
-    """Open one TCP connection to the Hub's host. Name resolution has no timeout of its own,
-    so the attempt runs in a thread that is given up after ``timeout`` seconds."""
-    if endpoint is None:
-        endpoint = hub_constants.ENDPOINT
-    parsed = urlparse(endpoint)
-    host = parsed.hostname or ""
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    outcome: dict[str, str | None] = {}
-
-    def attempt() -> None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                outcome["reason"] = None
-        except OSError as exc:
-            outcome["reason"] = str(exc) or type(exc).__name__
-
-    started = time.perf_counter()
-    worker = threading.Thread(target=attempt, daemon=True, name="hub-probe")
-    worker.start()
-    worker.join(timeout)
-    reason = outcome["reason"] if "reason" in outcome else f"no answer within {timeout:g} s"
-    return HubProbe(endpoint, reason is None, reason, time.perf_counter() - started)
 
 
 def needs_hub(*sources: str | os.PathLike | None) -> bool:
@@ -79,14 +38,14 @@ def needs_hub(*sources: str | os.PathLike | None) -> bool:
 def hub_offline_if_unreachable(
     weights: str | os.PathLike | None, base_model: str | os.PathLike | None
 ) -> Iterator[HubProbe | None]:
-    """Inside: huggingface_hub is offline when the Hub was found unreachable. Yields the probe,
-    or None when none was needed (offline already, or only local folders)."""
+    """Inside: huggingface_hub is offline when the Hub was found unreachable. Yields the failed
+    probe, or None (reachable, offline already, or only local folders)."""
     if hub_constants.HF_HUB_OFFLINE or not needs_hub(weights, base_model):
         yield None
         return
-    probe = probe_hub()
-    if probe.reachable:
-        yield probe
+    probe = hub_unreachable()  # the same answer ``hub.fetch`` reads, remembered for a minute
+    if probe is None:
+        yield None
         return
     # huggingface_hub reads its offline flag at each request, so setting it here is enough.
     hub_constants.HF_HUB_OFFLINE = True

@@ -224,6 +224,14 @@ def run_doctor(settings: DoctorSettings) -> DoctorReport:
     report = DoctorReport()
     report.checks.append(opencv_check())
     device = _cuda_section(report, settings.device)
+    dtype = resolve_dtype(settings.dtype, device)
+    # Said before loading: which dtype would run, and why, matters most when the load fails.
+    report.runtime.update(
+        device=str(device),
+        dtype=dtype_name(dtype),
+        dtype_reason=dtype_reason(settings.dtype, device),
+        torch=torch.__version__,
+    )
     started = time.perf_counter()
     try:
         pipe = osdface.OSDFacePipeline.from_pretrained(
@@ -235,16 +243,9 @@ def run_doctor(settings: DoctorSettings) -> DoctorReport:
         report.checks.append(Check("weights load", False, str(exc), "see the message above"))
         report.exit_code = 2
         return report
-    dtype = resolve_dtype(settings.dtype, device)
     pipe = pipe.to(device, dtype)
     report.runtime.update(
-        device=str(device),
-        dtype=dtype_name(dtype),
-        dtype_reason=dtype_reason(settings.dtype, device),
-        unet_dtype=str(pipe.unet.dtype),
-        vae_dtype=str(pipe.vae.dtype),
-        vre_dtype=str(pipe.embedder.dtype),
-        torch=torch.__version__,
+        unet_dtype=str(pipe.unet.dtype), vae_dtype=str(pipe.vae.dtype), vre_dtype=str(pipe.embedder.dtype)
     )
     image = settings.image or EXAMPLE
     if not Path(image).is_file():

@@ -69,6 +69,7 @@ from osdface import lazy
 from osdface.files import atomic_path, download_atomic
 from osdface.quality import torchscript_tensors
 from osdface.weights.hub import WeightsUnavailableError
+from osdface.weights.reachability import hub_unreachable
 from osdface.weights.sources import cache_dir_for, offline_from_env
 
 huggingface_hub = lazy.module("huggingface_hub")
@@ -208,7 +209,10 @@ class MetricWeights:
         try:
             return Path(
                 huggingface_hub.hf_hub_download(
-                    repo, filename, revision=revision, local_files_only=self.offline
+                    repo,
+                    filename,
+                    revision=revision,
+                    local_files_only=self.offline or hub_unreachable() is not None,
                 )
             )
         except Exception as exc:  # noqa: BLE001 - recorded; raised with every source

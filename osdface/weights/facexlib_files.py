@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from osdface import lazy
 from osdface.weights.hub import WeightsUnavailableError
+from osdface.weights.reachability import hub_unreachable
 from osdface.weights.sources import WeightSources, cache_dir_for, offline_from_env
 
 huggingface_hub = lazy.module("huggingface_hub")
@@ -128,7 +129,7 @@ class FacexlibWeights(WeightSources):
                 self.hub_repo,  # type: ignore[arg-type]
                 name,
                 revision=self.hub_revision,
-                local_files_only=self.offline,
+                local_files_only=self.offline or hub_unreachable() is not None,
             )
         )
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from osdface import lazy
 from osdface.errors import OSDFaceError
+from osdface.weights.reachability import HubProbe, hub_unreachable
 
 # huggingface_hub loads when the Hub is reached: the app's start-up and `osdface --help` import
 # this module for its names only.
@@ -121,8 +122,9 @@ def fetch(source: str, filename: str, revision: str | None = None, *, env_var: s
         )
 
     where = f"'{filename}' from Hub repo '{source}'" + (f" at revision '{revision}'" if revision else "")
+    unreachable = None if hub_constants.HF_HUB_OFFLINE else hub_unreachable()
     try:
-        return Path(huggingface_hub.hf_hub_download(repo_id=source, filename=filename, revision=revision))
+        return _download(source, filename, revision, local_only=unreachable is not None)
     except hub_errors.RevisionNotFoundError as exc:
         raise WeightsUnavailableError(
             f"Revision '{revision}' does not exist in Hub repo '{source}' (needed for '{filename}')",
@@ -139,7 +141,7 @@ def fetch(source: str, filename: str, revision: str | None = None, *, env_var: s
             fix=_fix_hint(source, env_var),
         ) from exc
     except hub_errors.LocalEntryNotFoundError as exc:  # offline or unreachable, and not cached
-        raise _offline_error(where, source, filename, revision, env_var) from exc
+        raise _offline_error(where, source, filename, revision, env_var, unreachable) from exc
     except hub_errors.EntryNotFoundError as exc:
         raise WeightsUnavailableError(
             f"File '{filename}' is missing from Hub repo '{source}'"
@@ -166,11 +168,24 @@ def fetch_optional(source: str, filename: str, revision: str | None = None) -> P
         return None  # ``fetch`` of the required files reports the bad source
 
     try:
-        return Path(huggingface_hub.hf_hub_download(repo_id=source, filename=filename, revision=revision))
+        return _download(source, filename, revision, local_only=offline_or_unreachable())
     except (hub_errors.EntryNotFoundError, hub_errors.LocalEntryNotFoundError):
         return None
     except (hub_errors.HfHubHTTPError, OSError):
         return None  # the required files' ``fetch`` raises the full, actionable error
+
+
+def _download(source: str, filename: str, revision: str | None, *, local_only: bool) -> Path:
+    return Path(
+        huggingface_hub.hf_hub_download(
+            repo_id=source, filename=filename, revision=revision, local_files_only=local_only
+        )
+    )
+
+
+def offline_or_unreachable() -> bool:
+    """Only the local cache can answer: offline by setting, or the Hub found unreachable."""
+    return bool(hub_constants.HF_HUB_OFFLINE) or hub_unreachable() is not None
 
 
 def resolved_revision(path: Path) -> str | None:
@@ -182,7 +197,12 @@ def resolved_revision(path: Path) -> str | None:
 
 
 def _offline_error(
-    where: str, source: str, filename: str, revision: str | None, env_var: str
+    where: str,
+    source: str,
+    filename: str,
+    revision: str | None,
+    env_var: str,
+    unreachable: HubProbe | None = None,
 ) -> WeightsUnavailableError:
     """Offline (or the Hub unreachable) and the file is not in the cache: say which case."""
     cached_revisions: set[str] = set()
@@ -194,7 +214,12 @@ def _offline_error(
                 }
     except hub_errors.CacheNotFound:
         pass  # no cache folder at all: reported below as 'nothing in the cache'
-    state = "offline (HF_HUB_OFFLINE=1)" if hub_constants.HF_HUB_OFFLINE else "the Hub could not be reached"
+    if hub_constants.HF_HUB_OFFLINE:
+        state = "offline (HF_HUB_OFFLINE=1)"
+    elif unreachable is not None:
+        state = f"the Hub could not be reached ({unreachable.endpoint}: {unreachable.reason})"
+    else:
+        state = "the Hub could not be reached"
     if not cached_revisions:
         detail = f"nothing of Hub repo '{source}' is in the local cache ({hub_constants.HF_HUB_CACHE})"
     elif revision and revision not in cached_revisions:

@@ -12,11 +12,12 @@ import pytest
 from PIL import Image
 
 from osdface.app.models import Part
-from osdface.app.probe import missing_sources_message, needs_hub, probe_hub, unreachable_note
+from osdface.app.probe import missing_sources_message, needs_hub, unreachable_note
 from osdface.app.requests import StudioSettings
 from osdface.app.service import Studio
 from osdface.commands.model_options import ModelOptions
 from osdface.runtime import progress
+from osdface.weights.reachability import probe_hub
 
 
 def test_probe_of_a_closed_port_says_unreachable_at_once():

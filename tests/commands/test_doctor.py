@@ -51,6 +51,8 @@ def test_doctor_exit_2_when_weights_are_missing(tiny_hub, capsys):
     assert status == 2
     assert "[FAIL] weights load" in out and "nobody/not-cached" in out and "Fix:" in out
     assert "result: FAILED (exit 2)" in out
+    # Which dtype would run, and why, is said even though nothing loaded.
+    assert "runtime: device cpu, dtype " in out and "dtype_reason " in out
 
 
 def test_doctor_exit_1_when_a_check_fails(tiny_hub, tmp_path, capsys):
