@@ -39,9 +39,7 @@ import difflib
 import importlib.util
 import itertools
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,7 +51,6 @@ from pathlib import Path
 from packaging.markers import Marker, default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 try:
     import tomllib
@@ -86,20 +83,18 @@ HEADER = """\
 {find_links}
 """
 DATE_LINE = re.compile(r"^# .*uploaded before (\S+)$", re.MULTILINE)
-# What pip names as the requirement it cannot install, in the wording of pip 23 to 26.
-PIP_FAILURES = (
-    r"No matching distribution found for (\S+)",
-    r"Could not find a version that satisfies the requirement (\S+)",
-    r"Cannot install (.+?) because",
-    r"Failed to build '?([^'\s]+)'?",
-    r"Failed building wheel for (\S+)",
-    r"Could not build wheels for (\S+?),? ",
-)
 
-# tools/opencv_shim.py, beside this file (tools/ is not a package).
-_SHIM_SPEC = importlib.util.spec_from_file_location("opencv_shim", Path(__file__).with_name("opencv_shim.py"))
-opencv_shim = importlib.util.module_from_spec(_SHIM_SPEC)
-_SHIM_SPEC.loader.exec_module(opencv_shim)
+
+def _beside(name: str):
+    """tools/NAME.py, beside this file (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+opencv_shim = _beside("opencv_shim")
+pip_runs = _beside("pip_runs")  # finding each Python; reading pip's failures
 
 Dist = tuple[str, str, list[str]]  # name, version, requires-dist
 Pin = tuple[str, str, str | None]  # name, version, marker (None: always)
@@ -273,97 +268,6 @@ def read_pins(text: str) -> dict[str, dict[str, Pin]]:
     return per_python
 
 
-def _version_of(path: str) -> Version:
-    try:
-        return Version(Path(path).parent.parent.name)
-    except InvalidVersion:
-        return Version("0")
-
-
-def _runs_as(interpreter: str, python: str) -> bool:
-    try:
-        run = subprocess.run(
-            [interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return run.returncode == 0 and run.stdout.strip() == python
-
-
-def _pyenv_versions() -> Path:
-    return Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
-
-
-def find_python(python: str, given: Mapping[str, str] | None = None) -> str | None:
-    """An interpreter for ``python`` ("3.10"): ``given[python]``, this one, a working python3.X on
-    PATH (a pyenv shim for a version not selected fails), or the newest pyenv 3.X.N build."""
-    if given and python in given:
-        if not _runs_as(given[python], python):
-            raise SystemExit(f"--python {python}={given[python]}: that is not a working Python {python}")
-        return given[python]
-    if python == THIS_PYTHON:
-        return sys.executable
-    pyenv = _pyenv_versions()
-    # Plain X.Y.N builds only: not 3.13.0t (free-threaded wheels are a different set).
-    builds = [
-        p
-        for p in pyenv.glob(f"{python}.*/bin/python")
-        if re.fullmatch(r"\d+\.\d+\.\d+", p.parent.parent.name)
-    ]
-    candidates = [shutil.which(f"python{python}"), *sorted(map(str, builds), key=_version_of, reverse=True)]
-    return next((c for c in candidates if c and _runs_as(c, python)), None)
-
-
-def unresolvable(stderr: str, requirements: Path | None = None) -> str:
-    """The requirement(s) pip's stderr names as the one it cannot install ('' when none is named);
-    `-r FILE (line N)` is read from ``requirements``."""
-    lines = requirements.read_text().splitlines() if requirements and requirements.exists() else []
-    for pattern in PIP_FAILURES:
-        match = re.search(pattern, stderr)
-        if match is None:
-            continue
-        names = []
-        for part in re.split(r",\s*|\s+and\s+", match.group(1)):
-            line = re.fullmatch(r"-r .+ \(line (\d+)\)", part.strip())
-            if line and int(line.group(1)) <= len(lines):
-                part = lines[int(line.group(1)) - 1].split(";")[0]
-            names.append(part.strip())
-        return ", ".join(names)
-    return ""
-
-
-# pip's words when the network, not the requirements, failed (pip 23 to 26).
-NETWORK_FAILURES = (
-    "This is an issue with network connectivity",
-    "Connection interrupted while downloading",
-    "Max retries exceeded with url",
-    "Read timed out",
-)
-# Exit status when PyPI could not be read: the pins were not checked, not found wrong.
-NETWORK_EXIT = 3
-# PyPI publishes no separate metadata file for some large wheels (nvidia-nccl-cu12 2.27.3, 322 MB,
-# which torch 2.8.0 requires): without this pip downloads the whole wheel to read its dependencies;
-# with it pip reads the wheel's METADATA through HTTP range requests. The resolution is the same.
-METADATA_BY_RANGE = "--use-feature=fast-deps"
-
-
-def network_problem(stderr: str) -> str:
-    """The line of pip's stderr that says the network failed ('' when it does not)."""
-    for line in stderr.splitlines():
-        if any(words in line for words in NETWORK_FAILURES):
-            return line.strip()
-    return ""
-
-
-def stderr_tail(stderr: str, lines: int = 15) -> str:
-    # pip warns about every unreachable --find-links/--extra-index-url location: not the failure.
-    kept = [line for line in stderr.splitlines() if "is ignored: it is neither" not in line]
-    return "\n".join(kept[-lines:])
-
-
 def resolve(
     python: str, interpreter: str, roots: list[Requirement], caps: Mapping[str, Pin], date: str
 ) -> dict:
@@ -377,25 +281,25 @@ def resolve(
         # This pip, run for that interpreter: the same resolver everywhere, and --uploaded-prior-to,
         # which the interpreters' own (older) pips may lack.
         command = [sys.executable, "-m", "pip", "--python", interpreter, "install", "--dry-run"]
-        command += [METADATA_BY_RANGE, "--resume-retries", "10"]
+        command += [pip_runs.METADATA_BY_RANGE, "--resume-retries", "10"]
         command += ["--ignore-installed", "--quiet", "--report", str(folder / "report.json")]
         command += ["--uploaded-prior-to", date, "-c", str(folder / "caps.txt")]
         # requirements.txt's --find-links: the OpenCV stand-in, for opencv-python, on every Python.
         command += ["--find-links", str(opencv_shim.FOLDER)]
         command += ["-r", str(folder / "roots.txt")]
         run = subprocess.run(command, capture_output=True, text=True, timeout=1200)
-        if run.returncode != 0 and network_problem(run.stderr):
+        if run.returncode != 0 and pip_runs.network_problem(run.stderr):
             print(
-                f"PyPI could not be read for Python {python} ({interpreter}): {network_problem(run.stderr)}\n"
+                f"PyPI could not be read for Python {python} ({interpreter}): {pip_runs.network_problem(run.stderr)}\n"
                 "The pins were not checked; run it again when the network is back.",
                 file=sys.stderr,
             )
-            raise SystemExit(NETWORK_EXIT)
+            raise SystemExit(pip_runs.NETWORK_EXIT)
         if run.returncode != 0:
-            what = unresolvable(run.stderr, folder / "roots.txt") or "see pip's output"
+            what = pip_runs.unresolvable(run.stderr, folder / "roots.txt") or "see pip's output"
             raise SystemExit(
                 f"pip cannot resolve the pins for Python {python} ({interpreter}): {what}\n"
-                + stderr_tail(run.stderr)
+                + pip_runs.stderr_tail(run.stderr)
             )
         report = json.loads((folder / "report.json").read_text())
     if report["environment"]["python_version"] != python:
@@ -407,12 +311,12 @@ def resolve(
 
 def resolve_others(roots: list[Requirement], here: Mapping[str, Pin], date: str, given: Mapping[str, str]):
     others = [python for python in PYTHONS if python != THIS_PYTHON]
-    interpreters = {python: find_python(python, given) for python in others}
+    interpreters = {python: pip_runs.find_python(python, given) for python in others}
     missing = [python for python, interpreter in interpreters.items() if interpreter is None]
     if missing:
         raise SystemExit(
             "\n".join(
-                f"no Python {python} found (python{python} on PATH, {_pyenv_versions()}/{python}.N): "
+                f"no Python {python} found (python{python} on PATH, {pip_runs.pyenv_versions()}/{python}.N): "
                 f"pass --python {python}=/path/to/python{python}"
                 for python in missing
             )

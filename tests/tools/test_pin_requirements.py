@@ -135,7 +135,7 @@ def test_the_offline_check_reproduces_this_pythons_lines():
 @pytest.mark.slow
 def test_the_refresh_command_reproduces_the_file():
     skip_unless_written_from_this_python()
-    missing = [python for python in PYTHONS if tool.find_python(python) is None]
+    missing = [python for python in PYTHONS if tool.pip_runs.find_python(python) is None]
     if missing:
         pytest.skip(f"no interpreter for Python {', '.join(missing)} here (the tool's --python 3.X=PATH)")
     run = subprocess.run(
@@ -144,7 +144,7 @@ def test_the_refresh_command_reproduces_the_file():
         text=True,
         timeout=1500,
     )
-    if run.returncode == tool.NETWORK_EXIT:
+    if run.returncode == tool.pip_runs.NETWORK_EXIT:
         pytest.skip(f"PyPI could not be read, so nothing was checked: {run.stderr.strip()}")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "matches this environment" in run.stdout
@@ -167,10 +167,13 @@ ERROR: No matching distribution found for numpy==2.3.5
 
 
 def test_a_cut_download_is_told_apart_from_a_pin_pip_cannot_install():
-    assert tool.network_problem(PIP_DOWNLOAD_CUT) == "WARNING: Connection interrupted while downloading."
-    assert tool.unresolvable(PIP_DOWNLOAD_CUT) == ""
-    assert tool.network_problem(PIP_NO_RELEASE) == ""
-    assert tool.unresolvable(PIP_NO_RELEASE) == "numpy==2.3.5"
+    assert (
+        tool.pip_runs.network_problem(PIP_DOWNLOAD_CUT)
+        == "WARNING: Connection interrupted while downloading."
+    )
+    assert tool.pip_runs.unresolvable(PIP_DOWNLOAD_CUT) == ""
+    assert tool.pip_runs.network_problem(PIP_NO_RELEASE) == ""
+    assert tool.pip_runs.unresolvable(PIP_NO_RELEASE) == "numpy==2.3.5"
 
 
 def test_ci_runs_exactly_the_readmes_test_command_with_the_pins():

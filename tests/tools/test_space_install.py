@@ -45,10 +45,18 @@ def dry_run(python: str, requirements: Path, report_file: Path) -> tuple[dict, f
     """pip's --report of ``pip install -r requirements`` on ``python``, run in the requirements
     file's folder (pip also reads a relative --find-links against the working directory), and
     the seconds it took; skips without that Python or without PyPI."""
-    interpreter = tool.find_python(python)
+    interpreter = tool.pip_runs.find_python(python)
     if interpreter is None:
         pytest.skip(f"no Python {python} here (python{python} on PATH, or ~/.pyenv/versions/{python}.N)")
-    command = [interpreter, "-m", "pip", "install", "--dry-run", tool.METADATA_BY_RANGE, "--ignore-installed"]
+    command = [
+        interpreter,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        tool.pip_runs.METADATA_BY_RANGE,
+        "--ignore-installed",
+    ]
     command += ["--quiet"]
     command += ["--report", str(report_file), "-r", str(requirements)]
     started = time.monotonic()
@@ -59,14 +67,14 @@ def dry_run(python: str, requirements: Path, report_file: Path) -> tuple[dict, f
     except subprocess.TimeoutExpired:
         pytest.fail(f"Python {python}: pip did not resolve requirements.txt within {PIP_TIMEOUT_S} s")
     seconds = time.monotonic() - started
-    if run.returncode != 0 and tool.network_problem(run.stderr):
+    if run.returncode != 0 and tool.pip_runs.network_problem(run.stderr):
         pytest.skip(
-            f"Python {python}: PyPI could not be read, so nothing was checked: {tool.network_problem(run.stderr)}"
+            f"Python {python}: PyPI could not be read, so nothing was checked: {tool.pip_runs.network_problem(run.stderr)}"
         )
     if run.returncode != 0:
-        what = tool.unresolvable(run.stderr, requirements) or "(pip names no package)"
+        what = tool.pip_runs.unresolvable(run.stderr, requirements) or "(pip names no package)"
         pytest.fail(
-            f"Python {python} ({interpreter}): pip cannot install {what}\n{tool.stderr_tail(run.stderr)}"
+            f"Python {python} ({interpreter}): pip cannot install {what}\n{tool.pip_runs.stderr_tail(run.stderr)}"
         )
     report = json.loads(report_file.read_text())
     assert report["environment"]["python_version"] == python, interpreter
@@ -90,7 +98,7 @@ def test_the_spaces_install_resolves_on_every_supported_python(python, tmp_path)
     (tmp_path / "space").mkdir()
     alone = shutil.copy(REQUIREMENTS, tmp_path / "space" / "requirements.txt")
     report, seconds = dry_run(python, Path(alone), tmp_path / "report.json")
-    interpreter = tool.find_python(python)
+    interpreter = tool.pip_runs.find_python(python)
     environment = report["environment"]
     resolved = {canonicalize_name(item["metadata"]["name"]): item["metadata"] for item in report["install"]}
     for pin in pinned_lines():
