@@ -5,7 +5,7 @@ Each subcommand lives in its own module under ``osdface/commands/`` and exposes
 the parsed namespace and returning the exit status). The namespace is turned into a
 typed settings dataclass inside each command, at this boundary only.
 
-Also runnable as ``python -m osdface.cli`` (and so as
+Also runnable as ``python -m osdface`` or ``python -m osdface.cli`` (and so as
 ``accelerate launch -m osdface.cli ...``).
 """
 

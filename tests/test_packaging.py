@@ -1,6 +1,6 @@
-"""The package builds without a deprecation warning from its build backend (issue 22, item 7):
+"""The package: it builds without a deprecation warning from its build backend (issue 22, item 7):
 setuptools stops building projects that use the deprecated forms after 2027-02-18, and with them
-the README's `pip install -e .` and CI would stop working."""
+the README's `pip install -e .` and CI would stop working; `python -m osdface` runs the command."""
 
 from __future__ import annotations
 
@@ -35,3 +35,13 @@ def test_the_wheel_builds_without_deprecation_warnings_and_carries_its_licence(t
         metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "License-Expression: Apache-2.0" in metadata
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+
+
+def test_python_m_osdface_is_the_osdface_command():
+    """For environments whose scripts folder is not on PATH (a notebook, a Space's shell)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "osdface", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: osdface ")
+    assert all(command in result.stdout for command in ("restore", "eval-fr", "doctor", "export"))
