@@ -116,6 +116,27 @@ def test_restore_files_reports_a_too_large_image_and_goes_on(tmp_path):
     assert "512x600" in results[1].error and "megapixels" in results[1].error
 
 
+def test_restore_files_reports_a_file_with_a_broken_header_and_goes_on(tmp_path):
+    # Pillow's PPM plugin raises ValueError (not OSError) for a header cut short: the run
+    # used to stop there with a traceback.
+    Image.fromarray(portrait("astronaut")).save(tmp_path / "a_good.png")
+    (tmp_path / "b_bad.ppm").write_bytes(b"P6\n")
+    Image.fromarray(portrait("grace_hopper")).save(tmp_path / "c_good.png")
+    items, _ = collect_inputs([tmp_path], tmp_path / "out")
+    results = restore_files(
+        lambda: FaceRestorer(identity_pipeline(), PortraitDetector()),
+        items,
+        tmp_path / "out",
+        RestoreOptions(),
+    )
+    assert [(r.input.name, r.status) for r in results] == [
+        ("a_good.png", "restored"),
+        ("b_bad.ppm", "failed"),
+        ("c_good.png", "restored"),
+    ]
+    assert "broken image header (ValueError: Reached EOF while reading header)" in results[1].error
+
+
 def test_errors_other_than_bad_inputs_stop_the_run(tmp_path):
     Image.fromarray(portrait("astronaut")).save(tmp_path / "a.png")
 
