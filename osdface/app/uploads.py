@@ -9,6 +9,7 @@ non-square image in aligned mode is refused without being decoded.
 from __future__ import annotations
 
 import os
+import re
 import struct
 
 import numpy as np
@@ -19,12 +20,27 @@ from osdface.images.reading import ImageTooLargeError, UnreadableImageError, loa
 
 # Bytes enough for every Pillow plugin's signature test.
 _PREFIX_BYTES = 16
+# A plugin's refusal of a header: not its format (Image.open's own loop skips the first four
+# the same way), or a broken header (a damaged AVIF raises RuntimeError): the loader says which.
+_NOT_THIS_FORMAT = (
+    SyntaxError,
+    IndexError,
+    TypeError,
+    struct.error,
+    ValueError,
+    OSError,
+    EOFError,
+    RuntimeError,
+)
 
 
 def header_size(source: str | os.PathLike) -> tuple[int, int] | None:
     """(width, height) from the file's header, or None when no Pillow plugin recognises it
     (the loader then reports why). Only the header is parsed: the plugin's class is used
-    directly, since ``Image.open`` would first apply Pillow's decompression-bomb limit."""
+    directly, since ``Image.open`` would first apply Pillow's decompression-bomb limit.
+
+    Raises Pillow's ``DecompressionBombError`` when a plugin checks a size of its own while
+    parsing the header: a GIF whose screen is small can declare a huge first frame."""
     Image.init()
     try:
         with open(source, "rb") as stream:
@@ -38,8 +54,8 @@ def header_size(source: str | os.PathLike) -> tuple[int, int] | None:
                         continue
                     stream.seek(0)
                     image = factory(stream, str(source))
-                except (SyntaxError, IndexError, TypeError, struct.error, ValueError, OSError, EOFError):
-                    continue  # not this format (Image.open's own loop skips these the same way)
+                except _NOT_THIS_FORMAT:
+                    continue
                 return image.size
     except OSError:
         return None
@@ -54,11 +70,26 @@ def too_large_message(width: int, height: int, max_pixels: int) -> str:
     )
 
 
+def bomb_message(exc: Image.DecompressionBombError, max_pixels: int) -> str:
+    """``too_large_message`` for a size Pillow refused before we could read it (it gives only
+    the number of pixels, in its message)."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    declared = f"{int(found[1]) / 1e6:,.0f} megapixels" if found else "more pixels than Pillow decodes"
+    return (
+        f"This image is too large for the app (its header declares {declared}, over the limit of "
+        f"{max_pixels / 1e6:.1f} megapixels). Downscale it (a face needs only about 512 pixels across) "
+        "and upload it again."
+    )
+
+
 def check_upload(source: str | os.PathLike | None, max_pixels: int, *, aligned: bool = False) -> None:
     """Refuse, from the header alone, an image over ``max_pixels`` or (``aligned``) not square."""
     if source is None or (isinstance(source, str) and not source.strip()):
         return  # read_image says what to do
-    size = header_size(source)
+    try:
+        size = header_size(source)
+    except Image.DecompressionBombError as exc:
+        raise RequestError(bomb_message(exc, max_pixels)) from exc
     if size is None:
         return
     width, height = size
@@ -78,6 +109,8 @@ def read_image(source: str | os.PathLike | None, max_pixels: int) -> np.ndarray:
     try:
         return load_image(source, max_pixels=max_pixels)
     except ImageTooLargeError as exc:
+        if isinstance(exc.__cause__, Image.DecompressionBombError):
+            raise RequestError(bomb_message(exc.__cause__, max_pixels)) from exc
         raise RequestError(
             f"This image is too large for the app ({exc.reason.rstrip('.')}). Downscale it "
             "(a face needs only about 512 pixels across) and upload it again."
