@@ -59,6 +59,34 @@ def test_collect_inputs_keeps_relative_paths_and_skips_what_is_not_input(tmp_pat
     ]
 
 
+def test_an_output_never_replaces_an_input(tmp_path):
+    # "osdface restore photos/face.png -o photos --overwrite" used to write over the photo
+    # (and without --overwrite to skip it as "output exists").
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(portrait("astronaut")).save(photos / "face.png")
+    Image.fromarray(portrait("astronaut")).save(photos / "face.jpg", quality=95)
+    original = (photos / "face.png").read_bytes()
+    items, missing = collect_inputs([photos / "face.png"], photos)
+    assert missing == [] and [i.output.as_posix() for i in items] == ["face.png.png"]
+    # face.jpg's output would be face.png, the other input: it keeps its full name too.
+    both, _ = collect_inputs([photos / "face.jpg", photos / "face.png"], photos)
+    assert [i.output.as_posix() for i in both] == ["face.jpg.png", "face.png.png"]
+    # The output folder given as a relative path that names the same folder.
+    relative, _ = collect_inputs([photos / "face.png"], photos / "sub" / "..")
+    assert [i.output.as_posix() for i in relative] == ["face.png.png"]
+
+    results = restore_files(
+        lambda: FaceRestorer(identity_pipeline(), PortraitDetector()),
+        items,
+        photos,
+        RestoreOptions(),
+        overwrite=True,
+    )
+    assert [(r.status, r.output) for r in results] == [("restored", photos / "face.png.png")]
+    assert (photos / "face.png").read_bytes() == original
+
+
 def test_restore_files_writes_skips_and_reports_each_failure(tmp_path):
     photos, out = tmp_path / "photos", tmp_path / "out"
     paths = write_photos(photos)
