@@ -1,5 +1,8 @@
 """Reading an uploaded image for the app, with one voice for every refusal.
 
+The endpoints read only files that were uploaded (``upload_path``): a client names its image
+with Gradio's file payload, never with a path on the server.
+
 The size of an upload is read from its header, before anything decodes it and before Pillow's
 own decompression-bomb check (which would refuse a 30000x30000 PNG with its own text and its
 own 179-megapixel limit): every over-size input gets our message with our limit, and a
@@ -11,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -32,6 +36,44 @@ _NOT_THIS_FORMAT = (
     EOFError,
     RuntimeError,
 )
+
+
+NOT_AN_UPLOAD = (
+    "The image must be uploaded to the app, not named by a path on the server. With gradio_client, "
+    "pass handle_file(path_or_url); over HTTP, POST the file to /gradio_api/upload and send "
+    '{"path": <the path it returns>, "meta": {"_type": "gradio.FileData"}}; MCP clients send an '
+    "http(s) URL or a data: URI."
+)
+
+
+def upload_path(value: object, upload_folder: str | os.PathLike) -> str | None:
+    """The path of the uploaded file that an endpoint's input names, or None for no file.
+
+    ``value`` is the input as it comes unprocessed (the endpoints check the size from the
+    header before anything decodes the file): None, or Gradio's file payload, a dict
+    ``{"path": ..., "meta": {"_type": "gradio.FileData"}}`` whose file Gradio has put in its
+    upload folder (downloading it first when the client gave a URL). Gradio checks the folder
+    only for a dict with that "meta", and not at all for a bare string, so the path is checked
+    here, before anything looks at it on disk: a client must not read, nor learn whether there
+    is, any other file on the server. Raises ``RequestError`` (``NOT_AN_UPLOAD``) otherwise.
+    """
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        path = value.get("path")
+        if path is None:
+            return None  # an empty file payload: read_image says to upload a photo
+        if isinstance(path, str) and _inside(path, upload_folder):
+            return path
+        raise RequestError(NOT_AN_UPLOAD)
+    if isinstance(value, str | os.PathLike):
+        raise RequestError(NOT_AN_UPLOAD)
+    raise RequestError(f"Unexpected image input of type {type(value).__name__}. {NOT_AN_UPLOAD}")
+
+
+def _inside(path: str, folder: str | os.PathLike) -> bool:
+    # resolve(): "..", and a link in the folder that points out of it, are followed first.
+    return Path(path).resolve().is_relative_to(Path(folder).resolve())
 
 
 def header_size(source: str | os.PathLike) -> tuple[int, int] | None:
