@@ -215,6 +215,11 @@ def test_missing_weights_exit_2_with_the_reason(tmp_path, capsys):
 def test_bad_option_values_exit_2(tmp_path, capsys):
     status = main(["restore", str(tmp_path), "-o", str(tmp_path / "o"), "--upscale", "0.5"])
     assert status == 2 and "upscale" in capsys.readouterr().err
+    # 0 used to become the default batch size, and NaN passed the size check (NaN < 0 is false).
+    status = main(["restore", str(tmp_path), "-o", str(tmp_path / "o"), "--batch-size", "0"])
+    assert status == 2 and "batch_size must be at least 1, got 0" in capsys.readouterr().err
+    status = main(["restore", str(tmp_path), "-o", str(tmp_path / "o"), "--min-face-size", "nan"])
+    assert status == 2 and "min_face_size must be a number >= 0, got nan" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- with the tiny weights
