@@ -18,7 +18,6 @@ STARTED = time.perf_counter()
 # On ZeroGPU, `spaces` must be imported before anything initialises CUDA.
 import spaces  # isort: skip
 
-import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -59,6 +58,7 @@ from osdface.app.text import (
     SHARE_NOTE,
     SLIDER_HEIGHT,  # noqa: F401 - part of the page's text, read by tests
 )
+from osdface.app.uploads import upload_path
 from osdface.runtime import progress
 
 # Gradio's cache (uploads and the PNGs we return): every half hour, delete files over an hour old.
@@ -86,18 +86,6 @@ def plain_message(text: str) -> str:
     browser renders the toast as HTML, where a "<name>" would vanish as an unknown tag, so
     angle brackets become the look-alike quotation marks; line breaks are kept by the CSS."""
     return text.replace("<", "\u2039").replace(">", "\u203a")
-
-
-def _upload_path(value: object) -> str | None:
-    """The image input's value (not preprocessed, so that the pixel limit is checked before
-    anything decodes the file): None, a path, or Gradio's file dict."""
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return value.get("path")
-    if isinstance(value, str | os.PathLike):
-        return str(value)
-    raise gr.Error(f"Unexpected image input of type {type(value).__name__}: upload an image file.")
 
 
 def _request_folder(cache_dir: str) -> Path:
@@ -150,7 +138,7 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
             clips,
             spaces.GPU,
             lambda: _request_folder(demo.GRADIO_CACHE),
-            _upload_path,
+            lambda video: upload_path(video, demo.GRADIO_CACHE),
             _errors_for_the_user,
             concurrency_id=RESTORATIONS,
         )
@@ -215,7 +203,7 @@ def _wire_restore(
         tracker = progress.RunProgress(lambda fraction, text: bar(fraction, desc=text), stage_times)
         with _errors_for_the_user(), progress.tracking(tracker):
             request = RestoreRequest(
-                _upload_path(image),
+                upload_path(image, demo.GRADIO_CACHE),
                 mode,
                 bool(turbulence),
                 propagation_length,
@@ -272,7 +260,10 @@ def _wire_degrade(
         """
         with _errors_for_the_user():
             path, note = studio.degrade(
-                _upload_path(image), propagation_length, seed, _request_folder(demo.GRADIO_CACHE)
+                upload_path(image, demo.GRADIO_CACHE),
+                propagation_length,
+                seed,
+                _request_folder(demo.GRADIO_CACHE),
             )
         return {outputs.turbulent: str(path), outputs.timing: note}
 
@@ -303,7 +294,8 @@ def _wire_agent_tools(demo: gr.Blocks, studio: Studio, restore_on_gpu, default_m
     one output it gets the PNG itself and its URL."""
 
     # As in app.py's other handlers, the docstrings are the tools' descriptions (one line per
-    # argument). Files come unprocessed (gr.api), as Gradio's file payload.
+    # argument). Files come unprocessed (gr.api), as Gradio's file payload; upload_path takes only
+    # files in Gradio's upload folder (gr.api passes a bare string through unchecked).
     def restore_faces(
         image: gr.FileData,
         mode: Literal["photo", "aligned"] = default_mode,
@@ -324,7 +316,7 @@ def _wire_agent_tools(demo: gr.Blocks, studio: Studio, restore_on_gpu, default_m
         """
         with _errors_for_the_user():
             request = RestoreRequest(
-                _upload_path(image),
+                upload_path(image, demo.GRADIO_CACHE),
                 mode,
                 bool(turbulence),
                 propagation_length,
@@ -350,7 +342,10 @@ def _wire_agent_tools(demo: gr.Blocks, studio: Studio, restore_on_gpu, default_m
         """
         with _errors_for_the_user():
             path, _note = studio.degrade(
-                _upload_path(image), propagation_length, seed, _request_folder(demo.GRADIO_CACHE)
+                upload_path(image, demo.GRADIO_CACHE),
+                propagation_length,
+                seed,
+                _request_folder(demo.GRADIO_CACHE),
             )
         return gr.FileData(path=str(path), orig_name="turbulent.png")
 
@@ -368,7 +363,7 @@ def _wire_compare(demo: gr.Blocks, restorer_studio: RestorerStudio, panel, resto
         restorer_studio,
         spaces.GPU,
         lambda: _request_folder(demo.GRADIO_CACHE),
-        _upload_path,
+        lambda image: upload_path(image, demo.GRADIO_CACHE),
     )
 
 

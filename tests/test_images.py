@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, features
 
 from osdface.images.conversion import to_pil
 from osdface.images.reading import ImageTooLargeError, UnreadableImageError, load_image
@@ -25,14 +25,13 @@ def encode(image: Image.Image, fmt: str = "PNG", **params) -> bytes:
     return buffer.getvalue()
 
 
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG claiming a size, whose image data is a few bytes: decoding it would fail."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-        )
-
+    chunk = png_chunk
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
@@ -174,6 +173,96 @@ def test_unreadable_inputs_name_the_file_and_the_reason(tmp_path):
         load_image(b"")
     with pytest.raises(UnreadableImageError, match="unsupported image source"):
         load_image(12345)  # type: ignore[arg-type]
+
+
+def broken_files() -> dict[str, bytes]:
+    """Broken files whose Pillow plugin raises something other than OSError (the exception
+    Pillow raises for each, checked in the test, is in the comment)."""
+    rgb = rgb_sample(24, 20)
+    sgi = bytearray(encode(Image.fromarray(rgb), "SGI"))
+    sgi[3] = 228  # bytes per channel: "Unsupported SGI image mode" (ValueError)
+    cases = {
+        "short_ihdr.png": b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", b"\x00\x00\x01\x00\x00"),  # ValueError
+        "cut_header.ppm": b"P6\n",  # ValueError: EOF while reading the header
+        "bad_maxval.ppm": b"P6 4 4 70000\n" + bytes(96),  # ValueError: maxval
+        "bad_mode.sgi": bytes(sgi),
+        "truncated.qoi": encode(Image.fromarray(rgb), "QOI")[:54],  # IndexError while decoding
+    }
+    if features.check("avif"):
+        avif = bytearray(encode(Image.fromarray(rgb), "AVIF"))
+        pixels = avif.find(b"mdat") + 8
+        avif[pixels : pixels + 36] = b"\xff" * 36  # RuntimeError: "Failed to decode frame 0"
+        cases["damaged.avif"] = bytes(avif)
+    return cases
+
+
+def test_broken_files_of_every_format_are_unreadable_image_errors(tmp_path):
+    for name, data in broken_files().items():
+        with pytest.raises(Exception) as raw:  # what Pillow itself raises: not an OSError
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+        assert not isinstance(raw.value, OSError), name
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(UnreadableImageError, match=r"broken image (header|data) \(") as info:
+            load_image(path)
+        assert str(path) in str(info.value) and type(raw.value).__name__ in str(info.value)
+
+
+def exif_jpeg(first_tag: int, first_type: int, first_value: bytes) -> bytes:
+    """A 24x16 JPEG whose EXIF block (big-endian) holds one tag as given, then orientation 6
+    (rotate 90 degrees clockwise to display). A tag given a value of the wrong type is the
+    damage a bad editor or a flipped byte leaves: Pillow decodes the pixels fine."""
+    entries = [
+        struct.pack(">HHI", first_tag, first_type, len(first_value)) + first_value.ljust(4, b"\0"),
+        struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0),
+    ]
+    tiff = b"MM\0*" + struct.pack(">IH", 8, len(entries)) + b"".join(entries) + struct.pack(">I", 0)
+    return encode(Image.fromarray(rgb_sample(16, 24)), "JPEG", quality=95, exif=b"Exif\0\0" + tiff)
+
+
+def test_damaged_exif_does_not_refuse_a_photo_that_decodes():
+    from PIL import ImageOps
+
+    damaged = {
+        "text in BitsPerSample (a number tag)": exif_jpeg(0x0102, 2, b"Cam\0"),  # struct.error
+        "text in PrimaryChromaticities (a rational tag)": exif_jpeg(0x013F, 2, b"Cam\0"),  # TypeError
+    }
+    for why, data in damaged.items():
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # the pixels decode
+            with pytest.raises((struct.error, TypeError)):
+                ImageOps.exif_transpose(image)
+        out = load_image(data)
+        assert out.shape == (24, 16, 3), why  # the orientation still applied
+
+
+def test_unreadable_exif_gives_the_image_as_stored_with_a_warning(monkeypatch):
+    data = exif_jpeg(0x010F, 2, b"Cam\0")
+
+    def damaged(self):
+        raise struct.error("unpack requires a buffer of 12 bytes")
+
+    monkeypatch.setattr(Image.Image, "getexif", damaged)
+    with pytest.warns(UserWarning, match=r"EXIF block is damaged \(error: unpack.*used as stored"):
+        out = load_image(data)
+    assert out.shape == (16, 24, 3)
+
+
+def test_png_colour_key_transparency_is_composited_on_white():
+    # tRNS on a grayscale, RGB or 1-bit image: pixels of that one colour are transparent.
+    gray = np.array([[0, 128]], np.uint8)
+    rgb = np.array([[[0, 0, 0], [10, 20, 30]]], np.uint8)
+    cases = [
+        (Image.fromarray(gray), 0, [[255] * 3, [128] * 3]),
+        (Image.fromarray(rgb), (0, 0, 0), [[255] * 3, [10, 20, 30]]),
+        (Image.fromarray(gray).convert("1"), 0, [[255] * 3, [255] * 3]),
+    ]
+    for image, key, expected in cases:
+        out = load_image(encode(image, transparency=key))
+        assert out.tolist() == [expected], image.mode
+    # without the key, the same pixels keep their colour
+    assert load_image(encode(Image.fromarray(rgb))).tolist() == rgb.tolist()
 
 
 def test_pixel_limit_is_checked_from_the_header_before_decoding(tmp_path):

@@ -4,6 +4,7 @@ the errors a request meets. Plain data and checks; nothing here loads a model.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -114,6 +115,7 @@ def check_turbulence_settings(propagation_length: float, seed: int) -> None:
     if (
         isinstance(seed, bool)
         or not isinstance(seed, int | float)
+        or not math.isfinite(seed)  # int() of NaN or infinity raises
         or seed != int(seed)
         or not 0 <= seed <= MAX_SEED
     ):

@@ -111,7 +111,19 @@ class RestorerStudio:
         self, request: RestoreRequest, chosen: Sequence[str], background: str = "none"
     ) -> PreparedCompare | None:
         """None when nothing is asked (no restorer, no background)."""
-        chosen = list(dict.fromkeys(chosen or []))
+        chosen = chosen or []
+        # API clients send JSON: anything but a list of names and one name would fail below as a
+        # TypeError (unhashable) instead of being refused.
+        if (
+            not isinstance(chosen, list | tuple)
+            or not all(isinstance(m, str) for m in chosen)
+            or not isinstance(background, str)
+        ):
+            raise RequestError(
+                f"Restorers must be a list of names ({', '.join(RESTORERS)}) and the background one name "
+                f"({', '.join(BACKGROUNDS)}); got {chosen!r} and {background!r}."
+            )
+        chosen = list(dict.fromkeys(chosen))
         unknown = [m for m in chosen if m not in RESTORERS]
         if unknown or background not in BACKGROUNDS:
             raise RequestError(

@@ -148,9 +148,10 @@ def scores_markdown(scores: QualityScores | None, output: str) -> str:
     for metric, value in values.items():
         spec = METRICS[metric]
         others = [s[metric] for s in scores.outputs.values() if metric in s and not math.isnan(s[metric])]
-        best = max(others) if spec.higher_is_better else min(others)
         text = format_value(metric, value)
-        if len(others) > 1 and value == best:
+        # No bold when fewer than two results have a value (NaN for all: no best at all).
+        best = (max(others) if spec.higher_is_better else min(others)) if len(others) > 1 else None
+        if value == best:
             text = f"**{text}**"
         lines.append(f"| {spec.header} | {text} |")
     where = "vs the clean face" if scores.reference and output != "input" else "no reference"

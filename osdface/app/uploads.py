@@ -1,5 +1,8 @@
 """Reading an uploaded image for the app, with one voice for every refusal.
 
+The endpoints read only files that were uploaded (``upload_path``): a client names its image
+with Gradio's file payload, never with a path on the server.
+
 The size of an upload is read from its header, before anything decodes it and before Pillow's
 own decompression-bomb check (which would refuse a 30000x30000 PNG with its own text and its
 own 179-megapixel limit): every over-size input gets our message with our limit, and a
@@ -9,7 +12,9 @@ non-square image in aligned mode is refused without being decoded.
 from __future__ import annotations
 
 import os
+import re
 import struct
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -19,12 +24,65 @@ from osdface.images.reading import ImageTooLargeError, UnreadableImageError, loa
 
 # Bytes enough for every Pillow plugin's signature test.
 _PREFIX_BYTES = 16
+# A plugin's refusal of a header: not its format (Image.open's own loop skips the first four
+# the same way), or a broken header (a damaged AVIF raises RuntimeError): the loader says which.
+_NOT_THIS_FORMAT = (
+    SyntaxError,
+    IndexError,
+    TypeError,
+    struct.error,
+    ValueError,
+    OSError,
+    EOFError,
+    RuntimeError,
+)
+
+
+NOT_AN_UPLOAD = (
+    "The image must be uploaded to the app, not named by a path on the server. With gradio_client, "
+    "pass handle_file(path_or_url); over HTTP, POST the file to /gradio_api/upload and send "
+    '{"path": <the path it returns>, "meta": {"_type": "gradio.FileData"}}; MCP clients send an '
+    "http(s) URL or a data: URI."
+)
+
+
+def upload_path(value: object, upload_folder: str | os.PathLike) -> str | None:
+    """The path of the uploaded file that an endpoint's input names, or None for no file.
+
+    ``value`` is the input as it comes unprocessed (the endpoints check the size from the
+    header before anything decodes the file): None, or Gradio's file payload, a dict
+    ``{"path": ..., "meta": {"_type": "gradio.FileData"}}`` whose file Gradio has put in its
+    upload folder (downloading it first when the client gave a URL). Gradio checks the folder
+    only for a dict with that "meta", and not at all for a bare string, so the path is checked
+    here, before anything looks at it on disk: a client must not read, nor learn whether there
+    is, any other file on the server. Raises ``RequestError`` (``NOT_AN_UPLOAD``) otherwise.
+    """
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        path = value.get("path")
+        if path is None:
+            return None  # an empty file payload: read_image says to upload a photo
+        if isinstance(path, str) and _inside(path, upload_folder):
+            return path
+        raise RequestError(NOT_AN_UPLOAD)
+    if isinstance(value, str | os.PathLike):
+        raise RequestError(NOT_AN_UPLOAD)
+    raise RequestError(f"Unexpected image input of type {type(value).__name__}. {NOT_AN_UPLOAD}")
+
+
+def _inside(path: str, folder: str | os.PathLike) -> bool:
+    # resolve(): "..", and a link in the folder that points out of it, are followed first.
+    return Path(path).resolve().is_relative_to(Path(folder).resolve())
 
 
 def header_size(source: str | os.PathLike) -> tuple[int, int] | None:
     """(width, height) from the file's header, or None when no Pillow plugin recognises it
     (the loader then reports why). Only the header is parsed: the plugin's class is used
-    directly, since ``Image.open`` would first apply Pillow's decompression-bomb limit."""
+    directly, since ``Image.open`` would first apply Pillow's decompression-bomb limit.
+
+    Raises Pillow's ``DecompressionBombError`` when a plugin checks a size of its own while
+    parsing the header: a GIF whose screen is small can declare a huge first frame."""
     Image.init()
     try:
         with open(source, "rb") as stream:
@@ -38,8 +96,8 @@ def header_size(source: str | os.PathLike) -> tuple[int, int] | None:
                         continue
                     stream.seek(0)
                     image = factory(stream, str(source))
-                except (SyntaxError, IndexError, TypeError, struct.error, ValueError, OSError, EOFError):
-                    continue  # not this format (Image.open's own loop skips these the same way)
+                except _NOT_THIS_FORMAT:
+                    continue
                 return image.size
     except OSError:
         return None
@@ -54,11 +112,26 @@ def too_large_message(width: int, height: int, max_pixels: int) -> str:
     )
 
 
+def bomb_message(exc: Image.DecompressionBombError, max_pixels: int) -> str:
+    """``too_large_message`` for a size Pillow refused before we could read it (it gives only
+    the number of pixels, in its message)."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    declared = f"{int(found[1]) / 1e6:,.0f} megapixels" if found else "more pixels than Pillow decodes"
+    return (
+        f"This image is too large for the app (its header declares {declared}, over the limit of "
+        f"{max_pixels / 1e6:.1f} megapixels). Downscale it (a face needs only about 512 pixels across) "
+        "and upload it again."
+    )
+
+
 def check_upload(source: str | os.PathLike | None, max_pixels: int, *, aligned: bool = False) -> None:
     """Refuse, from the header alone, an image over ``max_pixels`` or (``aligned``) not square."""
     if source is None or (isinstance(source, str) and not source.strip()):
         return  # read_image says what to do
-    size = header_size(source)
+    try:
+        size = header_size(source)
+    except Image.DecompressionBombError as exc:
+        raise RequestError(bomb_message(exc, max_pixels)) from exc
     if size is None:
         return
     width, height = size
@@ -78,6 +151,8 @@ def read_image(source: str | os.PathLike | None, max_pixels: int) -> np.ndarray:
     try:
         return load_image(source, max_pixels=max_pixels)
     except ImageTooLargeError as exc:
+        if isinstance(exc.__cause__, Image.DecompressionBombError):
+            raise RequestError(bomb_message(exc.__cause__, max_pixels)) from exc
         raise RequestError(
             f"This image is too large for the app ({exc.reason.rstrip('.')}). Downscale it "
             "(a face needs only about 512 pixels across) and upload it again."

@@ -73,7 +73,7 @@ class RestoreCommand:
             prompt=args.prompt,
             color_fix=ColorFix.argument(args.color_fix),
             upscale=args.upscale,
-            batch_size=args.batch_size or 4,
+            batch_size=4 if args.batch_size is None else args.batch_size,  # 0 is refused, not the default
             seed=args.seed,
             max_pixels=round(args.max_megapixels * 1e6),
         )

@@ -112,13 +112,13 @@ def collect_inputs(
     A folder's images keep their path relative to it, with a ``.png`` suffix; a file given
     directly goes to the top of the output folder. Hidden files, non-image extensions inside
     folders and anything under ``output_dir`` are ignored. A path that does not exist becomes
-    a failed ``FileResult`` (the second list). When two inputs would write the same output,
-    the later one keeps its full original name (``a.jpg`` -> ``a.jpg.png``).
+    a failed ``FileResult`` (the second list). When two inputs would write the same output, or
+    an output would replace an input (``face.png -o`` its own folder), the input keeps its full
+    original name (``a.jpg`` -> ``a.jpg.png``, ``face.png`` -> ``face.png.png``).
     """
     output_root = Path(output_dir).resolve()
-    items: list[InputFile] = []
+    found: list[tuple[Path, Path]] = []
     missing: list[FileResult] = []
-    taken: set[Path] = set()
     seen: set[Path] = set()
     for given in paths:
         root = Path(given)
@@ -133,13 +133,18 @@ def collect_inputs(
             if path.resolve() in seen:  # the same file named twice (a folder and a file in it)
                 continue
             seen.add(path.resolve())
-            output = relative.with_suffix(".png")
-            number = 1
-            while output in taken:
-                output = relative.with_name(relative.name + ("" if number == 1 else f"_{number}") + ".png")
-                number += 1
-            taken.add(output)
-            items.append(InputFile(path=path, output=output))
+            found.append((path, relative))
+    # Every input is known before any output is named: a later input can be an earlier one's output.
+    taken: set[Path] = set()
+    items: list[InputFile] = []
+    for path, relative in found:
+        output = relative.with_suffix(".png")
+        number = 1
+        while output in taken or (output_root / output).resolve() in seen:
+            output = relative.with_name(relative.name + ("" if number == 1 else f"_{number}") + ".png")
+            number += 1
+        taken.add(output)
+        items.append(InputFile(path=path, output=output))
     return items, missing
 
 

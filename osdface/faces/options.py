@@ -75,8 +75,8 @@ class RestoreOptions:
             raise ValueError(f"upscale must be between 1 and 8, got {self.upscale!r}")
         if int(self.batch_size) < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size!r}")
-        if float(self.min_face_size) < 0:
-            raise ValueError(f"min_face_size must be >= 0, got {self.min_face_size!r}")
+        if not float(self.min_face_size) >= 0:  # NaN compares false both ways
+            raise ValueError(f"min_face_size must be a number >= 0, got {self.min_face_size!r}")
         if self.max_faces is not None and int(self.max_faces) < 1:
             raise ValueError(f"max_faces must be None or at least 1, got {self.max_faces!r}")
         ColorFix.parse(self.color_fix)  # ValueError naming an unknown colour fix

@@ -9,12 +9,15 @@ rest of OSDFace Studio uses, and fails with an exception that names the file and
   from the header, before anything is decoded, so a decompression bomb costs nothing.
 
 Conversions (all to 8-bit RGB):
-* EXIF orientation is applied (``ImageOps.exif_transpose``);
+* EXIF orientation is applied (as ``ImageOps.exif_transpose`` does). A damaged EXIF block
+  never refuses a photo whose pixels decode: the orientation is applied when it can be read,
+  and otherwise the image is taken as stored, with a ``UserWarning`` naming the file;
 * grayscale (``1``, ``L``, ``I;16*``, ``I``, ``F``) is replicated to three channels; 16-bit
   values are scaled by 255/65535 (not clipped); ``I`` (32-bit int) is taken to hold 16-bit
   values; ``F`` (float) is taken to be in [0, 1];
-* transparency (``RGBA``, ``LA``, ``PA``, palette with a transparent colour) is composited on
-  white, which is what a viewer shows for a scan or a sticker-like PNG;
+* transparency (``RGBA``, ``LA``, ``PA``, and a transparent colour key, PNG's ``tRNS``, on a
+  palette, grayscale or RGB image) is composited on white, which is what a viewer shows for a
+  scan or a sticker-like PNG;
 * ``P``, ``CMYK``, ``YCbCr`` and ``RGBX`` go through Pillow's own conversion (CMYK without
   colour management);
 * multi-frame files (GIF, TIFF) give their first frame.
@@ -24,11 +27,13 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import warnings
 from pathlib import Path
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from osdface.errors import ImageError
 
@@ -39,6 +44,33 @@ DEFAULT_MAX_PIXELS = 50_000_000
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes] | Image.Image | np.ndarray
 
 _WHITE = 255.0
+
+# What Pillow's format plugins raise for a broken file besides OSError, found by fuzzing
+# (PNG, PPM, SGI, QOI, AVIF, GIF): Image.open and load() let these through.
+_BROKEN_DATA_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    RuntimeError,
+    IndexError,
+    EOFError,
+    struct.error,
+    TypeError,
+)
+# ... and what Pillow's EXIF parser raises for a damaged EXIF block.
+_EXIF_ERRORS = (OSError, ValueError, SyntaxError, IndexError, KeyError, EOFError, struct.error, TypeError)
+
+_EXIF_ORIENTATION = 0x0112
+# EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 class UnreadableImageError(ImageError):
@@ -114,22 +146,32 @@ def _decode(stream: IO[bytes], name: str, max_pixels: int | None) -> np.ndarray:
         # Image.open reads the header only: the size is known before any pixel is decoded.
         image = Image.open(stream)
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(
-            str(exc), source=name, fix="downscale the image before restoring it."
-        ) from exc
+        raise _too_large_for_pillow(exc, name) from exc
     except UnidentifiedImageError as exc:
         raise UnreadableImageError("not an image, or a format Pillow cannot read", source=name) from exc
-    except OSError as exc:
-        raise UnreadableImageError(f"cannot read: {exc}", source=name) from exc
+    except _BROKEN_DATA_ERRORS as exc:
+        # A format was recognised but its header is broken (a truncated PNG IHDR, a PPM
+        # header cut short or with a bad maxval, an SGI with an unknown mode, a damaged AVIF).
+        raise UnreadableImageError(f"broken image header ({_describe(exc)})", source=name) from exc
     with image:
         _check_size(image.width, image.height, max_pixels, name)
         try:
             image.load()
-        except (OSError, ValueError, SyntaxError) as exc:
-            # Pillow reports truncated or corrupt data as OSError (sometimes ValueError or
-            # SyntaxError from a plugin's parser).
-            raise UnreadableImageError(f"broken image data ({exc})", source=name) from exc
+        except Image.DecompressionBombError as exc:
+            raise _too_large_for_pillow(exc, name) from exc
+        except _BROKEN_DATA_ERRORS as exc:
+            # Truncated or corrupt pixel data: OSError from most plugins, others from some.
+            raise UnreadableImageError(f"broken image data ({_describe(exc)})", source=name) from exc
         return _from_pil(image, name)
+
+
+def _too_large_for_pillow(exc: Image.DecompressionBombError, name: str) -> ImageTooLargeError:
+    return ImageTooLargeError(str(exc), source=name, fix="downscale the image before restoring it.")
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as "Type: text": Pillow's bare IndexError or struct.error says little alone."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _check_size(width: int, height: int, max_pixels: int | None, name: str) -> None:
@@ -146,12 +188,9 @@ def _check_size(width: int, height: int, max_pixels: int | None, name: str) -> N
 
 
 def _from_pil(image: Image.Image, name: str) -> np.ndarray:
-    try:
-        image = ImageOps.exif_transpose(image)
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise UnreadableImageError(f"unreadable EXIF orientation ({exc})", source=name) from exc
+    image = _upright(image, name)
     mode = image.mode
-    if mode == "RGB":
+    if mode == "RGB" and "transparency" not in image.info:
         return np.asarray(image, dtype=np.uint8).copy()
     if mode.startswith("I;16") or mode == "I":
         values = np.asarray(image).astype(np.float64)
@@ -160,7 +199,8 @@ def _from_pil(image: Image.Image, name: str) -> np.ndarray:
     if mode == "F":
         gray = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0) * 255.0
         return _gray_to_rgb(gray)
-    if mode == "P" and "transparency" in image.info:
+    if "transparency" in image.info and mode in {"P", "1", "L", "RGB"}:
+        # A colour key (PNG tRNS): Pillow's RGBA conversion turns it into alpha.
         image = image.convert("RGBA")
     elif mode in {"PA", "La", "LA", "RGBa"}:
         image = image.convert("RGBA")
@@ -172,6 +212,24 @@ def _from_pil(image: Image.Image, name: str) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
     except ValueError as exc:
         raise UnreadableImageError(f"unsupported colour mode {mode!r} ({exc})", source=name) from exc
+
+
+def _upright(image: Image.Image, name: str) -> Image.Image:
+    """Apply the EXIF orientation. Not with ImageOps.exif_transpose: after rotating it writes
+    the EXIF block back, which fails on a damaged tag that has nothing to do with the
+    orientation (a text value in a number tag), and such a photo decodes fine."""
+    try:
+        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except _EXIF_ERRORS as exc:
+        warnings.warn(
+            f"{name}: the EXIF block is damaged ({_describe(exc)}); the image is used as stored, "
+            "without its EXIF orientation.",
+            UserWarning,
+            stacklevel=4,
+        )
+        return image
+    method = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+    return image if method is None else image.transpose(method)
 
 
 def _from_array(array: np.ndarray, max_pixels: int | None) -> np.ndarray:

@@ -71,3 +71,7 @@ def test_nothing_asked_prepares_nothing_and_bad_names_are_refused(restorer_studi
         restorer_studio.prepare(request, ["bsrgan"])
     with pytest.raises(RequestError, match="Unknown comparison"):
         restorer_studio.prepare(request, [], "bicubic")
+    # What a JSON client can send besides names (used to fail as TypeError: unhashable).
+    for chosen, background in (([{}], "none"), (["gfpgan"], ["lanczos"]), ("gfpgan", "none"), (5, "none")):
+        with pytest.raises(RequestError, match=r"Restorers must be a list of names \(gfpgan, .*got"):
+            restorer_studio.prepare(request, chosen, background)

@@ -284,6 +284,8 @@ def test_turbulence_refuses_huge_images():
         ({"seed": -1}, "Seed -1 is not valid"),
         ({"seed": 1.5}, "Seed 1.5 is not valid"),
         ({"seed": True}, "Seed True is not valid"),
+        ({"seed": math.nan}, "Seed nan is not valid: use a whole number from 0 to"),
+        ({"seed": -math.inf}, "Seed -inf is not valid: use a whole number from 0 to"),
         ({"prompt": "x" * 1001}, "The prompt has 1001 characters"),
     ],
 )

@@ -59,6 +59,34 @@ def test_collect_inputs_keeps_relative_paths_and_skips_what_is_not_input(tmp_pat
     ]
 
 
+def test_an_output_never_replaces_an_input(tmp_path):
+    # "osdface restore photos/face.png -o photos --overwrite" used to write over the photo
+    # (and without --overwrite to skip it as "output exists").
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(portrait("astronaut")).save(photos / "face.png")
+    Image.fromarray(portrait("astronaut")).save(photos / "face.jpg", quality=95)
+    original = (photos / "face.png").read_bytes()
+    items, missing = collect_inputs([photos / "face.png"], photos)
+    assert missing == [] and [i.output.as_posix() for i in items] == ["face.png.png"]
+    # face.jpg's output would be face.png, the other input: it keeps its full name too.
+    both, _ = collect_inputs([photos / "face.jpg", photos / "face.png"], photos)
+    assert [i.output.as_posix() for i in both] == ["face.jpg.png", "face.png.png"]
+    # The output folder given as a relative path that names the same folder.
+    relative, _ = collect_inputs([photos / "face.png"], photos / "sub" / "..")
+    assert [i.output.as_posix() for i in relative] == ["face.png.png"]
+
+    results = restore_files(
+        lambda: FaceRestorer(identity_pipeline(), PortraitDetector()),
+        items,
+        photos,
+        RestoreOptions(),
+        overwrite=True,
+    )
+    assert [(r.status, r.output) for r in results] == [("restored", photos / "face.png.png")]
+    assert (photos / "face.png").read_bytes() == original
+
+
 def test_restore_files_writes_skips_and_reports_each_failure(tmp_path):
     photos, out = tmp_path / "photos", tmp_path / "out"
     paths = write_photos(photos)
@@ -116,6 +144,27 @@ def test_restore_files_reports_a_too_large_image_and_goes_on(tmp_path):
     assert "512x600" in results[1].error and "megapixels" in results[1].error
 
 
+def test_restore_files_reports_a_file_with_a_broken_header_and_goes_on(tmp_path):
+    # Pillow's PPM plugin raises ValueError (not OSError) for a header cut short: the run
+    # used to stop there with a traceback.
+    Image.fromarray(portrait("astronaut")).save(tmp_path / "a_good.png")
+    (tmp_path / "b_bad.ppm").write_bytes(b"P6\n")
+    Image.fromarray(portrait("grace_hopper")).save(tmp_path / "c_good.png")
+    items, _ = collect_inputs([tmp_path], tmp_path / "out")
+    results = restore_files(
+        lambda: FaceRestorer(identity_pipeline(), PortraitDetector()),
+        items,
+        tmp_path / "out",
+        RestoreOptions(),
+    )
+    assert [(r.input.name, r.status) for r in results] == [
+        ("a_good.png", "restored"),
+        ("b_bad.ppm", "failed"),
+        ("c_good.png", "restored"),
+    ]
+    assert "broken image header (ValueError: Reached EOF while reading header)" in results[1].error
+
+
 def test_errors_other_than_bad_inputs_stop_the_run(tmp_path):
     Image.fromarray(portrait("astronaut")).save(tmp_path / "a.png")
 
@@ -166,6 +215,11 @@ def test_missing_weights_exit_2_with_the_reason(tmp_path, capsys):
 def test_bad_option_values_exit_2(tmp_path, capsys):
     status = main(["restore", str(tmp_path), "-o", str(tmp_path / "o"), "--upscale", "0.5"])
     assert status == 2 and "upscale" in capsys.readouterr().err
+    # 0 used to become the default batch size, and NaN passed the size check (NaN < 0 is false).
+    status = main(["restore", str(tmp_path), "-o", str(tmp_path / "o"), "--batch-size", "0"])
+    assert status == 2 and "batch_size must be at least 1, got 0" in capsys.readouterr().err
+    status = main(["restore", str(tmp_path), "-o", str(tmp_path / "o"), "--min-face-size", "nan"])
+    assert status == 2 and "min_face_size must be a number >= 0, got nan" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- with the tiny weights
