@@ -453,6 +453,25 @@ def test_browser_restore_with_turbulence_and_ablation(app, browser, artifacts_di
 
 @pytest.mark.browser
 @pytest.mark.slow
+def test_browser_an_example_restores(app, browser):
+    """An example's file is Gradio's copy in its cache, which the endpoints' upload check must
+    take as an upload (it refuses paths elsewhere on the server)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(app.url)
+        page.get_by_role("button", name="Restore", exact=True).wait_for(timeout=60_000)
+        page.get_by_role("button", name="Aligned face, blurred", exact=True).click()
+        page.locator("#input-image img").first.wait_for(timeout=30_000)
+        page.locator("#restore-button").click()
+        page.locator("#timing table").wait_for(timeout=180_000)
+        assert page.locator("#timing").get_by_text("1 face restored in").is_visible()
+        assert page.locator(".toast-body").count() == 0
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
 def test_browser_without_weights_shows_the_banner_and_previews(app_without_weights, browser, artifacts_dir):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
