@@ -226,7 +226,7 @@ class ClipRestorer:
             for writer in writers.values():
                 stack.enter_context(writer)
             tick = time.perf_counter()
-            for frame in read_frames(source):
+            for frame in read_frames(source, limits=self.options.limits):
                 timings["decode"] += time.perf_counter() - tick
                 waiting = self._prepare(frame, info, tracker, work, pipelines, result, timings)
                 pending.append(waiting)

@@ -145,12 +145,17 @@ def read_frames(
         check_limits(info, limits)
         constant_rate = info.format_name in _CONSTANT_RATE_FORMATS
         expected = info.frames if info.exact_frame_count else None
-        last_seconds = None
+        first_seconds = last_seconds = None
         for index, frame in enumerate(_decode(container, stream, path, expected_packets=expected)):
             pts, time_base = (index, stream.time_base) if constant_rate else (frame.pts, frame.time_base)
             time_base = time_base or stream.time_base
             last_seconds = None if pts is None else float(pts * time_base)
-            _check_running_limits(info, limits, index, last_seconds)
+            if first_seconds is None:
+                first_seconds = last_seconds
+            # A clip's length runs from its first frame: WebM and MP4 cut from longer
+            # recordings start well after zero.
+            elapsed = None if last_seconds is None else last_seconds - (first_seconds or 0.0)
+            _check_running_limits(info, limits, index, elapsed)
             if index >= start:
                 yield VideoFrame(index, pts, time_base, _upright(frame))
         if expected is None:

@@ -12,10 +12,10 @@ import pytest
 from helpers.clips import MovingPortrait, PortraitFinder
 from helpers.faces import RecordingPipeline
 
-from osdface.errors import ImageError
+from osdface.errors import ImageError, VideoError
 from osdface.faces import FaceRestorer, RestoreOptions
 from osdface.testing.clips import make_clip
-from osdface.video import ClipRestorer, VideoOptions, probe, read_frames
+from osdface.video import ClipRestorer, VideoLimits, VideoOptions, probe, read_frames
 from osdface.video.clip_restorer import MAX_WAITING_FRAMES
 from osdface.video.resume import WORK_SUFFIX
 from osdface.video.smoothing import OneEuroSettings
@@ -232,3 +232,15 @@ def test_frames_are_written_as_they_come_not_held(tmp_path):
     )
     assert result.frames == 41 and result.faces == 1
     assert max(waiting) <= MAX_WAITING_FRAMES
+
+
+def test_limits_hold_for_a_recording_without_a_duration(tmp_path):
+    """A browser's recording says neither its length nor its frame count: the limits are
+    checked while decoding, and nothing is left behind."""
+    source = clip_of(tmp_path, name="recorded.webm", frames=8, live=True, audio=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    clip = restorer(limits=VideoLimits(max_frames=5))
+    with pytest.raises(VideoError, match="max_frames=5"):
+        clip.restore(source, out / "clip.mp4")
+    assert list(out.iterdir()) == []

@@ -147,3 +147,21 @@ def test_a_truncated_matroska_clip_is_found_by_its_duration(tmp_path, name):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(VideoError, match=r"the clip ends at [\d.]+ s; its header says 3.3\d s"):
         list(read_frames(path))
+
+
+def test_a_clip_without_a_duration_is_held_to_the_limits_while_decoding(tmp_path):
+    """A browser's recording (live WebM) says neither its duration nor its frame count."""
+    path = make_clip(tmp_path / "recorded.webm", frames=16, fps=2, live=True, audio=False)
+    info = probe(path, VideoLimits(max_seconds=4, max_frames=5))  # nothing to check yet
+    assert (info.duration, info.frames) == (None, None)
+    with pytest.raises(VideoError, match="max_frames=5: it has 6 frames"):
+        list(read_frames(path, limits=VideoLimits(max_frames=5)))
+    with pytest.raises(VideoError, match=r"max_seconds=4: it has 4.5 s"):
+        list(read_frames(path, limits=VideoLimits(max_seconds=4)))
+
+
+def test_the_running_duration_counts_from_the_first_frame(tmp_path):
+    """A recording cut from a longer one starts at 10 s: 2.5 s long, not 12.5 s."""
+    stamps = [10_000 + 500 * i for i in range(6)]
+    path = make_clip(tmp_path / "cut.webm", frames=6, pts=stamps, live=True, audio=False)
+    assert len(list(read_frames(path, limits=VideoLimits(max_seconds=4)))) == 6
