@@ -11,7 +11,8 @@
    every frame;
 4. paste the faces back as for photos (``FaceRestorer.paste``);
 5. encode with the input's timestamps (``VideoWriter``: H.264 in MP4 by default, the audio
-   copied unchanged), and measure flicker (``osdface.video.flicker``).
+   copied, or re-encoded where the container refuses it), and measure flicker
+   (``osdface.video.flicker``).
 
 Frames wait in memory only until their faces are restored (until ``batch_size`` faces are
 queued, at most ``MAX_WAITING_FRAMES`` frames), so a long clip takes no more memory than a short
@@ -84,7 +85,8 @@ class VideoResult:
     ``frames``: frames written; ``faces``: faces restored over all frames; ``tracks``: faces
     followed; ``no_face_found``: the clip was copied through; ``flicker``: the primary output's;
     ``resumed_frames``: frames whose detections came from an interrupted run; ``timings``:
-    seconds per stage (``STAGES``) and ``total``."""
+    seconds per stage (``STAGES``) and ``total``; ``audio_reencoded``: the codecs of the audio
+    tracks re-encoded to AAC, as the output container could not hold them as they are."""
 
     source: Path
     outputs: dict[str, Path]
@@ -97,6 +99,7 @@ class VideoResult:
     resumed_frames: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     note: str | None = None
+    audio_reencoded: list[str] = field(default_factory=list)
 
     def report(self) -> str:
         name = self.source.name
@@ -110,6 +113,10 @@ class VideoResult:
         ]
         if self.flicker is not None:
             lines.append(f"  {self.flicker.line()}")
+        if self.audio_reencoded:
+            lines.append(
+                f"  audio re-encoded to AAC ({', '.join(self.audio_reencoded)} cannot be copied into it)"
+            )
         spent = sum(self.timings.get(stage, 0.0) for stage in STAGES)
         if spent > 0:
             shares = ", ".join(
@@ -238,6 +245,7 @@ class ClipRestorer:
                 tick = time.perf_counter()
             self._restore_pending(pending, pipelines, work, timings)
             self._emit_ready(pending, writers, meter, result, timings, on_frame)
+        result.audio_reencoded = writers[PRIMARY].audio_reencoded
         result.tracks = tracker.tracks_started
         result.flicker = meter.report()
         result.timings.update(timings)

@@ -1,5 +1,5 @@
 """Writing clips: restored frames encoded with the input's timestamps, rotation and colour tags,
-the input's audio packets copied unchanged, and the file renamed into place only when complete.
+the input's audio copied (or re-encoded where the container refuses it), and the file renamed into place only when complete.
 
 Decisions (the README's video section says the same to users):
 
@@ -12,9 +12,11 @@ Decisions (the README's video section says the same to users):
   last row or column (no black line; every input pixel kept). VP9 keeps odd sizes exactly.
 * Rotation: the output gets the input's display matrix and the upright images are turned back
   before encoding, so its stored pixels and its matrix match the input's.
-* Audio: copied packet for packet, never re-encoded; an audio codec the target container cannot
-  hold (AAC in WebM) raises ``VideoError`` naming the codec and the container that can, before
-  anything is written. Transcoding would break the promise that the sound is untouched.
+* Audio (``osdface.video.audio``): copied packet for packet when the container takes it; else
+  re-encoded to AAC in .mp4, .mov and .mkv (a camcorder's PCM in an AVI, Opus to .mov), as an
+  untouched copy is then impossible and a clip without its sound is worse. WebM holds only Opus
+  and Vorbis: other audio raises ``VideoError`` naming the codec and the container that can,
+  before anything is written.
 * Timestamps: the frames keep their pts. MP4 and MOV store them exactly; Matroska and WebM count
   in milliseconds (finer timestamps are rounded there) and start no stream before zero, so audio
   that does (AAC's priming packet from an MP4, -21 ms) moves every stream by the same amount:
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -36,15 +37,18 @@ from PIL import Image
 
 from osdface.errors import VideoError
 from osdface.files import atomic_path
+from osdface.video.audio import AudioTracks
 from osdface.video.container import VideoInfo
 
-# extension -> (FFmpeg muxer, video encoder, audio codecs it holds or None = ask FFmpeg)
+# extension -> (FFmpeg muxer, video encoder, audio codecs it holds or None = any: re-encoded
+# to _REENCODED_AUDIO when the muxer refuses a track as it is)
 _FORMATS = {
     ".mp4": ("mp4", "libx264", None),
     ".mov": ("mov", "libx264", None),
     ".mkv": ("matroska", "libx264", None),
     ".webm": ("webm", "libvpx-vp9", frozenset({"opus", "vorbis"})),
 }
+_REENCODED_AUDIO = "aac"
 # copy_streams keeps every frame's timestamp as stored, so AVI can be copied through.
 _COPY_MUXERS = {**{suffix: spec[0] for suffix, spec in _FORMATS.items()}, ".avi": "avi"}
 _DEFAULT_CRF = {"libx264": 18, "libvpx-vp9": 30}  # visually lossless for x264, a close match for VP9
@@ -70,8 +74,8 @@ def output_format(
     path: str | os.PathLike, *, audio_codec: str | None = None, codec: str | None = None
 ) -> OutputFormat:
     """The container and encoder for ``path``'s extension; ``VideoError`` when the extension is
-    not one we write or ``audio_codec`` (the audio to copy, e.g. ``VideoInfo.audio_codec``)
-    cannot be stored in that container (see the module docstring)."""
+    not one we write or ``audio_codec`` (the input's, e.g. ``VideoInfo.audio_codec``) cannot be
+    stored in that container, copied or re-encoded (see the module docstring)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _FORMATS:
@@ -82,7 +86,7 @@ def output_format(
         )
         raise VideoError(why, source=path.name, fix="name the output .mp4 (or .mov, .mkv, .webm)")
     muxer, encoder, audio_codecs = _FORMATS[suffix]
-    if audio_codec is not None and not _holds(muxer, audio_codecs, audio_codec):
+    if audio_codec is not None and audio_codecs is not None and audio_codec not in audio_codecs:
         raise VideoError(
             f"{audio_codec} audio cannot be stored in {suffix} without re-encoding it",
             source=path.name,
@@ -92,20 +96,14 @@ def output_format(
     return OutputFormat(container=muxer, video_codec=codec or encoder, options=options)
 
 
-def _holds(muxer: str, listed: frozenset[str] | None, audio_codec: str) -> bool:
-    if listed is not None:
-        return audio_codec in listed
-    with av.open(os.devnull, "w", format=muxer) as probe_output:
-        return audio_codec in probe_output.supported_codecs
-
-
 class VideoWriter:
     """Encode upright frames to ``path`` (a context manager; see the module docstring).
 
     ``info``: the input's ``probe`` (time base, rate, rotation, colour tags). ``size``: the upright
     (width, height) of the images given, default ``info.display_size`` (times the upscale for an
     upscaled clip). ``codec``/``crf``: default the container's encoder and its near-lossless
-    quality. ``audio_from``: a clip whose audio streams are copied unchanged (usually the input).
+    quality. ``audio_from``: a clip whose audio streams are copied (usually the input), or
+    re-encoded where the container cannot hold them as they are (``audio_reencoded`` names them).
 
     The file is written beside ``path`` under a hidden name and renamed onto it on a clean exit;
     on an error (or ``abort()``) it is deleted, and ``path`` is left as it was.
@@ -126,7 +124,7 @@ class VideoWriter:
         self.size = tuple(size or info.display_size)
         self.frames_written = 0
         self._last_pts: int | None = None
-        self._audio = _AudioCopy(Path(audio_from)) if audio_from is not None else None
+        self._audio = AudioTracks(Path(audio_from)) if audio_from is not None else None
         self._files = contextlib.ExitStack()
         try:
             self.format = output_format(self.path, codec=codec)
@@ -138,7 +136,8 @@ class VideoWriter:
             )
             self._stream = self._add_video_stream(crf)
             if self._audio:
-                self._audio.add_streams(self._output)
+                reencode_to = _REENCODED_AUDIO if _FORMATS[self.path.suffix.lower()][2] is None else None
+                self._audio.add_streams(self._output, self.format.container, reencode_to)
             self._output.start_encoding()
         except BaseException as error:
             self._abort(error)
@@ -160,6 +159,11 @@ class VideoWriter:
         if info.rotation:
             stream.set_display_rotation(-info.rotation)  # PyAV's angle is counter-clockwise
         return stream
+
+    @property
+    def audio_reencoded(self) -> list[str]:
+        """The codecs of the audio tracks re-encoded (the container could not hold them)."""
+        return list(self._audio.reencoded) if self._audio else []
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -234,47 +238,6 @@ class VideoWriter:
         if self._audio:
             self._audio.close()
         self._files.__exit__(type(error), error, error.__traceback__)
-
-
-class _AudioCopy:
-    """A clip's audio packets, copied into an output in time order as the video advances, so the
-    muxer interleaves them without holding the whole track."""
-
-    def __init__(self, source: Path):
-        try:
-            self._input = av.open(str(source), "r")
-        except av.error.FFmpegError as error:
-            _raise_as_video_error(error, source)
-        self._sources = list(self._input.streams.audio)
-        self.codecs = [stream.codec_context.codec.canonical_name for stream in self._sources]
-        self._targets: dict[int, av.stream.Stream] = {}
-        self._packets: Iterator[av.Packet] = iter(())
-        self._pending: av.Packet | None = None
-
-    def add_streams(self, output: av.container.OutputContainer) -> None:
-        for stream in self._sources:
-            self._targets[stream.index] = output.add_stream_from_template(stream)
-        self._packets = self._input.demux(self._sources) if self._sources else iter(())
-
-    def mux_until(self, output: av.container.OutputContainer, seconds: float | None) -> None:
-        """Mux the packets that start at or before ``seconds`` (``None``: all that are left)."""
-        while True:
-            packet = self._pending or next(self._packets, None)
-            self._pending = None
-            if packet is None:
-                return
-            if packet.size == 0:
-                continue  # demux's end-of-stream marker
-            stamp = packet.dts if packet.dts is not None else packet.pts
-            if seconds is not None and stamp is not None and float(stamp * packet.time_base) > seconds:
-                self._pending = packet
-                return
-            packet.stream = self._targets[packet.stream.index]
-            output.mux(packet)
-
-    def close(self) -> None:
-        self._pending = None
-        self._input.close()
 
 
 def copy_streams(source: str | os.PathLike, target: str | os.PathLike) -> Path:

@@ -135,6 +135,37 @@ def test_audio_the_container_cannot_hold_is_refused_before_anything_is_written(t
     assert output_format(tmp_path / "out.mkv", audio_codec="aac").container == "matroska"
 
 
+@pytest.mark.parametrize(
+    ("name", "audio_codec", "target"),
+    [("cam.avi", "pcm_s16le", "out.mp4"), ("cam.mkv", "pcm_s16le", "out.mp4"), ("web.webm", None, "out.mov")],
+)
+def test_audio_the_container_refuses_as_it_is_is_reencoded_to_aac(tmp_path, name, audio_codec, target):
+    """A camcorder's PCM (no channel layout in AVI or Matroska: MP4 and MOV refuse it), and
+    Opus, which MOV refuses: the clip still comes out with its sound, as AAC."""
+    source = make_clip(tmp_path / name, frames=6, audio_codec=audio_codec)
+    with VideoWriter(tmp_path / target, probe(source), audio_from=source) as writer:
+        for frame in read_frames(source):
+            writer.write(frame.image, frame.pts, frame.time_base)
+    assert writer.audio_reencoded == [probe(source).audio_codec]
+    assert probe(tmp_path / target).audio_codec == "aac"
+    with av.open(str(tmp_path / target)) as container:
+        stream = container.streams.audio[0]
+        assert (stream.codec_context.channels, stream.codec_context.sample_rate) == (2, 48_000)
+        assert float(stream.duration * stream.time_base) == pytest.approx(0.5, abs=0.05)
+    assert len(list(read_frames(tmp_path / target))) == 6
+
+
+def test_audio_the_container_takes_is_not_reencoded(tmp_path):
+    source = make_clip(tmp_path / "in.mkv", frames=3)  # Opus, which MP4 holds
+    with VideoWriter(tmp_path / "out.mp4", probe(source), audio_from=source) as writer:
+        for frame in read_frames(source):
+            writer.write(frame.image, frame.pts, frame.time_base)
+    assert writer.audio_reencoded == []
+    assert [data for data, _ in packets(tmp_path / "out.mp4", "audio")] == [
+        data for data, _ in packets(source, "audio")
+    ]
+
+
 def test_avi_and_unknown_extensions_are_not_written(tmp_path):
     with pytest.raises(VideoError, match="AVI stores a constant frame rate") as caught:
         output_format(tmp_path / "out.avi")
