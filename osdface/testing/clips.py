@@ -62,6 +62,7 @@ def make_clip(
     draw: Callable[[int], np.ndarray] | None = None,
     faststart: bool = False,
     live: bool = False,
+    audio_seconds: float | None = None,
 ) -> Path:
     """Write a clip of ``frames`` frames to ``path`` (the container from its extension: .mp4,
     .mov, .mkv, .webm, .avi); return the path.
@@ -73,6 +74,7 @@ def make_clip(
     extension's usual codec (``audio_codec`` to choose another). ``codec``: the video encoder
     (default: the extension's; libx264 writes an odd size in 4:4:4, which 4:2:0 cannot hold). ``draw``: index -> (H, W, 3) RGB uint8 upright picture.
     ``live``: a .webm or .mkv whose header has no duration, as a browser's MediaRecorder writes.
+    ``audio_seconds``: the tone's length when it should not match the video's.
     """
     path = Path(path)
     format_name, default_codec, default_audio = _ENCODERS[path.suffix.lower()]
@@ -104,7 +106,7 @@ def make_clip(
         output.mux(video.encode())
         if sound is not None:
             seconds = float((pts[-1] + (pts[-1] - pts[0]) / max(1, frames - 1) or 1) * time_base)
-            _write_tone(output, sound, max(seconds, 0.1))
+            _write_tone(output, sound, audio_seconds or max(seconds, 0.1))
     return path
 
 

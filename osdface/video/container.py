@@ -69,6 +69,9 @@ class VideoInfo:
     color_range: int = 0  # 0 = unspecified, 1 = limited (TV), 2 = full (JPEG)
     color_primaries: int = 2
     color_trc: int = 2
+    # Whether ``duration`` is the video stream's own; False: the container's, which is the
+    # longest stream's (sound that runs on after the picture ends).
+    duration_of_video: bool = True
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -176,9 +179,10 @@ def _check_running_limits(
 def _check_ending(info: VideoInfo, last_seconds: float | None) -> None:
     """For containers without a frame count (Matroska, WebM), where FFmpeg reads a cut file to
     its end without an error: the last frame must start within a second (and two frames) of the
-    header's duration. Looser would miss a cut in the last second; tighter would flag a clip
-    whose last frame is held long."""
-    if info.duration is None or last_seconds is None:
+    video's duration. Looser would miss a cut in the last second; tighter would flag a clip
+    whose last frame is held long. Not checked against the container's duration when other
+    streams could have set it: audio often outlasts the picture."""
+    if info.duration is None or last_seconds is None or not info.duration_of_video:
         return
     slack = 1.0 + 2 / float(info.average_rate or 1)
     if info.duration - last_seconds > slack:
@@ -236,10 +240,9 @@ def _header_info(path: Path, container: av.container.InputContainer, stream) -> 
     """The header's figures (rotation 0 until a frame is decoded)."""
     context = stream.codec_context
     time_base = stream.time_base or Fraction(1, 1_000_000)
-    duration = None
-    if stream.duration:
-        duration = float(stream.duration * time_base)
-    elif container.duration:
+    duration = float(stream.duration * time_base) if stream.duration else _duration_tag(stream)
+    duration_of_video = duration is not None or len(container.streams) == 1
+    if duration is None and container.duration:
         duration = container.duration / av.time_base
     rate = stream.average_rate or stream.guessed_rate or None
     frames = stream.frames or (round(duration * rate) if duration and rate else None)
@@ -260,7 +263,21 @@ def _header_info(path: Path, container: av.container.InputContainer, stream) -> 
         color_range=int(context.color_range),
         color_primaries=int(context.color_primaries),
         color_trc=int(context.color_trc),
+        duration_of_video=duration_of_video,
     )
+
+
+def _duration_tag(stream) -> float | None:
+    """Matroska's per-stream ``DURATION`` tag ("HH:MM:SS.nnnnnnnnn"), which FFmpeg and
+    mkvmerge write: the header's own duration is the longest stream's."""
+    text = stream.metadata.get("DURATION")
+    if not text:
+        return None
+    try:
+        hours, minutes, seconds = text.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:  # a tag written by hand; the container's duration is used instead
+        return None
 
 
 def _first_frame(container, stream, path: Path) -> av.VideoFrame:

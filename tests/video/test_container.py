@@ -165,3 +165,13 @@ def test_the_running_duration_counts_from_the_first_frame(tmp_path):
     stamps = [10_000 + 500 * i for i in range(6)]
     path = make_clip(tmp_path / "cut.webm", frames=6, pts=stamps, live=True, audio=False)
     assert len(list(read_frames(path, limits=VideoLimits(max_seconds=4)))) == 6
+
+
+@pytest.mark.parametrize("name", ["long-sound.mkv", "long-sound.webm"])
+def test_sound_that_outlasts_the_picture_is_not_a_truncated_matroska_clip(tmp_path, name):
+    """1 s of video, 3 s of audio: Matroska's header gives the longest stream's duration; the
+    video's own is its DURATION tag."""
+    path = make_clip(tmp_path / name, frames=12, audio_seconds=3.0)
+    info = probe(path)
+    assert info.duration == pytest.approx(1.0, abs=0.01) and info.frames == 12
+    assert len(list(read_frames(path))) == 12
