@@ -152,6 +152,16 @@ def side_by_side_path(target: Path) -> Path:
     return target.with_name(f"{target.stem}.side_by_side{target.suffix}")
 
 
+def same_file_error(source: Path) -> VideoError:
+    """The error for an output that is the input itself: writing it would destroy the clip
+    being read."""
+    return VideoError(
+        "the output would overwrite the input clip",
+        source=source.name,
+        fix="choose another output folder (-o) or --video-format",
+    )
+
+
 def other_path(target: Path, key: str) -> Path:
     return target.with_name(f"{target.stem}.{key}{target.suffix}")
 
@@ -187,10 +197,12 @@ class ClipRestorer:
         Raises ``VideoError`` for a clip that cannot be used (nothing is left behind)."""
         started = time.perf_counter()
         source, target = Path(source), Path(target)
-        info = probe(source, self.options.limits)
         outputs = {PRIMARY: target, **{key: other_path(target, key) for key in self.others}}
         if self.options.side_by_side:
             outputs["side_by_side"] = side_by_side_path(target)
+        if source.resolve() in {path.resolve() for path in outputs.values()}:
+            raise same_file_error(source)
+        info = probe(source, self.options.limits)
         result = VideoResult(source=source, outputs=outputs, info=info)
         work = WorkFolder(target, self._work_key(source, info)) if self.options.resume else None
         try:
