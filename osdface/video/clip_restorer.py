@@ -44,7 +44,7 @@ from osdface.video.container import VideoFrame, VideoInfo, VideoLimits, probe, r
 from osdface.video.flicker import FlickerMeter, FlickerReport
 from osdface.video.resume import WorkFolder
 from osdface.video.tracking import FaceTracker, TrackedFace, TrackerSettings
-from osdface.video.writer import VideoWriter, copy_streams, side_by_side
+from osdface.video.writer import VideoWriter, copy_streams, side_by_side, side_by_side_size
 
 PRIMARY = "osdface"
 # Frames held at most while their faces wait for a batch to fill (a face followed by a long
@@ -237,7 +237,10 @@ class ClipRestorer:
         writers = {key: VideoWriter(outputs[key], info, size=size, audio_from=source) for key in pipelines}
         if self.options.side_by_side:
             writers["side_by_side"] = VideoWriter(
-                outputs["side_by_side"], info, size=(size[0] * 2, size[1]), audio_from=source
+                outputs["side_by_side"],
+                info,
+                size=side_by_side_size(info.display_size, size),
+                audio_from=source,
             )
         pending: deque[_Frame] = deque()
         queued = 0

@@ -272,9 +272,16 @@ def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     input with the restored (upscaled) frame. (H, W, 3) RGB uint8 in and out."""
     height = right.shape[0]
     if left.shape[0] != height:
-        width = max(1, round(left.shape[1] * height / left.shape[0]))
+        width = side_by_side_size(left.shape[1::-1], right.shape[1::-1])[0] - right.shape[1]
         left = np.asarray(Image.fromarray(left).resize((width, height), Image.Resampling.LANCZOS))
     return np.concatenate([left, right], axis=1)
+
+
+def side_by_side_size(left: tuple[int, int], right: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of ``side_by_side`` of images of these (width, height): the writer is
+    opened with it before the first frame, so both must round the left width the same way."""
+    width = left[0] if left[1] == right[1] else max(1, round(left[0] * right[1] / left[1]))
+    return width + right[0], right[1]
 
 
 def _pad_to_even(image: np.ndarray) -> np.ndarray:

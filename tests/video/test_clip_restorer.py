@@ -244,3 +244,20 @@ def test_limits_hold_for_a_recording_without_a_duration(tmp_path):
     with pytest.raises(VideoError, match="max_frames=5"):
         clip.restore(source, out / "clip.mp4")
     assert list(out.iterdir()) == []
+
+
+def test_side_by_side_with_an_upscale_that_does_not_divide_the_height(tmp_path):
+    """320x239 at 1.5: the restored frames are 480x358, the input beside them 320 * 358 / 239
+    = 479 wide, 959 in all (H.264 pads it to 960); a film crop like 1280x537 does the same."""
+    source = make_clip(
+        tmp_path / "crop.mp4",
+        frames=2,
+        size=(320, 239),
+        draw=lambda i: MovingPortrait().draw(i)[:239],
+        audio=False,
+    )
+    faces = FaceRestorer(RecordingPipeline(), PortraitFinder())
+    clip = ClipRestorer(faces, VideoOptions(faces=RestoreOptions(seed=0, upscale=1.5), side_by_side=True))
+    result = clip.restore(source, tmp_path / "out.mp4")
+    assert result.faces == 2
+    assert [f.image.shape[:2] for f in read_frames(result.outputs["side_by_side"])] == [(358, 960)] * 2
