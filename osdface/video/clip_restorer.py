@@ -234,21 +234,22 @@ class ClipRestorer:
         scale = options.upscale
         # The size paste_faces gives the frames: int(side * upscale).
         size = (int(info.display_size[0] * scale), int(info.display_size[1] * scale))
-        writers = {key: VideoWriter(outputs[key], info, size=size, audio_from=source) for key in pipelines}
+        sizes = dict.fromkeys(pipelines, size)
         if self.options.side_by_side:
-            writers["side_by_side"] = VideoWriter(
-                outputs["side_by_side"],
-                info,
-                size=side_by_side_size(info.display_size, size),
-                audio_from=source,
-            )
+            sizes["side_by_side"] = side_by_side_size(info.display_size, size)
         pending: deque[_Frame] = deque()
         queued = 0
-        with ExitStack() as stack:  # on an error each writer removes its partial file
-            for writer in writers.values():
-                stack.enter_context(writer)
+        # On an error every writer opened so far removes its partial file (one that fails to
+        # open must not leave the earlier ones open), and the decoder's file is closed.
+        with ExitStack() as stack:
+            writers = {
+                key: stack.enter_context(VideoWriter(outputs[key], info, size=sizes[key], audio_from=source))
+                for key in sizes
+            }
+            frames = read_frames(source, limits=self.options.limits)
+            stack.callback(frames.close)
             tick = time.perf_counter()
-            for frame in read_frames(source, limits=self.options.limits):
+            for frame in frames:
                 timings["decode"] += time.perf_counter() - tick
                 waiting = self._prepare(frame, info, tracker, work, pipelines, result, timings)
                 pending.append(waiting)

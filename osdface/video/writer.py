@@ -51,6 +51,9 @@ _FORMATS = {
 _REENCODED_AUDIO = "aac"
 # copy_streams keeps every frame's timestamp as stored, so AVI can be copied through.
 _COPY_MUXERS = {**{suffix: spec[0] for suffix, spec in _FORMATS.items()}, ".avi": "avi"}
+# The largest side each encoder takes (x264 and libvpx refuse more, with a bare "external
+# library" error).
+_MAX_SIDE = {"libx264": 16384, "libvpx-vp9": 16384}
 _DEFAULT_CRF = {"libx264": 18, "libvpx-vp9": 30}  # visually lossless for x264, a close match for VP9
 _COPIED_TYPES = ("video", "audio", "subtitle")
 
@@ -151,6 +154,13 @@ class VideoWriter:
         width, height = self.size if info.rotation % 180 == 0 else self.size[::-1]
         if self.format.even_size:
             width, height = width + width % 2, height + height % 2
+        largest = _MAX_SIDE.get(encoder)
+        if largest is not None and max(width, height) > largest:
+            raise VideoError(
+                f"the frames would be {width}x{height} pixels; {encoder} encodes at most {largest} per side",
+                source=self.path.name,
+                fix="lower --upscale (or leave out --side-by-side, which doubles the width)",
+            )
         stream.width, stream.height, stream.pix_fmt = width, height, self.format.pix_fmt
         stream.time_base = stream.codec_context.time_base = info.time_base
         context = stream.codec_context

@@ -261,3 +261,16 @@ def test_side_by_side_with_an_upscale_that_does_not_divide_the_height(tmp_path):
     result = clip.restore(source, tmp_path / "out.mp4")
     assert result.faces == 2
     assert [f.image.shape[:2] for f in read_frames(result.outputs["side_by_side"])] == [(358, 960)] * 2
+
+
+def test_a_frame_too_large_to_encode_is_refused_and_every_writer_closes(tmp_path):
+    """1040x16 at 8x: the restored clip (8320x128) opens, the side-by-side one (16640x128) is
+    over x264's 16384: the first writer must not stay open with its partial file."""
+    source = make_clip(tmp_path / "strip.mp4", frames=2, size=(1040, 16))
+    out = tmp_path / "out"
+    faces = FaceRestorer(RecordingPipeline(), lambda image: [])
+    options = VideoOptions(faces=RestoreOptions(seed=0, upscale=8), side_by_side=True, resume=False)
+    with pytest.raises(VideoError, match=r"16640x128 pixels; libx264 encodes at most 16384") as caught:
+        ClipRestorer(faces, options).restore(source, out / "clip.mp4")
+    assert "--upscale" in caught.value.fix
+    assert sorted(p.name for p in out.iterdir()) == []  # while the traceback still holds the writers
