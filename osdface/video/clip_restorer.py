@@ -42,7 +42,7 @@ from osdface.faces.template import align_face
 from osdface.images.conversion import to_pil
 from osdface.video.container import VideoFrame, VideoInfo, VideoLimits, probe, read_frames
 from osdface.video.flicker import FlickerMeter, FlickerReport
-from osdface.video.resume import WorkFolder
+from osdface.video.resume import WorkFolder, model_identity
 from osdface.video.tracking import FaceTracker, TrackedFace, TrackerSettings
 from osdface.video.writer import VideoWriter, copy_streams, side_by_side, side_by_side_size
 
@@ -380,7 +380,11 @@ class ClipRestorer:
             "bytes": stat.st_size,
             "modified": stat.st_mtime_ns,
             "options": repr(self.options),
-            "restorers": sorted([PRIMARY, *self.others]),
+            # Faces saved by other weights, another dtype or restorer settings must not be reused.
+            "restorers": {
+                key: model_identity(pipeline)
+                for key, pipeline in {PRIMARY: self.restorer.pipeline, **self.others}.items()
+            },
         }
 
 

@@ -105,15 +105,17 @@ def test_an_interrupted_clip_resumes_without_restoring_finished_frames(tmp_path)
     class Interrupted(Exception):
         pass
 
-    class StopsAfter(RecordingPipeline):
-        def __call__(self, images, **kwargs):
-            if len(self.batches) == 2:
-                raise Interrupted
-            return super().__call__(images, **kwargs)
+    restored = []
+
+    def stops_in_the_third_batch(face):  # the same pipeline class: its faces may be resumed
+        restored.append(face)
+        if len(restored) > 6:
+            raise Interrupted
+        return face
 
     target = tmp_path / "resumed.mp4"
     with pytest.raises(Interrupted):
-        restorer(StopsAfter()).restore(source, target)
+        restorer(RecordingPipeline(stops_in_the_third_batch)).restore(source, target)
     assert not target.exists() and (tmp_path / ("resumed.mp4" + WORK_SUFFIX)).is_dir()
 
     finder, pipeline = PortraitFinder(), RecordingPipeline()
@@ -274,3 +276,39 @@ def test_a_frame_too_large_to_encode_is_refused_and_every_writer_closes(tmp_path
         ClipRestorer(faces, options).restore(source, out / "clip.mp4")
     assert "--upscale" in caught.value.fix
     assert sorted(p.name for p in out.iterdir()) == []  # while the traceback still holds the writers
+
+
+def test_a_work_folder_whose_source_json_is_damaged_is_started_afresh(tmp_path):
+    source = clip_of(tmp_path, frames=3, audio=False)
+    work = tmp_path / ("out.mp4" + WORK_SUFFIX)
+    work.mkdir()
+    (work / "source.json").write_text('{\n "bytes": 12')  # a run killed while writing it
+    result = restorer().restore(source, tmp_path / "out.mp4")
+    assert result.frames == 3 and result.resumed_frames == 0 and not work.exists()
+
+
+def test_faces_saved_by_other_weights_are_not_reused(tmp_path):
+    """Interrupted with one model's weights, resumed with another's: every face is restored
+    again, by the second."""
+    source = clip_of(tmp_path, frames=6, audio=False)
+    target = tmp_path / "out.mp4"
+
+    class Interrupted(Exception):
+        pass
+
+    finder = PortraitFinder()
+
+    def stops_at_frame_4(image):
+        if finder.calls == 4:
+            raise Interrupted
+        return finder(image)
+
+    first = RecordingPipeline(lambda face: 255 - face)
+    first.weights = "org/model-a"
+    with pytest.raises(Interrupted):
+        restorer(first, stops_at_frame_4).restore(source, target)
+    assert sum(first.batches) == 3  # one batch saved
+    second = RecordingPipeline()
+    second.weights = "org/model-b"
+    result = restorer(second).restore(source, target)
+    assert sum(second.batches) == 6 and result.faces == 6
