@@ -193,9 +193,10 @@ class VideoWriter:
             raise ValueError(
                 f"expected a ({height}, {width}, 3) uint8 image, got {image.shape} {image.dtype}"
             )
-        stored = np.rot90(image, k=self.info.rotation // 90)  # back to the input's stored turn
-        if self.format.even_size:
-            stored = _pad_to_even(stored)
+        # Padded while upright, so the added row and column end up at the bottom and right as
+        # displayed, whatever the rotation: the picture keeps its place.
+        upright = _pad_to_even(image) if self.format.even_size else image
+        stored = np.rot90(upright, k=self.info.rotation // 90)  # back to the input's stored turn
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(stored), format="rgb24")
         frame = frame.reformat(
             format=self.format.pix_fmt,

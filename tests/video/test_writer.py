@@ -94,6 +94,15 @@ def test_odd_sizes_are_padded_to_even_for_h264_and_kept_for_vp9(tmp_path):
         assert np.abs(padded.image[:241, 321].astype(int) - padded.image[:241, 320].astype(int)).mean() < 6
 
 
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_odd_sized_rotated_clips_are_padded_at_the_bottom_and_right_as_displayed(tmp_path, rotation):
+    source = make_clip(tmp_path / "in.mp4", frames=2, size=(63, 97), rotation=rotation, audio=False)
+    restore(source, tmp_path / "out.mp4")
+    assert probe(tmp_path / "out.mp4").display_size == (64, 98)
+    for original, padded in zip(read_frames(source), read_frames(tmp_path / "out.mp4")):
+        assert np.abs(padded.image[:97, :63].astype(int) - original.image.astype(int)).mean() < 3
+
+
 def test_an_upscaled_side_by_side_clip_keeps_its_timestamps(tmp_path):
     source = make_clip(tmp_path / "in.mp4", pts=VFR_PTS, rotation=90)
     info = probe(source)
