@@ -228,7 +228,7 @@ class ClipRestorer:
     def _run(self, source, info, outputs, result, work, on_frame) -> None:
         options = self.options.faces
         pipelines = {PRIMARY: self.restorer.pipeline, **self.others}
-        tracker = FaceTracker(self.options.tracking)
+        tracker = FaceTracker(self.options.tracking, max_faces=options.max_faces)
         meter = FlickerMeter()
         timings = {stage: 0.0 for stage in STAGES}
         scale = options.upscale
