@@ -12,12 +12,15 @@ PyAV 18 does not expose a stream's display matrix, only a decoded frame's, so ``
 the first frame for it, after the limits are checked (that decode also proves the codec works).
 
 Timestamps: each frame keeps its ``pts`` in the stream's ``time_base`` (a variable frame rate
-stays as it is), except AVI, whose timestamps are frame numbers in decode order (wrong once
-B-frames reorder them): its frames get ``pts = index`` at its constant rate.
+stays as it is), except AVI, whose timestamps are chunk numbers in decode order (wrong once
+B-frames reorder them): the n-th frame shown gets the n-th smallest packet timestamp, so the
+empty chunks a camera writes for skipped frames (a pause) keep their time. AVI's header counts
+those empty chunks as frames, so its count is not held against the frames decoded.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -29,8 +32,8 @@ import numpy as np
 
 from osdface.errors import VideoError
 
-# Containers whose timestamps are frame numbers at a constant rate (see the module docstring).
-_CONSTANT_RATE_FORMATS = {"avi"}
+# Containers whose timestamps are chunk numbers in decode order (see the module docstring).
+_CHUNK_NUMBERED_FORMATS = {"avi"}
 # What a limit's error suggests, by limit.
 _LIMIT_FIXES = {
     "max_seconds": "cut the clip into shorter parts (or raise the duration limit)",
@@ -80,8 +83,9 @@ class VideoInfo:
 
     @property
     def exact_frame_count(self) -> bool:
-        """Whether ``frames`` was counted by the container (MP4, MOV, AVI) not estimated."""
-        return self.frames is not None and self.format_name.split(",")[0] in ("mov", "avi")
+        """Whether ``frames`` is the container's count of pictures (MP4, MOV), not estimated
+        (AVI's count includes the empty chunks of skipped frames)."""
+        return self.frames is not None and self.format_name.split(",")[0] == "mov"
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,7 @@ def read_frames(
     key frames, so this is the exact way).
 
     Damaged data raises ``VideoError`` when it is reached, after the frames before it were
-    yielded; so does a file that ends before the header's frame count (MP4, MOV, AVI), and a clip
+    yielded; so does a file that ends before the header's frame count (MP4, MOV), and a clip
     that goes over ``limits``' frames or seconds (for headers that do not say)."""
     path = Path(path)
     with _open(path) as container:
@@ -146,12 +150,18 @@ def read_frames(
         stream.thread_type = "AUTO"  # frame threads: the decode keeps up with the restoration
         info = _header_info(path, container, stream)
         check_limits(info, limits)
-        constant_rate = info.format_name in _CONSTANT_RATE_FORMATS
+        stamps = [] if info.format_name in _CHUNK_NUMBERED_FORMATS else None
         expected = info.frames if info.exact_frame_count else None
         first_seconds = last_seconds = None
-        for index, frame in enumerate(_decode(container, stream, path, expected_packets=expected)):
-            pts, time_base = (index, stream.time_base) if constant_rate else (frame.pts, frame.time_base)
-            time_base = time_base or stream.time_base
+        origin = None
+        for index, frame in enumerate(_decode(container, stream, path, expected, stamps)):
+            pts, time_base = frame.pts, frame.time_base or stream.time_base
+            if stamps is not None:
+                # The decoder has every packet shown up to this frame: the smallest stamp left
+                # is this frame's. Counted from the first, as B-frames delay them all by one.
+                stamp = heapq.heappop(stamps) if stamps else index
+                origin = stamp if origin is None else origin
+                pts, time_base = stamp - origin, stream.time_base
             last_seconds = None if pts is None else float(pts * time_base)
             if first_seconds is None:
                 first_seconds = last_seconds
@@ -290,11 +300,14 @@ def _first_frame(container, stream, path: Path) -> av.VideoFrame:
     )
 
 
-def _decode(container, stream, path: Path, expected_packets: int | None = None) -> Iterator[av.VideoFrame]:
+def _decode(
+    container, stream, path: Path, expected_packets: int | None = None, stamps: list[int] | None = None
+) -> Iterator[av.VideoFrame]:
     """The stream's frames; FFmpeg's errors become ``VideoError`` naming the frame reached. With
     ``expected_packets`` (the header's count), a file that ends short raises too: FFmpeg only
     warns when the data runs out. Packets, not frames, are counted: an edit list can hide frames
-    from the decoder's output, but their packets are still read."""
+    from the decoder's output, but their packets are still read. ``stamps``: a heap that gets
+    each packet's pts before its frames are yielded."""
     decoded = packets_read = 0
     packets = container.demux(stream)
     while True:
@@ -310,6 +323,8 @@ def _decode(container, stream, path: Path, expected_packets: int | None = None) 
                 fix="copy or download the clip again; if it plays elsewhere, re-encode it to H.264 MP4",
             ) from error
         packets_read += packet is not None
+        if stamps is not None and packet is not None and packet.pts is not None:
+            heapq.heappush(stamps, packet.pts)
         for frame in frames:
             decoded += 1
             yield frame

@@ -175,3 +175,25 @@ def test_sound_that_outlasts_the_picture_is_not_a_truncated_matroska_clip(tmp_pa
     info = probe(path)
     assert info.duration == pytest.approx(1.0, abs=0.01) and info.frames == 12
     assert len(list(read_frames(path))) == 12
+
+
+def test_an_avi_with_a_pause_keeps_it_and_is_not_taken_for_truncated(tmp_path):
+    """A camera that skips frames (a pause) stores them as empty chunks, which the header
+    counts and FFmpeg never returns: 1 s missing between the 5th and 6th frames."""
+    stamps = [0, 1, 2, 3, 4, 15, 16, 17, 18, 19]
+    path = make_clip(
+        tmp_path / "paused.avi", frames=10, pts=stamps, time_base=Fraction(1, 10), fps=10, audio=False
+    )
+    seconds = [frame.seconds for frame in read_frames(path)]
+    assert len(seconds) == 10 and seconds[0] == 0
+    # B-frames put the empty chunks one frame late in decode order: the pause moves by a frame
+    assert sorted(np.round(np.diff(seconds), 6)) == [0.1] * 8 + [1.1]
+
+
+def test_a_truncated_avi_is_still_refused(tmp_path):
+    """Its frame count no longer tells: the index, written last, is what is missing."""
+    path = make_clip(tmp_path / "cut.avi", frames=40, audio=False)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoError, match="truncated"):
+        list(read_frames(path))
