@@ -261,7 +261,9 @@ def _check_size(info: Any, limits: ClipLimits) -> None:
 def clip_markdown(prepared: PreparedClip, result: Any) -> str:
     """The report under the clips: frames, faces and tracks, flicker, time per stage."""
     if result.no_face_found:
-        return f"No face was found in any of the {result.frames} frames: the clip is returned unchanged."
+        # The note says why the clip could not be copied as it is (and so was re-encoded).
+        how = result.note or "returned unchanged"
+        return f"No face was found in any of the {result.frames} frames: the clip is {how}."
     lines = [f"**{result.frames} frames**, {result.faces} faces restored in {result.tracks} track(s)."]
     if prepared.faces_found > prepared.faces:
         lines.append(

@@ -5,6 +5,7 @@ face), on real H.264 clips with audio."""
 from __future__ import annotations
 
 import av
+import numpy as np
 import pytest
 import torch
 from gradio_client import Client, handle_file
@@ -150,3 +151,14 @@ def test_a_browser_recording_without_a_duration_is_held_to_the_limit(tmp_path):
     assert prepared.frames == CPU_LIMITS.seconds * fps
     with pytest.raises(RequestError, match=f"over the limit max_seconds={CPU_LIMITS.seconds:g}"):
         studio.run(prepared, tmp_path / "out")
+
+
+def test_a_clip_without_faces_that_could_not_be_copied_is_not_called_unchanged(tmp_path):
+    """A camcorder's AVI with PCM sound: MP4 cannot hold the PCM as it is, so the clip comes
+    back re-encoded (its sound as AAC), and the report says so."""
+    black = np.zeros((64, 96, 3), np.uint8)
+    source = make_clip(tmp_path / "cam.avi", frames=3, audio_codec="pcm_s16le", draw=lambda index: black)
+    studio = stand_in_clip_studio()
+    outcome = studio.run(studio.prepare(ClipRequest(str(source), side_by_side=False)), tmp_path / "out")
+    assert "No face was found" in outcome.report and "re-encoded" in outcome.report
+    assert "unchanged" not in outcome.report
