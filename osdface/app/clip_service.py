@@ -159,7 +159,7 @@ class ClipStudio:
             raise RequestError("The clip has no frame that can be decoded: record or export it again.")
         image = self._degrade(request)(first.image, 0)
         found = len(self.studio.restorer.detect(image, self._options(request, limits)).faces)
-        frames = info.frames or max(1, round((info.duration or 0) * float(info.average_rate or 25)))
+        frames = _frame_budget(info, limits)
         return PreparedClip(
             request, info, faces=max(1, min(found, limits.faces)), faces_found=found, frames=frames
         )
@@ -193,6 +193,8 @@ class ClipStudio:
                 self._options(request, limits), batch_size=video.clip_batch_size(self.studio.device)
             ),
             side_by_side=request.side_by_side,
+            # Checked again while decoding: a browser's recording has no duration in its header.
+            limits=video.VideoLimits(max_seconds=limits.seconds),
             resume=False,  # a request's folder is its own and is not revisited
         )
         restorer = video.ClipRestorer(
@@ -235,6 +237,18 @@ class ClipStudio:
         return lambda image, index: add_turbulence(image, length, seed + index)
 
 
+def _frame_budget(info: Any, limits: ClipLimits) -> int:
+    """Frames to plan the GPU time for: the header's count or duration; a header without
+    either (a browser's WebM recording) may run up to the duration limit, so that is planned
+    for, at its frame rate (30 frames/s when it names none)."""
+    rate = float(info.average_rate or 30)
+    if info.frames:
+        return info.frames
+    if info.duration:
+        return max(1, round(info.duration * rate))
+    return max(1, math.ceil(limits.seconds * rate))
+
+
 def _check_size(info: Any, limits: ClipLimits) -> None:
     width, height = sorted(info.display_size, reverse=True)
     if width > limits.width or height > limits.height:
@@ -247,7 +261,9 @@ def _check_size(info: Any, limits: ClipLimits) -> None:
 def clip_markdown(prepared: PreparedClip, result: Any) -> str:
     """The report under the clips: frames, faces and tracks, flicker, time per stage."""
     if result.no_face_found:
-        return f"No face was found in any of the {result.frames} frames: the clip is returned unchanged."
+        # The note says why the clip could not be copied as it is (and so was re-encoded).
+        how = result.note or "returned unchanged"
+        return f"No face was found in any of the {result.frames} frames: the clip is {how}."
     lines = [f"**{result.frames} frames**, {result.faces} faces restored in {result.tracks} track(s)."]
     if prepared.faces_found > prepared.faces:
         lines.append(

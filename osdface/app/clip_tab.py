@@ -63,7 +63,10 @@ def limits_markdown(clips: ClipStudio) -> str:
         text += " on this CPU, so a 2-second clip at 25 frames/s with one face takes about " + (
             f"{round(50 * per_face / 60)} minutes. Run it on a GPU for longer clips"
         )
-    return text + ". The audio is copied unchanged; the output is H.264 in MP4."
+    return (
+        text
+        + ". The audio is copied unchanged (re-encoded to AAC where MP4 cannot hold it); the output is H.264 in MP4."
+    )
 
 
 def clip_widgets(clips: ClipStudio) -> ClipWidgets:

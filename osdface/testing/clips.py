@@ -61,6 +61,8 @@ def make_clip(
     codec: str | None = None,
     draw: Callable[[int], np.ndarray] | None = None,
     faststart: bool = False,
+    live: bool = False,
+    audio_seconds: float | None = None,
 ) -> Path:
     """Write a clip of ``frames`` frames to ``path`` (the container from its extension: .mp4,
     .mov, .mkv, .webm, .avi); return the path.
@@ -71,6 +73,8 @@ def make_clip(
     clockwise (0, 90, 180, 270). ``audio``: a sine tone as long as the video, in the
     extension's usual codec (``audio_codec`` to choose another). ``codec``: the video encoder
     (default: the extension's; libx264 writes an odd size in 4:4:4, which 4:2:0 cannot hold). ``draw``: index -> (H, W, 3) RGB uint8 upright picture.
+    ``live``: a .webm or .mkv whose header has no duration, as a browser's MediaRecorder writes.
+    ``audio_seconds``: the tone's length when it should not match the video's.
     """
     path = Path(path)
     format_name, default_codec, default_audio = _ENCODERS[path.suffix.lower()]
@@ -80,6 +84,8 @@ def make_clip(
         raise ValueError(f"{len(pts)} timestamps for {frames} frames")
     draw = draw or (lambda index: pattern(index, size))
     options = {"movflags": "+faststart"} if faststart and format_name in ("mp4", "mov") else {}
+    if live:
+        options["live"] = "1"
     with av.open(str(path), "w", format=format_name, options=options) as output:
         video = output.add_stream(codec or default_codec, rate=fps)
         # the display turns the stored picture clockwise, so it is stored turned the other way
@@ -100,7 +106,7 @@ def make_clip(
         output.mux(video.encode())
         if sound is not None:
             seconds = float((pts[-1] + (pts[-1] - pts[0]) / max(1, frames - 1) or 1) * time_base)
-            _write_tone(output, sound, max(seconds, 0.1))
+            _write_tone(output, sound, audio_seconds or max(seconds, 0.1))
     return path
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from osdface.errors import ImageError
 from osdface.faces.batch import FileResult, InputFile, folder_files
-from osdface.video.clip_restorer import ClipRestorer, VideoResult
+from osdface.video.clip_restorer import ClipRestorer, VideoResult, same_file_error
 
 # The containers people bring (phones: mp4/mov; browsers' recordings: webm; others: mkv, avi).
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi"})
@@ -32,11 +32,14 @@ def collect_clips(
 ) -> list[InputFile]:
     """The clips among ``paths``: files with a video extension, and those inside folders
     (recursively, sorted, hidden files and anything under ``output_dir`` left out). Outputs keep
-    the relative path with ``suffix``; two inputs that would write one output keep their full
-    names (``a.mov`` and ``a.mkv`` -> ``a.mp4`` and ``a.mkv.mp4``)."""
+    the relative path with ``suffix``; a clip named twice (a folder and a file in it) is
+    restored once; inputs that would write one output keep their full names, numbered from the
+    third on (``a.mov``, ``a.mkv``, ``x/a.mov`` -> ``a.mp4``, ``a.mkv.mp4``, ``a.mov_2.mp4``),
+    as photos are named (``osdface.faces.batch.collect_inputs``)."""
     output_root = Path(output_dir).resolve()
     items: list[InputFile] = []
     taken: set[Path] = set()
+    seen: set[Path] = set()
     for given in paths:
         root = Path(given)
         if root.is_dir():
@@ -46,9 +49,14 @@ def collect_clips(
         else:
             continue
         for path, relative in pairs:
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
             output = relative.with_suffix(suffix)
-            if output in taken:
-                output = relative.with_name(relative.name + suffix)
+            number = 1
+            while output in taken:
+                output = relative.with_name(relative.name + ("" if number == 1 else f"_{number}") + suffix)
+                number += 1
             taken.add(output)
             items.append(InputFile(path=path, output=output))
     return items
@@ -73,7 +81,10 @@ def restore_clips(
         target = output_root / item.output
         started = time.perf_counter()
         video: VideoResult | None = None
-        if target.exists() and not overwrite:
+        if target.resolve() == item.path.resolve():
+            error = same_file_error(item.path)
+            result = FileResult(input=item.path, status="failed", error=error.message(with_source=False))
+        elif target.exists() and not overwrite:
             result = FileResult(input=item.path, status="skipped", output=target)
         else:
             if restorer is None:

@@ -11,7 +11,8 @@
    every frame;
 4. paste the faces back as for photos (``FaceRestorer.paste``);
 5. encode with the input's timestamps (``VideoWriter``: H.264 in MP4 by default, the audio
-   copied unchanged), and measure flicker (``osdface.video.flicker``).
+   copied, or re-encoded where the container refuses it), and measure flicker
+   (``osdface.video.flicker``).
 
 Frames wait in memory only until their faces are restored (until ``batch_size`` faces are
 queued, at most ``MAX_WAITING_FRAMES`` frames), so a long clip takes no more memory than a short
@@ -41,9 +42,9 @@ from osdface.faces.template import align_face
 from osdface.images.conversion import to_pil
 from osdface.video.container import VideoFrame, VideoInfo, VideoLimits, probe, read_frames
 from osdface.video.flicker import FlickerMeter, FlickerReport
-from osdface.video.resume import WorkFolder
+from osdface.video.resume import WorkFolder, model_identity
 from osdface.video.tracking import FaceTracker, TrackedFace, TrackerSettings
-from osdface.video.writer import VideoWriter, copy_streams, side_by_side
+from osdface.video.writer import VideoWriter, copy_streams, side_by_side, side_by_side_size
 
 PRIMARY = "osdface"
 # Frames held at most while their faces wait for a batch to fill (a face followed by a long
@@ -84,7 +85,8 @@ class VideoResult:
     ``frames``: frames written; ``faces``: faces restored over all frames; ``tracks``: faces
     followed; ``no_face_found``: the clip was copied through; ``flicker``: the primary output's;
     ``resumed_frames``: frames whose detections came from an interrupted run; ``timings``:
-    seconds per stage (``STAGES``) and ``total``."""
+    seconds per stage (``STAGES``) and ``total``; ``audio_reencoded``: the codecs of the audio
+    tracks re-encoded to AAC, as the output container could not hold them as they are."""
 
     source: Path
     outputs: dict[str, Path]
@@ -97,6 +99,7 @@ class VideoResult:
     resumed_frames: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     note: str | None = None
+    audio_reencoded: list[str] = field(default_factory=list)
 
     def report(self) -> str:
         name = self.source.name
@@ -110,6 +113,10 @@ class VideoResult:
         ]
         if self.flicker is not None:
             lines.append(f"  {self.flicker.line()}")
+        if self.audio_reencoded:
+            lines.append(
+                f"  audio re-encoded to AAC ({', '.join(self.audio_reencoded)} cannot be copied into it)"
+            )
         spent = sum(self.timings.get(stage, 0.0) for stage in STAGES)
         if spent > 0:
             shares = ", ".join(
@@ -143,6 +150,16 @@ def clip_batch_size(device: object) -> int:
 
 def side_by_side_path(target: Path) -> Path:
     return target.with_name(f"{target.stem}.side_by_side{target.suffix}")
+
+
+def same_file_error(source: Path) -> VideoError:
+    """The error for an output that is the input itself: writing it would destroy the clip
+    being read."""
+    return VideoError(
+        "the output would overwrite the input clip",
+        source=source.name,
+        fix="choose another output folder (-o) or --video-format",
+    )
 
 
 def other_path(target: Path, key: str) -> Path:
@@ -180,10 +197,12 @@ class ClipRestorer:
         Raises ``VideoError`` for a clip that cannot be used (nothing is left behind)."""
         started = time.perf_counter()
         source, target = Path(source), Path(target)
-        info = probe(source, self.options.limits)
         outputs = {PRIMARY: target, **{key: other_path(target, key) for key in self.others}}
         if self.options.side_by_side:
             outputs["side_by_side"] = side_by_side_path(target)
+        if source.resolve() in {path.resolve() for path in outputs.values()}:
+            raise same_file_error(source)
+        info = probe(source, self.options.limits)
         result = VideoResult(source=source, outputs=outputs, info=info)
         work = WorkFolder(target, self._work_key(source, info)) if self.options.resume else None
         try:
@@ -209,24 +228,28 @@ class ClipRestorer:
     def _run(self, source, info, outputs, result, work, on_frame) -> None:
         options = self.options.faces
         pipelines = {PRIMARY: self.restorer.pipeline, **self.others}
-        tracker = FaceTracker(self.options.tracking)
+        tracker = FaceTracker(self.options.tracking, max_faces=options.max_faces)
         meter = FlickerMeter()
         timings = {stage: 0.0 for stage in STAGES}
         scale = options.upscale
         # The size paste_faces gives the frames: int(side * upscale).
         size = (int(info.display_size[0] * scale), int(info.display_size[1] * scale))
-        writers = {key: VideoWriter(outputs[key], info, size=size, audio_from=source) for key in pipelines}
+        sizes = dict.fromkeys(pipelines, size)
         if self.options.side_by_side:
-            writers["side_by_side"] = VideoWriter(
-                outputs["side_by_side"], info, size=(size[0] * 2, size[1]), audio_from=source
-            )
+            sizes["side_by_side"] = side_by_side_size(info.display_size, size)
         pending: deque[_Frame] = deque()
         queued = 0
-        with ExitStack() as stack:  # on an error each writer removes its partial file
-            for writer in writers.values():
-                stack.enter_context(writer)
+        # On an error every writer opened so far removes its partial file (one that fails to
+        # open must not leave the earlier ones open), and the decoder's file is closed.
+        with ExitStack() as stack:
+            writers = {
+                key: stack.enter_context(VideoWriter(outputs[key], info, size=sizes[key], audio_from=source))
+                for key in sizes
+            }
+            frames = read_frames(source, limits=self.options.limits)
+            stack.callback(frames.close)
             tick = time.perf_counter()
-            for frame in read_frames(source):
+            for frame in frames:
                 timings["decode"] += time.perf_counter() - tick
                 waiting = self._prepare(frame, info, tracker, work, pipelines, result, timings)
                 pending.append(waiting)
@@ -238,6 +261,7 @@ class ClipRestorer:
                 tick = time.perf_counter()
             self._restore_pending(pending, pipelines, work, timings)
             self._emit_ready(pending, writers, meter, result, timings, on_frame)
+        result.audio_reencoded = writers[PRIMARY].audio_reencoded
         result.tracks = tracker.tracks_started
         result.flicker = meter.report()
         result.timings.update(timings)
@@ -356,7 +380,11 @@ class ClipRestorer:
             "bytes": stat.st_size,
             "modified": stat.st_mtime_ns,
             "options": repr(self.options),
-            "restorers": sorted([PRIMARY, *self.others]),
+            # Faces saved by other weights, another dtype or restorer settings must not be reused.
+            "restorers": {
+                key: model_identity(pipeline)
+                for key, pipeline in {PRIMARY: self.restorer.pipeline, **self.others}.items()
+            },
         }
 
 

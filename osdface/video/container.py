@@ -12,12 +12,15 @@ PyAV 18 does not expose a stream's display matrix, only a decoded frame's, so ``
 the first frame for it, after the limits are checked (that decode also proves the codec works).
 
 Timestamps: each frame keeps its ``pts`` in the stream's ``time_base`` (a variable frame rate
-stays as it is), except AVI, whose timestamps are frame numbers in decode order (wrong once
-B-frames reorder them): its frames get ``pts = index`` at its constant rate.
+stays as it is), except AVI, whose timestamps are chunk numbers in decode order (wrong once
+B-frames reorder them): the n-th frame shown gets the n-th smallest packet timestamp, so the
+empty chunks a camera writes for skipped frames (a pause) keep their time. AVI's header counts
+those empty chunks as frames, so its count is not held against the frames decoded.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -29,8 +32,8 @@ import numpy as np
 
 from osdface.errors import VideoError
 
-# Containers whose timestamps are frame numbers at a constant rate (see the module docstring).
-_CONSTANT_RATE_FORMATS = {"avi"}
+# Containers whose timestamps are chunk numbers in decode order (see the module docstring).
+_CHUNK_NUMBERED_FORMATS = {"avi"}
 # What a limit's error suggests, by limit.
 _LIMIT_FIXES = {
     "max_seconds": "cut the clip into shorter parts (or raise the duration limit)",
@@ -69,6 +72,9 @@ class VideoInfo:
     color_range: int = 0  # 0 = unspecified, 1 = limited (TV), 2 = full (JPEG)
     color_primaries: int = 2
     color_trc: int = 2
+    # Whether ``duration`` is the video stream's own; False: the container's, which is the
+    # longest stream's (sound that runs on after the picture ends).
+    duration_of_video: bool = True
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -77,8 +83,9 @@ class VideoInfo:
 
     @property
     def exact_frame_count(self) -> bool:
-        """Whether ``frames`` was counted by the container (MP4, MOV, AVI) not estimated."""
-        return self.frames is not None and self.format_name.split(",")[0] in ("mov", "avi")
+        """Whether ``frames`` is the container's count of pictures (MP4, MOV), not estimated
+        (AVI's count includes the empty chunks of skipped frames)."""
+        return self.frames is not None and self.format_name.split(",")[0] == "mov"
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,7 @@ def read_frames(
     key frames, so this is the exact way).
 
     Damaged data raises ``VideoError`` when it is reached, after the frames before it were
-    yielded; so does a file that ends before the header's frame count (MP4, MOV, AVI), and a clip
+    yielded; so does a file that ends before the header's frame count (MP4, MOV), and a clip
     that goes over ``limits``' frames or seconds (for headers that do not say)."""
     path = Path(path)
     with _open(path) as container:
@@ -143,14 +150,25 @@ def read_frames(
         stream.thread_type = "AUTO"  # frame threads: the decode keeps up with the restoration
         info = _header_info(path, container, stream)
         check_limits(info, limits)
-        constant_rate = info.format_name in _CONSTANT_RATE_FORMATS
+        stamps = [] if info.format_name in _CHUNK_NUMBERED_FORMATS else None
         expected = info.frames if info.exact_frame_count else None
-        last_seconds = None
-        for index, frame in enumerate(_decode(container, stream, path, expected_packets=expected)):
-            pts, time_base = (index, stream.time_base) if constant_rate else (frame.pts, frame.time_base)
-            time_base = time_base or stream.time_base
+        first_seconds = last_seconds = None
+        origin = None
+        for index, frame in enumerate(_decode(container, stream, path, expected, stamps)):
+            pts, time_base = frame.pts, frame.time_base or stream.time_base
+            if stamps is not None:
+                # The decoder has every packet shown up to this frame: the smallest stamp left
+                # is this frame's. Counted from the first, as B-frames delay them all by one.
+                stamp = heapq.heappop(stamps) if stamps else index
+                origin = stamp if origin is None else origin
+                pts, time_base = stamp - origin, stream.time_base
             last_seconds = None if pts is None else float(pts * time_base)
-            _check_running_limits(info, limits, index, last_seconds)
+            if first_seconds is None:
+                first_seconds = last_seconds
+            # A clip's length runs from its first frame: WebM and MP4 cut from longer
+            # recordings start well after zero.
+            elapsed = None if last_seconds is None else last_seconds - (first_seconds or 0.0)
+            _check_running_limits(info, limits, index, elapsed)
             if index >= start:
                 yield VideoFrame(index, pts, time_base, _upright(frame))
         if expected is None:
@@ -171,9 +189,10 @@ def _check_running_limits(
 def _check_ending(info: VideoInfo, last_seconds: float | None) -> None:
     """For containers without a frame count (Matroska, WebM), where FFmpeg reads a cut file to
     its end without an error: the last frame must start within a second (and two frames) of the
-    header's duration. Looser would miss a cut in the last second; tighter would flag a clip
-    whose last frame is held long."""
-    if info.duration is None or last_seconds is None:
+    video's duration. Looser would miss a cut in the last second; tighter would flag a clip
+    whose last frame is held long. Not checked against the container's duration when other
+    streams could have set it: audio often outlasts the picture."""
+    if info.duration is None or last_seconds is None or not info.duration_of_video:
         return
     slack = 1.0 + 2 / float(info.average_rate or 1)
     if info.duration - last_seconds > slack:
@@ -231,10 +250,9 @@ def _header_info(path: Path, container: av.container.InputContainer, stream) -> 
     """The header's figures (rotation 0 until a frame is decoded)."""
     context = stream.codec_context
     time_base = stream.time_base or Fraction(1, 1_000_000)
-    duration = None
-    if stream.duration:
-        duration = float(stream.duration * time_base)
-    elif container.duration:
+    duration = float(stream.duration * time_base) if stream.duration else _duration_tag(stream)
+    duration_of_video = duration is not None or len(container.streams) == 1
+    if duration is None and container.duration:
         duration = container.duration / av.time_base
     rate = stream.average_rate or stream.guessed_rate or None
     frames = stream.frames or (round(duration * rate) if duration and rate else None)
@@ -255,7 +273,21 @@ def _header_info(path: Path, container: av.container.InputContainer, stream) -> 
         color_range=int(context.color_range),
         color_primaries=int(context.color_primaries),
         color_trc=int(context.color_trc),
+        duration_of_video=duration_of_video,
     )
+
+
+def _duration_tag(stream) -> float | None:
+    """Matroska's per-stream ``DURATION`` tag ("HH:MM:SS.nnnnnnnnn"), which FFmpeg and
+    mkvmerge write: the header's own duration is the longest stream's."""
+    text = stream.metadata.get("DURATION")
+    if not text:
+        return None
+    try:
+        hours, minutes, seconds = text.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:  # a tag written by hand; the container's duration is used instead
+        return None
 
 
 def _first_frame(container, stream, path: Path) -> av.VideoFrame:
@@ -268,11 +300,14 @@ def _first_frame(container, stream, path: Path) -> av.VideoFrame:
     )
 
 
-def _decode(container, stream, path: Path, expected_packets: int | None = None) -> Iterator[av.VideoFrame]:
+def _decode(
+    container, stream, path: Path, expected_packets: int | None = None, stamps: list[int] | None = None
+) -> Iterator[av.VideoFrame]:
     """The stream's frames; FFmpeg's errors become ``VideoError`` naming the frame reached. With
     ``expected_packets`` (the header's count), a file that ends short raises too: FFmpeg only
     warns when the data runs out. Packets, not frames, are counted: an edit list can hide frames
-    from the decoder's output, but their packets are still read."""
+    from the decoder's output, but their packets are still read. ``stamps``: a heap that gets
+    each packet's pts before its frames are yielded."""
     decoded = packets_read = 0
     packets = container.demux(stream)
     while True:
@@ -288,6 +323,8 @@ def _decode(container, stream, path: Path, expected_packets: int | None = None) 
                 fix="copy or download the clip again; if it plays elsewhere, re-encode it to H.264 MP4",
             ) from error
         packets_read += packet is not None
+        if stamps is not None and packet is not None and packet.pts is not None:
+            heapq.heappush(stamps, packet.pts)
         for frame in frames:
             decoded += 1
             yield frame

@@ -16,9 +16,11 @@ resumed clip equals one restored in one go. The folder is removed when the clip 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from osdface.faces.detection import DetectedFace
+from osdface.files import write_bytes_atomic
 
 WORK_SUFFIX = ".partial"
 
@@ -42,10 +45,10 @@ class WorkFolder:
 
     def open(self) -> WorkFolder:
         source = self.path / "source.json"
-        if self.path.exists() and (not source.exists() or json.loads(source.read_text()) != self.key):
+        if self.path.exists() and _saved_key(source) != self.key:
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
-        source.write_text(json.dumps(self.key, indent=1, sort_keys=True))
+        write_bytes_atomic(source, json.dumps(self.key, indent=1, sort_keys=True).encode("utf-8"))
         log = self.path / "detections.jsonl"
         self._detections = _read_detections(log)
         # Written again from what was read: a half line left by a killed run would spoil the next.
@@ -91,6 +94,34 @@ class WorkFolder:
         partial = path.with_name(path.name + ".tmp")
         face.save(partial, format="PNG", compress_level=1)  # speed over size: the folder is temporary
         os.replace(partial, path)
+
+
+def model_identity(model: Any, depth: int = 2) -> dict[str, Any]:
+    """What restores the faces, for a ``WorkFolder``'s key: the class, dtype and the plain
+    settings (strings, numbers, paths, dataclasses such as the weights' sources and revisions)
+    of a pipeline, and of the model or pipeline it wraps; never object ids, so a rerun with the
+    same model gives the same identity and one with other weights does not."""
+    kind = type(model)
+    identity: dict[str, Any] = {"class": f"{kind.__module__}.{kind.__qualname__}"}
+    if getattr(model, "dtype", None) is not None:
+        identity["dtype"] = str(model.dtype)
+    for name, value in sorted(getattr(model, "__dict__", {}).items()):
+        if isinstance(value, str | int | float | bool | Path | Enum) or value is None:
+            identity[name] = str(value)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            identity[name] = repr(value)
+        elif depth > 0 and name in ("model", "pipeline"):
+            identity[name] = model_identity(value, depth - 1)
+    return identity
+
+
+def _saved_key(path: Path) -> dict[str, Any] | None:
+    """The key a folder was made with; None when it has none that can be read (a folder of
+    an older version, a run killed while writing it), so the folder is started afresh."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
 
 
 def _line(frame: int, faces: list[DetectedFace]) -> str:

@@ -16,7 +16,8 @@ of OpenCV, which needs libGL); what faces in a clip need is little more than thi
 and the landmark filter that steadies the crop is the part that matters.
 
 With ``detect_every`` = k > 1 the detector runs on every k-th frame; the frames between take
-each track's predicted landmarks.
+each track's predicted landmarks. Misses are counted in frames, skipped ones included, so
+``coast_frames`` and ``max_misses`` mean the same time whatever k is.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class _Track:
     box: np.ndarray  # (4,) the last matched detection's box, moved with the landmarks
     landmarks: np.ndarray  # (5, 2) the last filtered landmarks
     time: float
-    misses: int = 0
+    misses: int = 0  # frames since the last match, skipped frames included
+    matched_last: bool = True  # whether the last detection found it
 
     def predicted(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """(box, landmarks) expected at ``t``: the box moves with the landmarks' centre."""
@@ -97,13 +99,16 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 class FaceTracker:
     """Feed it each frame's faces in order; it returns the faces to restore with their ids.
 
-    ``update(t, faces)``: ``t`` the frame's time in seconds, ``faces`` the detector's faces
-    (already selected by size) or None on a frame where the detector did not run.
-    Deterministic: the same faces in the same order give the same ids and landmarks.
+    ``update(t, faces)``, once per frame: ``t`` the frame's time in seconds, ``faces`` the
+    detector's faces (already selected by size) or None on a frame where the detector did not
+    run. ``max_faces``: the most faces returned for a frame (the detector's own first, then
+    the predicted ones). Deterministic: the same faces in the same order give the same ids and
+    landmarks.
     """
 
-    def __init__(self, settings: TrackerSettings | None = None):
+    def __init__(self, settings: TrackerSettings | None = None, max_faces: int | None = None):
         self.settings = settings or TrackerSettings()
+        self.max_faces = max_faces
         self._tracks: list[_Track] = []
         self._next_id = 0
 
@@ -124,17 +129,19 @@ class FaceTracker:
             landmarks = track.filter(face.landmarks, t)
             shift = landmarks.mean(axis=0) - np.asarray(face.landmarks, np.float64).mean(axis=0)
             track.box = np.asarray(face.box, np.float64) + np.tile(shift, 2)
-            track.landmarks, track.time, track.misses = landmarks, t, 0
+            track.landmarks, track.time, track.misses, track.matched_last = landmarks, t, 0, True
             shown.append(TrackedFace(track.track_id, landmarks.copy(), _box(track.box), True))
         kept: list[_Track] = []
+        coasting: list[TrackedFace] = []
         for index, track in enumerate(self._tracks):
             if index not in matched_tracks:
                 track.misses += 1
+                track.matched_last = False
                 if track.misses > self.settings.max_misses:
                     continue
                 if track.misses <= self.settings.coast_frames:
                     box, landmarks = predictions[index]
-                    shown.append(TrackedFace(track.track_id, landmarks, _box(box), False))
+                    coasting.append(TrackedFace(track.track_id, landmarks, _box(box), False))
             kept.append(track)
         for index, face in enumerate(faces):
             if index not in matched_faces:
@@ -142,16 +149,26 @@ class FaceTracker:
                 track = kept[-1]
                 shown.append(TrackedFace(track.track_id, track.landmarks.copy(), _box(track.box), True))
         self._tracks = kept
-        return sorted(shown, key=lambda face: face.track_id)
+        return self._capped(shown + coasting)
 
     def _coast(self, t: float) -> list[TrackedFace]:
-        """A frame the detector skipped: every live track at its predicted place."""
-        shown = []
+        """A frame the detector skipped: the tracks the last detection found at their predicted
+        place, and those it missed while they may still coast (misses counted in frames, so
+        ``coast_frames`` means frames whatever ``detect_every`` is)."""
+        found, coasting = [], []
         for track in self._tracks:
-            if track.misses <= self.settings.coast_frames:
+            track.misses += 1
+            if track.matched_last or track.misses <= self.settings.coast_frames:
                 box, landmarks = track.predicted(t)
-                shown.append(TrackedFace(track.track_id, landmarks, _box(box), False))
-        return shown
+                face = TrackedFace(track.track_id, landmarks, _box(box), False)
+                (found if track.matched_last else coasting).append(face)
+        return self._capped(found + coasting)
+
+    def _capped(self, faces: list[TrackedFace]) -> list[TrackedFace]:
+        """The first ``max_faces`` of ``faces`` (given most wanted first), in track order."""
+        if self.max_faces is not None:
+            faces = faces[: self.max_faces]
+        return sorted(faces, key=lambda face: face.track_id)
 
     def _match(self, boxes: list[np.ndarray], faces: Sequence[DetectedFace]) -> list[tuple[int, int]]:
         if not boxes or not faces:

@@ -1,5 +1,5 @@
 """Writing clips: restored frames encoded with the input's timestamps, rotation and colour tags,
-the input's audio packets copied unchanged, and the file renamed into place only when complete.
+the input's audio copied (or re-encoded where the container refuses it), and the file renamed into place only when complete.
 
 Decisions (the README's video section says the same to users):
 
@@ -12,9 +12,11 @@ Decisions (the README's video section says the same to users):
   last row or column (no black line; every input pixel kept). VP9 keeps odd sizes exactly.
 * Rotation: the output gets the input's display matrix and the upright images are turned back
   before encoding, so its stored pixels and its matrix match the input's.
-* Audio: copied packet for packet, never re-encoded; an audio codec the target container cannot
-  hold (AAC in WebM) raises ``VideoError`` naming the codec and the container that can, before
-  anything is written. Transcoding would break the promise that the sound is untouched.
+* Audio (``osdface.video.audio``): copied packet for packet when the container takes it; else
+  re-encoded to AAC in .mp4, .mov and .mkv (a camcorder's PCM in an AVI, Opus to .mov), as an
+  untouched copy is then impossible and a clip without its sound is worse. WebM holds only Opus
+  and Vorbis: other audio raises ``VideoError`` naming the codec and the container that can,
+  before anything is written.
 * Timestamps: the frames keep their pts. MP4 and MOV store them exactly; Matroska and WebM count
   in milliseconds (finer timestamps are rounded there) and start no stream before zero, so audio
   that does (AAC's priming packet from an MP4, -21 ms) moves every stream by the same amount:
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -36,17 +37,23 @@ from PIL import Image
 
 from osdface.errors import VideoError
 from osdface.files import atomic_path
+from osdface.video.audio import AudioTracks
 from osdface.video.container import VideoInfo
 
-# extension -> (FFmpeg muxer, video encoder, audio codecs it holds or None = ask FFmpeg)
+# extension -> (FFmpeg muxer, video encoder, audio codecs it holds or None = any: re-encoded
+# to _REENCODED_AUDIO when the muxer refuses a track as it is)
 _FORMATS = {
     ".mp4": ("mp4", "libx264", None),
     ".mov": ("mov", "libx264", None),
     ".mkv": ("matroska", "libx264", None),
     ".webm": ("webm", "libvpx-vp9", frozenset({"opus", "vorbis"})),
 }
+_REENCODED_AUDIO = "aac"
 # copy_streams keeps every frame's timestamp as stored, so AVI can be copied through.
 _COPY_MUXERS = {**{suffix: spec[0] for suffix, spec in _FORMATS.items()}, ".avi": "avi"}
+# The largest side each encoder takes (x264 and libvpx refuse more, with a bare "external
+# library" error).
+_MAX_SIDE = {"libx264": 16384, "libvpx-vp9": 16384}
 _DEFAULT_CRF = {"libx264": 18, "libvpx-vp9": 30}  # visually lossless for x264, a close match for VP9
 _COPIED_TYPES = ("video", "audio", "subtitle")
 
@@ -70,8 +77,8 @@ def output_format(
     path: str | os.PathLike, *, audio_codec: str | None = None, codec: str | None = None
 ) -> OutputFormat:
     """The container and encoder for ``path``'s extension; ``VideoError`` when the extension is
-    not one we write or ``audio_codec`` (the audio to copy, e.g. ``VideoInfo.audio_codec``)
-    cannot be stored in that container (see the module docstring)."""
+    not one we write or ``audio_codec`` (the input's, e.g. ``VideoInfo.audio_codec``) cannot be
+    stored in that container, copied or re-encoded (see the module docstring)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _FORMATS:
@@ -82,7 +89,7 @@ def output_format(
         )
         raise VideoError(why, source=path.name, fix="name the output .mp4 (or .mov, .mkv, .webm)")
     muxer, encoder, audio_codecs = _FORMATS[suffix]
-    if audio_codec is not None and not _holds(muxer, audio_codecs, audio_codec):
+    if audio_codec is not None and audio_codecs is not None and audio_codec not in audio_codecs:
         raise VideoError(
             f"{audio_codec} audio cannot be stored in {suffix} without re-encoding it",
             source=path.name,
@@ -92,20 +99,14 @@ def output_format(
     return OutputFormat(container=muxer, video_codec=codec or encoder, options=options)
 
 
-def _holds(muxer: str, listed: frozenset[str] | None, audio_codec: str) -> bool:
-    if listed is not None:
-        return audio_codec in listed
-    with av.open(os.devnull, "w", format=muxer) as probe_output:
-        return audio_codec in probe_output.supported_codecs
-
-
 class VideoWriter:
     """Encode upright frames to ``path`` (a context manager; see the module docstring).
 
     ``info``: the input's ``probe`` (time base, rate, rotation, colour tags). ``size``: the upright
     (width, height) of the images given, default ``info.display_size`` (times the upscale for an
     upscaled clip). ``codec``/``crf``: default the container's encoder and its near-lossless
-    quality. ``audio_from``: a clip whose audio streams are copied unchanged (usually the input).
+    quality. ``audio_from``: a clip whose audio streams are copied (usually the input), or
+    re-encoded where the container cannot hold them as they are (``audio_reencoded`` names them).
 
     The file is written beside ``path`` under a hidden name and renamed onto it on a clean exit;
     on an error (or ``abort()``) it is deleted, and ``path`` is left as it was.
@@ -126,7 +127,7 @@ class VideoWriter:
         self.size = tuple(size or info.display_size)
         self.frames_written = 0
         self._last_pts: int | None = None
-        self._audio = _AudioCopy(Path(audio_from)) if audio_from is not None else None
+        self._audio = AudioTracks(Path(audio_from)) if audio_from is not None else None
         self._files = contextlib.ExitStack()
         try:
             self.format = output_format(self.path, codec=codec)
@@ -138,7 +139,8 @@ class VideoWriter:
             )
             self._stream = self._add_video_stream(crf)
             if self._audio:
-                self._audio.add_streams(self._output)
+                reencode_to = _REENCODED_AUDIO if _FORMATS[self.path.suffix.lower()][2] is None else None
+                self._audio.add_streams(self._output, self.format.container, reencode_to)
             self._output.start_encoding()
         except BaseException as error:
             self._abort(error)
@@ -152,6 +154,13 @@ class VideoWriter:
         width, height = self.size if info.rotation % 180 == 0 else self.size[::-1]
         if self.format.even_size:
             width, height = width + width % 2, height + height % 2
+        largest = _MAX_SIDE.get(encoder)
+        if largest is not None and max(width, height) > largest:
+            raise VideoError(
+                f"the frames would be {width}x{height} pixels; {encoder} encodes at most {largest} per side",
+                source=self.path.name,
+                fix="lower --upscale (or leave out --side-by-side, which doubles the width)",
+            )
         stream.width, stream.height, stream.pix_fmt = width, height, self.format.pix_fmt
         stream.time_base = stream.codec_context.time_base = info.time_base
         context = stream.codec_context
@@ -160,6 +169,11 @@ class VideoWriter:
         if info.rotation:
             stream.set_display_rotation(-info.rotation)  # PyAV's angle is counter-clockwise
         return stream
+
+    @property
+    def audio_reencoded(self) -> list[str]:
+        """The codecs of the audio tracks re-encoded (the container could not hold them)."""
+        return list(self._audio.reencoded) if self._audio else []
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -179,9 +193,10 @@ class VideoWriter:
             raise ValueError(
                 f"expected a ({height}, {width}, 3) uint8 image, got {image.shape} {image.dtype}"
             )
-        stored = np.rot90(image, k=self.info.rotation // 90)  # back to the input's stored turn
-        if self.format.even_size:
-            stored = _pad_to_even(stored)
+        # Padded while upright, so the added row and column end up at the bottom and right as
+        # displayed, whatever the rotation: the picture keeps its place.
+        upright = _pad_to_even(image) if self.format.even_size else image
+        stored = np.rot90(upright, k=self.info.rotation // 90)  # back to the input's stored turn
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(stored), format="rgb24")
         frame = frame.reformat(
             format=self.format.pix_fmt,
@@ -236,47 +251,6 @@ class VideoWriter:
         self._files.__exit__(type(error), error, error.__traceback__)
 
 
-class _AudioCopy:
-    """A clip's audio packets, copied into an output in time order as the video advances, so the
-    muxer interleaves them without holding the whole track."""
-
-    def __init__(self, source: Path):
-        try:
-            self._input = av.open(str(source), "r")
-        except av.error.FFmpegError as error:
-            _raise_as_video_error(error, source)
-        self._sources = list(self._input.streams.audio)
-        self.codecs = [stream.codec_context.codec.canonical_name for stream in self._sources]
-        self._targets: dict[int, av.stream.Stream] = {}
-        self._packets: Iterator[av.Packet] = iter(())
-        self._pending: av.Packet | None = None
-
-    def add_streams(self, output: av.container.OutputContainer) -> None:
-        for stream in self._sources:
-            self._targets[stream.index] = output.add_stream_from_template(stream)
-        self._packets = self._input.demux(self._sources) if self._sources else iter(())
-
-    def mux_until(self, output: av.container.OutputContainer, seconds: float | None) -> None:
-        """Mux the packets that start at or before ``seconds`` (``None``: all that are left)."""
-        while True:
-            packet = self._pending or next(self._packets, None)
-            self._pending = None
-            if packet is None:
-                return
-            if packet.size == 0:
-                continue  # demux's end-of-stream marker
-            stamp = packet.dts if packet.dts is not None else packet.pts
-            if seconds is not None and stamp is not None and float(stamp * packet.time_base) > seconds:
-                self._pending = packet
-                return
-            packet.stream = self._targets[packet.stream.index]
-            output.mux(packet)
-
-    def close(self) -> None:
-        self._pending = None
-        self._input.close()
-
-
 def copy_streams(source: str | os.PathLike, target: str | os.PathLike) -> Path:
     """Remux ``source``'s video, audio and subtitle streams into ``target`` unchanged (a clip
     with no faces to restore); data streams (timecodes, camera metadata) are left out. The
@@ -309,9 +283,16 @@ def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     input with the restored (upscaled) frame. (H, W, 3) RGB uint8 in and out."""
     height = right.shape[0]
     if left.shape[0] != height:
-        width = max(1, round(left.shape[1] * height / left.shape[0]))
+        width = side_by_side_size(left.shape[1::-1], right.shape[1::-1])[0] - right.shape[1]
         left = np.asarray(Image.fromarray(left).resize((width, height), Image.Resampling.LANCZOS))
     return np.concatenate([left, right], axis=1)
+
+
+def side_by_side_size(left: tuple[int, int], right: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of ``side_by_side`` of images of these (width, height): the writer is
+    opened with it before the first frame, so both must round the left width the same way."""
+    width = left[0] if left[1] == right[1] else max(1, round(left[0] * right[1] / left[1]))
+    return width + right[0], right[1]
 
 
 def _pad_to_even(image: np.ndarray) -> np.ndarray:

@@ -5,14 +5,17 @@ face), on real H.264 clips with audio."""
 from __future__ import annotations
 
 import av
+import numpy as np
 import pytest
+import torch
 from gradio_client import Client, handle_file
 from helpers.clips import MovingPortrait, PortraitFinder
+from helpers.faces import RecordingPipeline
 from helpers.running_app import free_port
 
-from osdface.app.clip_service import CPU_LIMITS
+from osdface.app.clip_service import CPU_LIMITS, ClipRequest, ClipStudio
 from osdface.app.models import LoadedModels, Part
-from osdface.app.requests import StudioSettings
+from osdface.app.requests import RequestError, StudioSettings
 from osdface.app.service import Studio
 from osdface.faces import FaceRestorer
 from osdface.testing.clips import make_clip
@@ -127,3 +130,35 @@ def test_browser_video_tab_restores_a_clip(clip_app, clip, browser, artifacts_di
         page.screenshot(path=str(artifacts_dir / "app_video.png"), full_page=True)
     finally:
         page.close()
+
+
+def stand_in_clip_studio() -> ClipStudio:
+    """The Video tab's steps on a CPU with the stand-in model and detector."""
+    pipeline = RecordingPipeline()
+    pipeline.device = torch.device("cpu")
+    models = LoadedModels(pipeline=pipeline, restorer=FaceRestorer(pipeline, PortraitFinder()))
+    return ClipStudio(Studio(models, settings=StudioSettings(metrics=False)))
+
+
+def test_a_browser_recording_without_a_duration_is_held_to_the_limit(tmp_path):
+    """MediaRecorder's WebM has no duration in its header: the GPU time is planned for the
+    limit, and the clip is refused once it passes the limit."""
+    fps = 2
+    frames = int(CPU_LIMITS.seconds * fps * 2)
+    source = make_clip(tmp_path / "recorded.webm", frames=frames, fps=fps, live=True, audio=False)
+    studio = stand_in_clip_studio()
+    prepared = studio.prepare(ClipRequest(str(source), side_by_side=False))
+    assert prepared.frames == CPU_LIMITS.seconds * fps
+    with pytest.raises(RequestError, match=f"over the limit max_seconds={CPU_LIMITS.seconds:g}"):
+        studio.run(prepared, tmp_path / "out")
+
+
+def test_a_clip_without_faces_that_could_not_be_copied_is_not_called_unchanged(tmp_path):
+    """A camcorder's AVI with PCM sound: MP4 cannot hold the PCM as it is, so the clip comes
+    back re-encoded (its sound as AAC), and the report says so."""
+    black = np.zeros((64, 96, 3), np.uint8)
+    source = make_clip(tmp_path / "cam.avi", frames=3, audio_codec="pcm_s16le", draw=lambda index: black)
+    studio = stand_in_clip_studio()
+    outcome = studio.run(studio.prepare(ClipRequest(str(source), side_by_side=False)), tmp_path / "out")
+    assert "No face was found" in outcome.report and "re-encoded" in outcome.report
+    assert "unchanged" not in outcome.report

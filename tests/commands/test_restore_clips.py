@@ -7,14 +7,16 @@ import av
 import numpy as np
 import pytest
 from helpers.clips import MovingPortrait, PortraitFinder
-from helpers.faces import portrait
+from helpers.faces import RecordingPipeline, portrait
 from PIL import Image
 
 from osdface.cli import main
+from osdface.errors import VideoError
+from osdface.faces import FaceRestorer
 from osdface.faces.facexlib_models import RetinaFaceDetector
 from osdface.testing.clips import make_clip
-from osdface.video import read_frames
-from osdface.video.clip_batch import collect_clips
+from osdface.video import ClipRestorer, read_frames
+from osdface.video.clip_batch import collect_clips, restore_clips
 
 FRAMES = 4
 
@@ -44,6 +46,32 @@ def test_collect_clips_keeps_relative_paths_and_the_chosen_container(tmp_path):
     assert [str(i.output) for i in collect_clips([tmp_path / "in" / "a.mov"], tmp_path, suffix=".mkv")] == [
         "a.mkv"
     ]
+
+
+def test_collect_clips_restores_a_clip_once_and_gives_same_named_clips_their_own_outputs(tmp_path):
+    for folder in ("d1", "d2", "d3", "clips"):
+        (tmp_path / folder).mkdir()
+    for folder in ("d1", "d2", "d3"):
+        (tmp_path / folder / "a.mov").write_bytes(b"x")
+    (tmp_path / "clips" / "b.mp4").write_bytes(b"x")
+    found = collect_clips([tmp_path / f"d{i}" / "a.mov" for i in (1, 2, 3)], tmp_path / "out")
+    assert [str(item.output) for item in found] == ["a.mp4", "a.mov.mp4", "a.mov_2.mp4"]
+    found = collect_clips([tmp_path / "clips", tmp_path / "clips" / "b.mp4"], tmp_path / "out")
+    assert [(item.path.name, str(item.output)) for item in found] == [("b.mp4", "b.mp4")]
+
+
+def test_a_clip_is_never_written_over_itself(tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", frames=2)
+    before = clip.read_bytes()
+    items = collect_clips([clip], tmp_path)
+    for overwrite in (False, True):
+        [result] = restore_clips(
+            lambda: pytest.fail("nothing to restore"), items, tmp_path, overwrite=overwrite
+        )
+        assert result.status == "failed" and "would overwrite the input clip" in result.error
+    with pytest.raises(VideoError, match="would overwrite the input clip"):
+        ClipRestorer(FaceRestorer(RecordingPipeline(), PortraitFinder())).restore(clip, tmp_path / "clip.mp4")
+    assert clip.read_bytes() == before
 
 
 @pytest.mark.slow

@@ -12,10 +12,10 @@ import pytest
 from helpers.clips import MovingPortrait, PortraitFinder
 from helpers.faces import RecordingPipeline
 
-from osdface.errors import ImageError
+from osdface.errors import ImageError, VideoError
 from osdface.faces import FaceRestorer, RestoreOptions
 from osdface.testing.clips import make_clip
-from osdface.video import ClipRestorer, VideoOptions, probe, read_frames
+from osdface.video import ClipRestorer, VideoLimits, VideoOptions, probe, read_frames
 from osdface.video.clip_restorer import MAX_WAITING_FRAMES
 from osdface.video.resume import WORK_SUFFIX
 from osdface.video.smoothing import OneEuroSettings
@@ -105,15 +105,17 @@ def test_an_interrupted_clip_resumes_without_restoring_finished_frames(tmp_path)
     class Interrupted(Exception):
         pass
 
-    class StopsAfter(RecordingPipeline):
-        def __call__(self, images, **kwargs):
-            if len(self.batches) == 2:
-                raise Interrupted
-            return super().__call__(images, **kwargs)
+    restored = []
+
+    def stops_in_the_third_batch(face):  # the same pipeline class: its faces may be resumed
+        restored.append(face)
+        if len(restored) > 6:
+            raise Interrupted
+        return face
 
     target = tmp_path / "resumed.mp4"
     with pytest.raises(Interrupted):
-        restorer(StopsAfter()).restore(source, target)
+        restorer(RecordingPipeline(stops_in_the_third_batch)).restore(source, target)
     assert not target.exists() and (tmp_path / ("resumed.mp4" + WORK_SUFFIX)).is_dir()
 
     finder, pipeline = PortraitFinder(), RecordingPipeline()
@@ -232,3 +234,81 @@ def test_frames_are_written_as_they_come_not_held(tmp_path):
     )
     assert result.frames == 41 and result.faces == 1
     assert max(waiting) <= MAX_WAITING_FRAMES
+
+
+def test_limits_hold_for_a_recording_without_a_duration(tmp_path):
+    """A browser's recording says neither its length nor its frame count: the limits are
+    checked while decoding, and nothing is left behind."""
+    source = clip_of(tmp_path, name="recorded.webm", frames=8, live=True, audio=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    clip = restorer(limits=VideoLimits(max_frames=5))
+    with pytest.raises(VideoError, match="max_frames=5"):
+        clip.restore(source, out / "clip.mp4")
+    assert list(out.iterdir()) == []
+
+
+def test_side_by_side_with_an_upscale_that_does_not_divide_the_height(tmp_path):
+    """320x239 at 1.5: the restored frames are 480x358, the input beside them 320 * 358 / 239
+    = 479 wide, 959 in all (H.264 pads it to 960); a film crop like 1280x537 does the same."""
+    source = make_clip(
+        tmp_path / "crop.mp4",
+        frames=2,
+        size=(320, 239),
+        draw=lambda i: MovingPortrait().draw(i)[:239],
+        audio=False,
+    )
+    faces = FaceRestorer(RecordingPipeline(), PortraitFinder())
+    clip = ClipRestorer(faces, VideoOptions(faces=RestoreOptions(seed=0, upscale=1.5), side_by_side=True))
+    result = clip.restore(source, tmp_path / "out.mp4")
+    assert result.faces == 2
+    assert [f.image.shape[:2] for f in read_frames(result.outputs["side_by_side"])] == [(358, 960)] * 2
+
+
+def test_a_frame_too_large_to_encode_is_refused_and_every_writer_closes(tmp_path):
+    """1040x16 at 8x: the restored clip (8320x128) opens, the side-by-side one (16640x128) is
+    over x264's 16384: the first writer must not stay open with its partial file."""
+    source = make_clip(tmp_path / "strip.mp4", frames=2, size=(1040, 16))
+    out = tmp_path / "out"
+    faces = FaceRestorer(RecordingPipeline(), lambda image: [])
+    options = VideoOptions(faces=RestoreOptions(seed=0, upscale=8), side_by_side=True, resume=False)
+    with pytest.raises(VideoError, match=r"16640x128 pixels; libx264 encodes at most 16384") as caught:
+        ClipRestorer(faces, options).restore(source, out / "clip.mp4")
+    assert "--upscale" in caught.value.fix
+    assert sorted(p.name for p in out.iterdir()) == []  # while the traceback still holds the writers
+
+
+def test_a_work_folder_whose_source_json_is_damaged_is_started_afresh(tmp_path):
+    source = clip_of(tmp_path, frames=3, audio=False)
+    work = tmp_path / ("out.mp4" + WORK_SUFFIX)
+    work.mkdir()
+    (work / "source.json").write_text('{\n "bytes": 12')  # a run killed while writing it
+    result = restorer().restore(source, tmp_path / "out.mp4")
+    assert result.frames == 3 and result.resumed_frames == 0 and not work.exists()
+
+
+def test_faces_saved_by_other_weights_are_not_reused(tmp_path):
+    """Interrupted with one model's weights, resumed with another's: every face is restored
+    again, by the second."""
+    source = clip_of(tmp_path, frames=6, audio=False)
+    target = tmp_path / "out.mp4"
+
+    class Interrupted(Exception):
+        pass
+
+    finder = PortraitFinder()
+
+    def stops_at_frame_4(image):
+        if finder.calls == 4:
+            raise Interrupted
+        return finder(image)
+
+    first = RecordingPipeline(lambda face: 255 - face)
+    first.weights = "org/model-a"
+    with pytest.raises(Interrupted):
+        restorer(first, stops_at_frame_4).restore(source, target)
+    assert sum(first.batches) == 3  # one batch saved
+    second = RecordingPipeline()
+    second.weights = "org/model-b"
+    result = restorer(second).restore(source, target)
+    assert sum(second.batches) == 6 and result.faces == 6

@@ -147,3 +147,53 @@ def test_a_truncated_matroska_clip_is_found_by_its_duration(tmp_path, name):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(VideoError, match=r"the clip ends at [\d.]+ s; its header says 3.3\d s"):
         list(read_frames(path))
+
+
+def test_a_clip_without_a_duration_is_held_to_the_limits_while_decoding(tmp_path):
+    """A browser's recording (live WebM) says neither its duration nor its frame count."""
+    path = make_clip(tmp_path / "recorded.webm", frames=16, fps=2, live=True, audio=False)
+    info = probe(path, VideoLimits(max_seconds=4, max_frames=5))  # nothing to check yet
+    assert (info.duration, info.frames) == (None, None)
+    with pytest.raises(VideoError, match="max_frames=5: it has 6 frames"):
+        list(read_frames(path, limits=VideoLimits(max_frames=5)))
+    with pytest.raises(VideoError, match=r"max_seconds=4: it has 4.5 s"):
+        list(read_frames(path, limits=VideoLimits(max_seconds=4)))
+
+
+def test_the_running_duration_counts_from_the_first_frame(tmp_path):
+    """A recording cut from a longer one starts at 10 s: 2.5 s long, not 12.5 s."""
+    stamps = [10_000 + 500 * i for i in range(6)]
+    path = make_clip(tmp_path / "cut.webm", frames=6, pts=stamps, live=True, audio=False)
+    assert len(list(read_frames(path, limits=VideoLimits(max_seconds=4)))) == 6
+
+
+@pytest.mark.parametrize("name", ["long-sound.mkv", "long-sound.webm"])
+def test_sound_that_outlasts_the_picture_is_not_a_truncated_matroska_clip(tmp_path, name):
+    """1 s of video, 3 s of audio: Matroska's header gives the longest stream's duration; the
+    video's own is its DURATION tag."""
+    path = make_clip(tmp_path / name, frames=12, audio_seconds=3.0)
+    info = probe(path)
+    assert info.duration == pytest.approx(1.0, abs=0.01) and info.frames == 12
+    assert len(list(read_frames(path))) == 12
+
+
+def test_an_avi_with_a_pause_keeps_it_and_is_not_taken_for_truncated(tmp_path):
+    """A camera that skips frames (a pause) stores them as empty chunks, which the header
+    counts and FFmpeg never returns: 1 s missing between the 5th and 6th frames."""
+    stamps = [0, 1, 2, 3, 4, 15, 16, 17, 18, 19]
+    path = make_clip(
+        tmp_path / "paused.avi", frames=10, pts=stamps, time_base=Fraction(1, 10), fps=10, audio=False
+    )
+    seconds = [frame.seconds for frame in read_frames(path)]
+    assert len(seconds) == 10 and seconds[0] == 0
+    # B-frames put the empty chunks one frame late in decode order: the pause moves by a frame
+    assert sorted(np.round(np.diff(seconds), 6)) == [0.1] * 8 + [1.1]
+
+
+def test_a_truncated_avi_is_still_refused(tmp_path):
+    """Its frame count no longer tells: the index, written last, is what is missing."""
+    path = make_clip(tmp_path / "cut.avi", frames=40, audio=False)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoError, match="truncated"):
+        list(read_frames(path))

@@ -109,3 +109,31 @@ def test_iou_and_settings():
         TrackerSettings(detect_every=0)
     with pytest.raises(ValueError, match="min_iou"):
         TrackerSettings(min_iou=1.0)
+
+
+def test_misses_are_counted_in_frames_whatever_the_detection_interval():
+    """A face in frames 0-9 that then leaves, the detector on every 5th frame: it is not shown
+    once a detection misses it (2 coast frames are already past), and after more than
+    ``max_misses`` frames its id is gone."""
+    tracker = FaceTracker(TrackerSettings(detect_every=5, coast_frames=2, max_misses=6))
+    shown_after = []
+    for index in range(20):
+        faces = ([face_at(100 + 2 * index, 50)] if index < 10 else []) if index % 5 == 0 else None
+        shown = tracker.update(index / FPS, faces)
+        assert index >= 10 or ids(shown) == [0]  # between detections too
+        if index >= 10 and shown:
+            shown_after.append(index)
+    assert shown_after == []
+    assert ids(tracker.update(20 / FPS, [face_at(140, 50)])) == [1]  # 10 frames > max_misses
+
+
+def test_no_more_than_max_faces_per_frame_the_detected_ones_first():
+    """max_faces=2, the detector's second choice flips between B and C: the missed one coasts,
+    but never as a third face."""
+    tracker = FaceTracker(max_faces=2)
+    a, b, c = face_at(0, 50), face_at(200, 50), face_at(400, 50)
+    for index, faces in enumerate([[a, b], [a, c], [a, b], [a, c]]):
+        shown = tracker.update(index / FPS, faces)
+        assert len(shown) == 2 and all(face.detected for face in shown)
+    coasting = tracker.update(4 / FPS, None)
+    assert len(coasting) == 2 and ids(coasting) == [0, 2]  # the two the last detection found

@@ -94,6 +94,15 @@ def test_odd_sizes_are_padded_to_even_for_h264_and_kept_for_vp9(tmp_path):
         assert np.abs(padded.image[:241, 321].astype(int) - padded.image[:241, 320].astype(int)).mean() < 6
 
 
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_odd_sized_rotated_clips_are_padded_at_the_bottom_and_right_as_displayed(tmp_path, rotation):
+    source = make_clip(tmp_path / "in.mp4", frames=2, size=(63, 97), rotation=rotation, audio=False)
+    restore(source, tmp_path / "out.mp4")
+    assert probe(tmp_path / "out.mp4").display_size == (64, 98)
+    for original, padded in zip(read_frames(source), read_frames(tmp_path / "out.mp4")):
+        assert np.abs(padded.image[:97, :63].astype(int) - original.image.astype(int)).mean() < 3
+
+
 def test_an_upscaled_side_by_side_clip_keeps_its_timestamps(tmp_path):
     source = make_clip(tmp_path / "in.mp4", pts=VFR_PTS, rotation=90)
     info = probe(source)
@@ -133,6 +142,37 @@ def test_audio_the_container_cannot_hold_is_refused_before_anything_is_written(t
         output_format(tmp_path / "out.webm", audio_codec="aac")
     assert output_format(tmp_path / "out.webm", audio_codec="opus").video_codec == "libvpx-vp9"
     assert output_format(tmp_path / "out.mkv", audio_codec="aac").container == "matroska"
+
+
+@pytest.mark.parametrize(
+    ("name", "audio_codec", "target"),
+    [("cam.avi", "pcm_s16le", "out.mp4"), ("cam.mkv", "pcm_s16le", "out.mp4"), ("web.webm", None, "out.mov")],
+)
+def test_audio_the_container_refuses_as_it_is_is_reencoded_to_aac(tmp_path, name, audio_codec, target):
+    """A camcorder's PCM (no channel layout in AVI or Matroska: MP4 and MOV refuse it), and
+    Opus, which MOV refuses: the clip still comes out with its sound, as AAC."""
+    source = make_clip(tmp_path / name, frames=6, audio_codec=audio_codec)
+    with VideoWriter(tmp_path / target, probe(source), audio_from=source) as writer:
+        for frame in read_frames(source):
+            writer.write(frame.image, frame.pts, frame.time_base)
+    assert writer.audio_reencoded == [probe(source).audio_codec]
+    assert probe(tmp_path / target).audio_codec == "aac"
+    with av.open(str(tmp_path / target)) as container:
+        stream = container.streams.audio[0]
+        assert (stream.codec_context.channels, stream.codec_context.sample_rate) == (2, 48_000)
+        assert float(stream.duration * stream.time_base) == pytest.approx(0.5, abs=0.05)
+    assert len(list(read_frames(tmp_path / target))) == 6
+
+
+def test_audio_the_container_takes_is_not_reencoded(tmp_path):
+    source = make_clip(tmp_path / "in.mkv", frames=3)  # Opus, which MP4 holds
+    with VideoWriter(tmp_path / "out.mp4", probe(source), audio_from=source) as writer:
+        for frame in read_frames(source):
+            writer.write(frame.image, frame.pts, frame.time_base)
+    assert writer.audio_reencoded == []
+    assert [data for data, _ in packets(tmp_path / "out.mp4", "audio")] == [
+        data for data, _ in packets(source, "audio")
+    ]
 
 
 def test_avi_and_unknown_extensions_are_not_written(tmp_path):
