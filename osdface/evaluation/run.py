@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from osdface.evaluation.cache import EmbeddingCache, cache_settings, settings_hash
+from osdface.evaluation.cache import EmbeddingCache, cache_settings, faces_fingerprint, settings_hash
 from osdface.evaluation.conditions import (
     CLEAN,
     Condition,
@@ -87,8 +87,10 @@ def run_eval_fr(
 
     conditions = conditions_of(config)
     needs = required_conditions(pairs, conditions, config.degrade)
+    faces = faces_fingerprint(config.faces_dir, images)
     hashes = {
-        c.name: settings_hash(cache_settings(config, c, embedder.fingerprint, device)) for c in conditions
+        c.name: settings_hash(cache_settings(config, c, embedder.fingerprint, device, faces))
+        for c in conditions
     }
     cache = EmbeddingCache(config.output_dir / "cache", hashes)
     known = cache.cached_keys()
