@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from tqdm import tqdm
 from osdface.degradations import TurbulenceParams, simulate_turbulence
 from osdface.errors import ImageError
 from osdface.evaluation.conditions import RESTORE_PROMPTS, item_seed
-from osdface.evaluation.work import CENTER_FACE, NoFaceFoundError
+from osdface.evaluation.work import CENTER_FACE, NoFaceFoundError, output_names
 from osdface.faces import RetinaFaceDetector, select_faces
 from osdface.faces.template import align_face, square_face, warp_to_template
 from osdface.files import save_png_atomic
@@ -74,8 +75,9 @@ def list_images(folder: Path) -> list[str]:
     )
 
 
-def output_path(output_dir: Path, condition: Condition, key: str) -> Path:
-    return output_dir / "images" / condition.name / Path(key).with_suffix(".png")
+def output_path(output_dir: Path, condition: Condition, name: Path) -> Path:
+    """``name``: the image key's file from ``output_names`` (a.png and a.bmp get their own)."""
+    return output_dir / "images" / condition.name / name
 
 
 class ScoreLog:
@@ -85,24 +87,31 @@ class ScoreLog:
     def __init__(self, folder: Path, index: int):
         self.folder = folder
         self.path = folder / f"scores-{index}.jsonl"
+        self._checked = False
+
+    def rows(self) -> Iterator[dict]:
+        """Every line of every process's file, in order. A line that is not JSON (the last one,
+        cut short by a run killed mid-append) is left out with a warning: its image is redone."""
+        for path in sorted(self.folder.glob("scores-*.jsonl")):
+            for number, line in enumerate(path.read_text().splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    warnings.warn(f"{path}, line {number}: not a score line, ignored ({exc})", stacklevel=2)
 
     def read(self) -> dict[tuple[str, str], dict[str, float]]:
         scores: dict[tuple[str, str], dict[str, float]] = {}
-        for path in sorted(self.folder.glob("scores-*.jsonl")):
-            for line in path.read_text().splitlines():
-                if line.strip() and "scores" in (row := json.loads(line)):
-                    values = {k: (math.nan if v is None else float(v)) for k, v in row["scores"].items()}
-                    scores.setdefault((row["condition"], row["image"]), {}).update(values)
+        for row in self.rows():
+            if "scores" in row:
+                values = {k: (math.nan if v is None else float(v)) for k, v in row["scores"].items()}
+                scores.setdefault((row["condition"], row["image"]), {}).update(values)
         return scores
 
     def skipped(self) -> dict[str, str]:
         """Images left out (no face found, unreadable), with the reason."""
-        found: dict[str, str] = {}
-        for path in sorted(self.folder.glob("scores-*.jsonl")):
-            for line in path.read_text().splitlines():
-                if line.strip() and "skipped" in (row := json.loads(line)):
-                    found[row["image"]] = row["skipped"]
-        return found
+        return {row["image"]: row["skipped"] for row in self.rows() if "skipped" in row}
 
     def skip(self, key: str, reason: str) -> None:
         self._write({"image": key, "skipped": reason})
@@ -114,8 +123,29 @@ class ScoreLog:
 
     def _write(self, row: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+        if not self._checked:  # once: only this process appends to its file
+            _drop_cut_line(self.path)
+            self._checked = True
         with open(self.path, "a") as handle:
             handle.write(json.dumps(row) + "\n")
+
+
+def _drop_cut_line(path: Path) -> None:
+    """A last line without its newline (a run killed mid-append) is cut off, or, when only its
+    newline was lost, ended: the next line starts on its own line instead of extending it."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        if data.endswith(b"\n"):
+            return
+        start = data.rfind(b"\n") + 1
+        try:
+            json.loads(data[start:])
+        except json.JSONDecodeError:
+            handle.truncate(start)
+        else:
+            handle.write(b"\n")
 
 
 def _json_number(value: float) -> float | None:
@@ -203,12 +233,13 @@ def run_evaluate(
         return detector
 
     pairs = FacePairs(config, get_detector)
+    names = output_names(keys)
     wanted = [m for m in meter.metrics if METRICS[m].needs is Needs.NOTHING or config.hq_dir is not None]
     mine = group.shard(keys)  # an image left out before is tried again
     bar = tqdm(mine, desc="evaluate", unit="image", disable=not config.progress or not group.is_main)
     for key in bar:
         try:
-            _evaluate_image(key, conditions, wanted, done, pairs, restore, meter, log, device)
+            _evaluate_image(key, names[key], conditions, wanted, done, pairs, restore, meter, log, device)
         except (NoFaceFoundError, ImageError) as error:  # left out, with the reason, and the run goes on
             log.skip(key, error.message())
     group.barrier()
@@ -216,17 +247,18 @@ def run_evaluate(
         return None
     scores, skipped = log.read(), log.skipped()
     skipped = {key: reason for key, reason in skipped.items() if not any(k == key for _, k in scores)}
-    return _summarise(config, conditions, keys, meter, fid or FIDScorer(weights, device), scores, skipped)
+    fid = fid or FIDScorer(weights, device)
+    return _summarise(config, conditions, names, meter, fid, scores, skipped)
 
 
-def _evaluate_image(key, conditions, wanted, done, pairs, restore, meter, log, device) -> None:
-    """Restore and score one image under every condition that still lacks a metric."""
+def _evaluate_image(key, name, conditions, wanted, done, pairs, restore, meter, log, device) -> None:
+    """Restore (into ``name``) and score one image under every condition that still lacks a metric."""
     low_quality: dict[float | None, np.ndarray] = {}  # by turbulence length, shared by the methods
     # FID reads the restored images: they are made even when no per-image metric is asked.
     needs_image = "fid" in pairs.config.metrics
     for condition in conditions:
         missing = [m for m in wanted if m not in done.get((condition.name, key), {})]
-        target = output_path(pairs.config.output_dir, condition, key)
+        target = output_path(pairs.config.output_dir, condition, name)
         if not missing and (not needs_image or target.is_file()):
             continue
         if target.is_file():
@@ -303,7 +335,9 @@ class FacePairs:
         return simulate_turbulence(face, TurbulenceParams(propagation_length=length), seed=seed).cpu().numpy()
 
 
-def _summarise(config, conditions, keys, meter, fid, scores, skipped) -> EvaluateResult:
+def _summarise(config, conditions, names, meter, fid, scores, skipped) -> EvaluateResult:
+    """``names``: image key -> its file under each condition's folder (``output_names``)."""
+    keys = sorted(names)
     metrics = [m for m in config.metrics if m in METRICS]
     table: dict[str, dict[str, float]] = {}
     counts: dict[str, int] = {}
@@ -315,7 +349,8 @@ def _summarise(config, conditions, keys, meter, fid, scores, skipped) -> Evaluat
         images = [
             path
             for key in keys
-            if key not in skipped and (path := output_path(config.output_dir, condition, key)).is_file()
+            if key not in skipped
+            and (path := output_path(config.output_dir, condition, names[key])).is_file()
         ]
         counts[condition.name] = max(sum(1 for row in rows if row), len(images))
         means = {}

@@ -3,6 +3,7 @@ PSNR only: no model, a few 512x512 faces, seconds."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -141,3 +142,34 @@ def test_fid_files_missing_leave_fid_out_and_the_report_is_written(folders):
     assert result.unavailable["fid"].startswith("FID's Inception file is not available")
     assert "psnr" in result.table["input"] and "fid" not in result.table["input"]
     assert "fid: not computed: FID's Inception file" in (folders / "out" / "table.md").read_text()
+
+
+def test_a_score_line_cut_short_is_ignored_and_its_image_scored_again(folders):
+    first = evaluate(folders)
+    log = folders / "out" / "scores" / "scores-0.jsonl"
+    text = log.read_text()
+    log.write_text(text[:-15])  # the last append cut short: the run was killed
+    with pytest.warns(UserWarning, match="line 2: not a score line, ignored"):
+        again = evaluate(folders)
+    assert again.table == first.table and again.counts == {"gfpgan": 2}
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2 and all(line.startswith("{") and line.endswith("}") for line in lines)
+    evaluate(folders)  # and the run after reads a clean log
+    # Only the newline lost: the line is kept, and ended before the next one (a metric added).
+    log.write_text(log.read_text()[:-1])
+    added = evaluate(folders, metrics=("psnr", "ssim"))
+    assert added.table["gfpgan"]["psnr"] == first.table["gfpgan"]["psnr"]
+    assert [json.loads(line)["image"] for line in log.read_text().splitlines()] == ["a.png", "b.png"] * 2
+
+
+def test_inputs_differing_only_in_extension_keep_their_own_restorations(folders):
+    face = np.asarray(Image.open(folders / "lq" / "a.png"))
+    Image.fromarray(255 - face).save(folders / "lq" / "a.bmp")
+    Image.fromarray(255 - face).save(folders / "hq" / "a.bmp")
+    result = evaluate(folders)
+    images = folders / "out" / "images" / "gfpgan"
+    assert sorted(p.name for p in images.iterdir()) == ["a.bmp.png", "a.png", "b.png"]
+    assert result.counts == {"gfpgan": 3}
+    assert not np.array_equal(
+        np.asarray(Image.open(images / "a.png")), np.asarray(Image.open(images / "a.bmp.png"))
+    )
