@@ -117,7 +117,8 @@ class FIDScorer:
 
     def reference(self, reference: str | Path, cache_dir: Path | None = None) -> Statistics:
         """Statistics of ``reference`` (see the module docstring); a folder's are cached as
-        ``cache_dir/<folder name>.npz`` and reused while the folder's file list is unchanged."""
+        ``cache_dir/fid-reference-<folder name>-<hash>.npz`` and reused while the folder (by its
+        resolved path) and each file's name, size and modification time are unchanged."""
         if str(reference).lower() == FFHQ:
             return Statistics.read(self.weights.path(FFHQ_STATS))
         path = Path(reference)
@@ -127,7 +128,12 @@ class FIDScorer:
             raise ValueError(f"FID reference {reference!r} is neither 'ffhq', a .npz file nor a folder")
         if cache_dir is None:
             return self.statistics(path)
-        listing = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+        # another folder of the same name, or an image replaced in place, is another reference
+        listing = [str(path.resolve())] + sorted(
+            f"{p.relative_to(path)}\t{(stat := p.stat()).st_size}\t{stat.st_mtime_ns}"
+            for p in path.rglob("*")
+            if p.is_file()
+        )
         digest = hashlib.sha256("\n".join(listing).encode()).hexdigest()[:12]
         cached = cache_dir / f"fid-reference-{path.name}-{digest}.npz"
         if cached.is_file():
