@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from osdface.evaluation.conditions import check_lengths
 from osdface.files import write_bytes_atomic
 from osdface.quality.catalog import EVALUATED_RESTORERS, INPUT
 
@@ -50,6 +51,7 @@ class EvaluateConfig:
             raise ValueError("give a folder of low-quality faces, or --hq with --lengths to degrade")
         if self.lq_dir is None and not self.lengths:
             raise ValueError("without low-quality faces, give --lengths: the turbulence that degrades --hq")
+        check_lengths(self.lengths)
         if self.lq_dir is not None and self.lengths:
             raise ValueError(
                 f"--lengths {self.lengths} degrade --hq faces; they cannot apply to {self.lq_dir}"

@@ -13,6 +13,7 @@ from PIL import Image
 
 from osdface.quality.fid import FIDScorer, Statistics
 from osdface.quality.study import EvaluateConfig, run_evaluate
+from osdface.quality.tables import Condition
 from osdface.quality.weights import MetricWeightsError
 from osdface.runtime.distributed import ProcessGroup
 
@@ -173,3 +174,23 @@ def test_inputs_differing_only_in_extension_keep_their_own_restorations(folders)
     assert not np.array_equal(
         np.asarray(Image.open(images / "a.png")), np.asarray(Image.open(images / "a.bmp.png"))
     )
+
+
+@pytest.mark.parametrize(
+    ("lengths", "message"),
+    [
+        ((30000.0, 30000.0), "each length once"),
+        ((-5.0,), "must be positive metres"),
+        ((float("nan"),), "must be positive metres"),
+        ((float("inf"),), "must be positive metres"),
+    ],
+)
+def test_bad_lengths_are_refused_as_eval_fr_refuses_them(folders, lengths, message):
+    config = EvaluateConfig(output_dir=folders / "out", hq_dir=folders / "hq", lengths=lengths)
+    with pytest.raises(ValueError, match=message):
+        config.check()
+
+
+def test_lengths_close_together_get_their_own_condition_names():
+    names = {Condition("osdface", length).name for length in (30000.1, 30000.14, 30000.0)}
+    assert names == {"osdface@30000.1m", "osdface@30000.14m", "osdface@30000m"}
