@@ -32,6 +32,7 @@ from osdface.app.requests import MODE_PHOTO, RequestError, RestoreRequest
 from osdface.app.results import PreparedRestore
 from osdface.app.service import Studio
 from osdface.choices import ColorFix
+from osdface.images.reading import DEFAULT_MAX_PIXELS
 from osdface.quality.catalog import METRICS
 from osdface.restorers.specs import BACKGROUND_LICENCES, RESTORERS
 from osdface.weights.hub import WeightsUnavailableError
@@ -51,6 +52,8 @@ BACKGROUNDS = {
 }
 BACKGROUND_CHOICES = [(label, value) for value, (label, _) in BACKGROUNDS.items()]
 OSDFACE_ON_BACKGROUND = "osdface"
+# Pixels of one enlarged result: the CLI's limit (a 25 MP upload on the 4x background would be 400 MP).
+MAX_OUTPUT_PIXELS = 4 * DEFAULT_MAX_PIXELS
 
 
 @dataclass
@@ -89,10 +92,19 @@ class CompareOutcome:
 
 
 class RestorerStudio:
-    """The comparison around a ``Studio``; ``restorers`` loads each restorer once, on first use."""
+    """The comparison around a ``Studio``; ``restorers`` loads each restorer once, on first use.
+    ``max_output_pixels``: a background that would make a larger result is not used (the faces
+    are then compared at the photo's size, with the reason in the table)."""
 
-    def __init__(self, studio: Studio, restorers: RestorerSet | None = None):
+    def __init__(
+        self,
+        studio: Studio,
+        restorers: RestorerSet | None = None,
+        *,
+        max_output_pixels: int = MAX_OUTPUT_PIXELS,
+    ):
         self.studio = studio
+        self.max_output_pixels = int(max_output_pixels)
         self._restorers = restorers
         self._restorers_lock = threading.Lock()
         self._background_lock = threading.Lock()
@@ -138,7 +150,8 @@ class RestorerStudio:
         models, unavailable = self.restorers.get(chosen)
         upscaler = None
         if background != "none":
-            upscaler, reason = self._background(background)
+            reason = self._too_large(prepared.photo, background)
+            upscaler, reason = (None, reason) if reason else self._background(background)
             if reason:
                 unavailable[background] = reason
                 background = "none"
@@ -146,6 +159,18 @@ class RestorerStudio:
             models[OSDFACE_ON_BACKGROUND] = self.studio.pipeline
         return PreparedCompare(
             prepared, models, unavailable, upscaler, background, BACKGROUNDS[background][1]
+        )
+
+    def _too_large(self, photo: Any, background: str) -> str | None:
+        """Why ``background`` would make a result over ``max_output_pixels`` (None: it fits)."""
+        scale = BACKGROUNDS[background][1]
+        width, height = int(photo.shape[1] * scale), int(photo.shape[0] * scale)
+        if width * height <= self.max_output_pixels:
+            return None
+        return (
+            f"this photo on it would be {width}x{height} ({width * height / 1e6:.1f} megapixels), over the "
+            f"limit of {self.max_output_pixels / 1e6:.1f} megapixels per result, so the faces are compared "
+            "at the photo's size. Fix: choose a smaller background (or none), or upload a smaller photo."
         )
 
     def _background(self, name: str) -> tuple[Any | None, str | None]:
@@ -173,7 +198,7 @@ class RestorerStudio:
             seed=int(request.seed),
             upscale=job.scale,
             max_pixels=None,
-            max_output_pixels=None,
+            max_output_pixels=self.max_output_pixels,
         )
         found = None if options.aligned else prepared.faces  # found once, in step 1
         meter = self.studio.meter() if request.metrics else None

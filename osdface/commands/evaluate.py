@@ -35,7 +35,15 @@ def config_from_namespace(args: argparse.Namespace) -> quality.EvaluateConfig:
     model = ModelOptions.from_namespace(args)
     metrics = parse_metrics(args.metrics) if args.metrics else SYNTHETIC_COLUMNS
     if args.hq is None and not args.lengths:  # nothing to compare with: no-reference metrics and FID only
-        metrics = tuple(m for m in metrics if m not in METRICS or METRICS[m].needs is not Needs.REFERENCE)
+        named = {part.strip().lower() for part in (args.metrics or "").split(",")}
+        full_reference = [m for m in metrics if m in METRICS and METRICS[m].needs is Needs.REFERENCE]
+        asked = [m for m in full_reference if m in named]  # by name, not through a group like "all"
+        if asked:
+            raise ValueError(
+                f"--metrics {','.join(asked)} compare each result with its high-quality face: give the "
+                "high-quality faces (same file names) with --hq, or leave these metrics out"
+            )
+        metrics = tuple(m for m in metrics if m not in full_reference)
     return quality.EvaluateConfig(
         output_dir=Path(args.output),
         lq_dir=Path(args.lq_dir) if args.lq_dir else None,

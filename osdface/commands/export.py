@@ -27,6 +27,7 @@ import osdface.pipeline
 from osdface import lazy
 from osdface.commands.doctor import file_info
 from osdface.commands.model_options import add_model_arguments
+from osdface.files import atomic_path, write_bytes_atomic
 from osdface.weights import hub
 
 accelerate = lazy.module("accelerate")
@@ -39,6 +40,10 @@ PAPER = "https://arxiv.org/abs/2411.17163"
 AUTHORS_REPO = "https://github.com/jkwang28/OSDFace"
 # The authors' repository carries no licence file: the card says so rather than guess one.
 LICENSE = "other"
+
+
+class ExportError(ValueError):
+    """The export would destroy its own sources (``OUT_DIR`` is the folder they are read from)."""
 
 
 @dataclass
@@ -67,35 +72,59 @@ def export_release(
     base_model: str | None = None,
     base_revision: str | None = None,
 ) -> ExportResult:
+    """Raises ``ExportError`` when ``out_dir`` is the folder the sources are read from (the LoRA
+    would be overwritten by its own conversion)."""
     sources = hub.ModelSources.resolve(weights, base_model, revision, base_revision)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {
         name: hub.fetch(sources.weights, name, sources.revision)
         for name in (hub.VRE_CHECKPOINT, hub.PROJECTION_WEIGHTS, hub.LORA_WEIGHTS)
     }
+    _refuse_own_sources(out, paths)
+    out.mkdir(parents=True, exist_ok=True)
     result = ExportResult(out, sources={name: file_info(path, name) for name, path in paths.items()})
 
     embedder = osdface.pipeline.VisualRepresentationEmbedder.from_checkpoints(
         paths[hub.VRE_CHECKPOINT], paths[hub.PROJECTION_WEIGHTS]
     )
     state = {k: v.contiguous() for k, v in embedder.state_dict().items()}
-    safetensors_torch.save_file(
-        state, str(out / hub.VRE_SAFETENSORS), metadata={"format": "pt", "source": sources.weights}
-    )
-
     pairs, _ = lora.read_lora_file(paths[hub.LORA_WEIGHTS], _base_unet_skeleton(sources))
-    safetensors_torch.save_file(
-        lora.normalised_state_dict(pairs, fold_scale=False),
-        str(out / hub.LORA_WEIGHTS),
-        metadata={"format": "pt"},
-    )
     result.lora_pairs = len(pairs)
+
+    # Each file appears whole or not at all, and vre.safetensors (which from_pretrained prefers)
+    # only after the LoRA: an interrupted export never leaves a VRE without its LoRA.
+    with atomic_path(out / hub.LORA_WEIGHTS) as partial:
+        safetensors_torch.save_file(
+            lora.normalised_state_dict(pairs, fold_scale=False), str(partial), metadata={"format": "pt"}
+        )
+    with atomic_path(out / hub.VRE_SAFETENSORS) as partial:
+        safetensors_torch.save_file(state, str(partial), metadata={"format": "pt", "source": sources.weights})
 
     for name in (hub.VRE_SAFETENSORS, hub.LORA_WEIGHTS):
         result.exported[name] = file_info(out / name, name)
-    (out / "README.md").write_text(model_card(sources, result))
+    write_bytes_atomic(out / "README.md", model_card(sources, result).encode("utf-8"))
     return result
+
+
+def _refuse_own_sources(out: Path, paths: dict[str, Path]) -> None:
+    """``ExportError`` when an exported file would land on (or beside, in the same folder as) a
+    source file: ``--weights OUT`` would overwrite the LoRA with its own conversion."""
+    targets = {_resolved(out / name) for name in (hub.VRE_SAFETENSORS, hub.LORA_WEIGHTS, "README.md")}
+    # A Hub cache's files are links into its blobs folder: both the link and its target count.
+    folders = {_resolved(path.parent) for path in paths.values()} | {
+        _resolved(path).parent for path in paths.values()
+    }
+    clashes = sorted(str(path) for path in paths.values() if {_resolved(path), path.absolute()} & targets)
+    if clashes or _resolved(out) in folders:
+        raise ExportError(
+            f"refusing to export into {out}: it is the folder the release is read from "
+            f"({', '.join(clashes) or paths[hub.LORA_WEIGHTS].parent}), and the export would overwrite "
+            "its LoRA. Fix: choose another OUT_DIR (for example a new, empty folder)."
+        )
+
+
+def _resolved(path: Path) -> Path:
+    return path.expanduser().resolve()
 
 
 def model_card(sources, result: ExportResult) -> str:
@@ -158,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         result = export_release(
             args.out_dir, args.weights, args.revision, args.base_model, args.base_revision
         )
-    except hub.WeightsUnavailableError as exc:
+    except (hub.WeightsUnavailableError, ExportError) as exc:
         print(f"export failed: {exc}")
         return 2
     print(json.dumps({"out_dir": str(result.out_dir), **result.exported}, indent=2))

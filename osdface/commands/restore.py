@@ -144,7 +144,7 @@ class RestoreCommand:
     def run(self) -> int:
         # A clip named on the command line is a clip, not an image that fails to decode.
         photos = [path for path in self.inputs if not (path.is_file() and is_clip(path))]
-        todo, missing = collect_inputs(photos, self.output_dir)
+        todo, missing = collect_inputs(photos, self.output_dir, beside_keys=self.compare)
         clips = collect_clips(self.inputs, self.output_dir, suffix=self.clips.suffix)
         if clips and self.options.aligned:
             print("error: --aligned applies to aligned face images, not to clips", file=sys.stderr)

@@ -1,7 +1,8 @@
 """The study's embedding cache: ``<output>/cache/<condition>/<settings hash>/part-*.npz``.
 
-The hash covers everything that changes an embedding (ArcFace weights, alignment, turbulence
-parameters and seed, pipeline weights, dtype, colour fix, prompt, restorer weights), so a rerun
+The hash covers everything that changes an embedding (the images: their folder, sizes and
+modification times; ArcFace weights, alignment, turbulence parameters and seed, pipeline weights,
+dtype, colour fix, prompt, the restorer's weight file: its path and size), so a rerun
 with other settings never reads stale embeddings, and a rerun with the same ones computes only
 what is missing.
 """
@@ -12,6 +13,7 @@ import hashlib
 import io
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,14 @@ import torch
 
 from osdface.degradations import TurbulenceParams
 from osdface.evaluation.conditions import RESTORE_PROMPTS, Condition, EvalFRConfig
+from osdface.evaluation.pairs import resolve
 from osdface.files import write_bytes_atomic
 from osdface.restorers.specs import RESTORERS
+from osdface.restorers.weight_files import RestorerWeights
 from osdface.runtime.devices import dtype_name, resolve_dtype
 from osdface.weights.hub import ModelSources
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the images and the restorer's weight file are in the hash
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
@@ -34,12 +38,24 @@ def settings_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def faces_fingerprint(faces_dir: Path, keys: Sequence[str]) -> str:
+    """The images ``keys`` name under ``faces_dir``: the folder (resolved) and each file's size
+    and modification time, hashed (another folder or a replaced image is another cache)."""
+    digest = hashlib.sha256(str(Path(faces_dir).expanduser().resolve()).encode())
+    for key in keys:
+        stat = resolve(faces_dir, key).stat()
+        digest.update(f"\n{key}\t{stat.st_size}\t{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
 def cache_settings(
-    config: EvalFRConfig, condition: Condition, arcface: str, device: torch.device
+    config: EvalFRConfig, condition: Condition, arcface: str, device: torch.device, faces: str = ""
 ) -> dict[str, Any]:
-    """Everything that changes the embeddings of ``condition`` (hashed by ``settings_hash``)."""
+    """Everything that changes the embeddings of ``condition`` (hashed by ``settings_hash``);
+    ``faces``: the images' ``faces_fingerprint``."""
     settings: dict[str, Any] = {
         "format": CACHE_FORMAT,
+        "faces": faces,
         "arcface": arcface,
         "alignment": "given" if config.aligned else "retinaface_resnet50_center_face_ffhq512",
     }
@@ -56,6 +72,9 @@ def cache_settings(
         settings["prompt"] = RESTORE_PROMPTS[condition.method]
     if condition.method in RESTORERS:
         settings["peer"] = RESTORERS[condition.method].weights.filename
+        # the file load_restorer will read (a local folder, a Hub repo...): another file, another cache
+        path = RestorerWeights.from_env().path(RESTORERS[condition.method].weights).resolve()
+        settings["restorer_weights"] = {"path": str(path), "size": path.stat().st_size}
         if condition.method == "codeformer":
             settings["codeformer_w"] = config.codeformer_w
     return settings

@@ -109,11 +109,7 @@ class EvalFRConfig:
     def _check_lengths(self) -> None:
         if not self.lengths:
             raise ValueError("lengths: give at least one propagation length")
-        for length in self.lengths:
-            if not (float(length) > 0 and np.isfinite(float(length))):
-                raise ValueError(f"lengths: propagation lengths must be positive metres, got {length!r}")
-        if len(set(map(float, self.lengths))) != len(self.lengths):
-            raise ValueError(f"lengths: each length once, got {list(self.lengths)}")
+        check_lengths(self.lengths)
 
     def to_json_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -136,7 +132,7 @@ class Condition:
     @property
     def name(self) -> str:
         """File-name-safe id, e.g. ``clean``, ``osdface_20000``."""
-        return self.method if self.length is None else f"{self.method}_{_format_length(self.length)}"
+        return self.method if self.length is None else f"{self.method}_{format_length(self.length)}"
 
     @property
     def label(self) -> str:
@@ -148,7 +144,18 @@ class Condition:
 CLEAN = Condition("clean")
 
 
-def _format_length(length: float) -> str:
+def check_lengths(lengths: Sequence[float]) -> None:
+    """``ValueError`` unless every propagation length is positive, finite and given once
+    (``eval-fr`` and ``evaluate`` alike)."""
+    for length in lengths:
+        if not (float(length) > 0 and np.isfinite(float(length))):
+            raise ValueError(f"lengths: propagation lengths must be positive metres, got {length!r}")
+    if len(set(map(float, lengths))) != len(lengths):
+        raise ValueError(f"lengths: each length once, got {list(lengths)}")
+
+
+def format_length(length: float) -> str:
+    """A length in a condition's name, exact (``30000``, ``30000.14``): two lengths never share one."""
     return str(int(length)) if float(length).is_integer() else repr(float(length))
 
 

@@ -21,6 +21,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from osdface.evaluation.metrics import FRCurves, FRMetrics
+from osdface.files import atomic_path
 
 CURVES_FILE = "fr_curves.png"
 HISTOGRAMS_FILE = "fr_histograms.png"
@@ -155,6 +156,7 @@ def save_figures(series: Sequence[Series], output_dir: Path, title: str = "") ->
         (HISTOGRAMS_FILE, draw_histograms(series, title)),
     ):
         path = output_dir / name
-        fig.savefig(path, dpi=120)
+        with atomic_path(path) as partial:  # a failed rerun keeps the last complete figure
+            fig.savefig(partial, dpi=120, format="png")
         paths.append(path)
     return paths

@@ -5,6 +5,7 @@ condition) and the figures (``osdface.evaluation.plots``); ``summary_table`` for
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from osdface.evaluation.conditions import Condition, EvalFRConfig
 from osdface.evaluation.metrics import FRMetrics, compute_curves
 from osdface.evaluation.pairs import Pair
 from osdface.evaluation.plots import Series, save_figures
+from osdface.files import write_bytes_atomic
 
 METRICS_FILE = "metrics.json"
 SCORES_FILE = "scores.csv"
@@ -53,7 +55,8 @@ def write_report(config: EvalFRConfig, result: EvalFRResult, *, arcface: str, nu
     out.mkdir(parents=True, exist_ok=True)
     metrics_path = out / METRICS_FILE
     report = _report(config, result, arcface=arcface, num_pairs=num_pairs)
-    metrics_path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    # every file whole or not at all: a failed rerun keeps the last complete report
+    write_bytes_atomic(metrics_path, (json.dumps(report, indent=2, allow_nan=False) + "\n").encode())
     scores_path = out / SCORES_FILE
     _write_scores(result, scores_path)
     figures = _save_figures(config, result)
@@ -84,13 +87,14 @@ def _report(config: EvalFRConfig, result: EvalFRResult, *, arcface: str, num_pai
 
 
 def _write_scores(result: EvalFRResult, path: Path) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path_a", "path_b", "same", *(r.condition.name for r in result.conditions)])
-        for i, pair in enumerate(result.pairs):
-            writer.writerow(
-                [pair.a, pair.b, int(pair.same), *(repr(float(r.scores[i])) for r in result.conditions)]
-            )
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["path_a", "path_b", "same", *(r.condition.name for r in result.conditions)])
+    for i, pair in enumerate(result.pairs):
+        writer.writerow(
+            [pair.a, pair.b, int(pair.same), *(repr(float(r.scores[i])) for r in result.conditions)]
+        )
+    write_bytes_atomic(path, text.getvalue().encode())
 
 
 def _save_figures(config: EvalFRConfig, result: EvalFRResult) -> list[Path]:

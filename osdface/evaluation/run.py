@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from osdface.evaluation.cache import EmbeddingCache, cache_settings, settings_hash
+from osdface.evaluation.cache import EmbeddingCache, cache_settings, faces_fingerprint, settings_hash
 from osdface.evaluation.conditions import (
     CLEAN,
     Condition,
@@ -53,7 +53,7 @@ from osdface.evaluation.identity import ArcFaceEmbedder
 from osdface.evaluation.metrics import compute_metrics
 from osdface.evaluation.pairs import Pair, read_pairs, resolve, unique_images
 from osdface.evaluation.report import ConditionResult, EvalFRResult, write_report
-from osdface.evaluation.work import EmbeddingWorker, NoFaceFoundError
+from osdface.evaluation.work import EmbeddingWorker, NoFaceFoundError, output_names
 from osdface.faces import FaceDetector
 from osdface.restorers.specs import RESTORERS
 from osdface.runtime.devices import resolve_device
@@ -87,8 +87,10 @@ def run_eval_fr(
 
     conditions = conditions_of(config)
     needs = required_conditions(pairs, conditions, config.degrade)
+    faces = faces_fingerprint(config.faces_dir, images)
     hashes = {
-        c.name: settings_hash(cache_settings(config, c, embedder.fingerprint, device)) for c in conditions
+        c.name: settings_hash(cache_settings(config, c, embedder.fingerprint, device, faces))
+        for c in conditions
     }
     cache = EmbeddingCache(config.output_dir / "cache", hashes)
     known = cache.cached_keys()
@@ -105,7 +107,9 @@ def run_eval_fr(
     # Every process has read the cache before any writes to it: they all see the same
     # `todo`, so their shards do not overlap.
     group.barrier()
-    worker = EmbeddingWorker(config, device, embedder, cache, pipeline, detector, restorers)
+    worker = EmbeddingWorker(
+        config, device, embedder, cache, pipeline, detector, restorers, image_names=output_names(images)
+    )
     skipped = _embed_missing(worker, todo, group, progress=config.progress)
     if skipped is None:
         return None

@@ -39,12 +39,28 @@ class NoFaceFoundError(ImageError):
     """The detector found no usable face in an image (the image is left out of the study)."""
 
 
-def image_path(output_dir: Path, condition: Condition, key: str) -> Path:
-    """Where ``save_images`` puts a face: ``images/<condition>/<key without extension>.png``."""
-    relative = Path(key)
-    if relative.is_absolute():
-        relative = Path("absolute", *relative.parts[1:])
-    return output_dir / "images" / condition.name / relative.with_suffix(".png")
+def output_names(keys: Sequence[str]) -> dict[str, Path]:
+    """Each image key's file under ``images/<condition>/``: the key with a ``.png`` suffix, or,
+    when that is another key's file too (``a.png`` and ``a.bmp``), the full key with ``.png``
+    added (``a.bmp.png``), as ``osdface restore`` names its outputs. A ``.png`` key keeps its name."""
+    names: dict[str, Path] = {}
+    taken: set[Path] = set()
+    for key in sorted(keys, key=lambda k: Path(k).suffix.lower() != ".png"):  # stable: .png first
+        relative = Path(key)
+        if relative.is_absolute():
+            relative = Path("absolute", *relative.parts[1:])
+        name, number = relative.with_suffix(".png"), 1
+        while name in taken:
+            name = relative.with_name(relative.name + ("" if number == 1 else f"_{number}") + ".png")
+            number += 1
+        taken.add(name)
+        names[key] = name
+    return names
+
+
+def image_path(output_dir: Path, condition: Condition, name: Path) -> Path:
+    """Where a face is saved: ``images/<condition>/<name>`` (``name`` from ``output_names``)."""
+    return output_dir / "images" / condition.name / name
 
 
 class FaceLoader:
@@ -86,8 +102,11 @@ class EmbeddingWorker:
         pipeline: Any | None,
         detector: FaceDetector | None,
         restorers: dict[str, Any] | None = None,
+        image_names: dict[str, Path] | None = None,
     ):
+        """``image_names``: ``output_names`` of every image key (``save_images``)."""
         self.config = config
+        self.image_names = dict(image_names or {})
         self._restorers = dict(restorers or {})
         self.device = device
         self.embedder = embedder
@@ -135,7 +154,8 @@ class EmbeddingWorker:
         for condition, face, embedding in zip(ordered, faces, embeddings):
             self.cache.add(condition.name, key, embedding)
             if self.config.save_images:
-                save_png_atomic(face, image_path(self.config.output_dir, condition, key))
+                name = self.image_names.get(key) or output_names([key])[key]
+                save_png_atomic(face, image_path(self.config.output_dir, condition, name))
 
     def _face(
         self, condition: Condition, clean: np.ndarray, turbulent: np.ndarray | None, key: str

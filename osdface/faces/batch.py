@@ -104,8 +104,13 @@ class BatchSummary:
 # --------------------------------------------------------------------------- inputs
 
 
+def beside_name(output: Path, key: str) -> Path:
+    """Where restorer ``key``'s result goes beside OSDFace's ``output``: ``a.png`` -> ``a.gfpgan.png``."""
+    return output.with_name(f"{output.stem}.{key}{output.suffix}")
+
+
 def collect_inputs(
-    paths: Sequence[str | os.PathLike], output_dir: str | os.PathLike
+    paths: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *, beside_keys: Sequence[str] = ()
 ) -> tuple[list[InputFile], list[FileResult]]:
     """Expand files and folders (recursively, in sorted order) into ``InputFile``s.
 
@@ -114,7 +119,9 @@ def collect_inputs(
     folders and anything under ``output_dir`` are ignored. A path that does not exist becomes
     a failed ``FileResult`` (the second list). When two inputs would write the same output, or
     an output would replace an input (``face.png -o`` its own folder), the input keeps its full
-    original name (``a.jpg`` -> ``a.jpg.png``, ``face.png`` -> ``face.png.png``).
+    original name (``a.jpg`` -> ``a.jpg.png``, ``face.png`` -> ``face.png.png``). ``beside_keys``
+    (``--restorers``): each output's ``beside_name``s are taken too, so ``a.png`` and
+    ``a.gfpgan.png`` never write the same file nor replace an input.
     """
     output_root = Path(output_dir).resolve()
     found: list[tuple[Path, Path]] = []
@@ -140,10 +147,13 @@ def collect_inputs(
     for path, relative in found:
         output = relative.with_suffix(".png")
         number = 1
-        while output in taken or (output_root / output).resolve() in seen:
+        while any(
+            name in taken or (output_root / name).resolve() in seen
+            for name in [output, *(beside_name(output, key) for key in beside_keys)]
+        ):
             output = relative.with_name(relative.name + ("" if number == 1 else f"_{number}") + ".png")
             number += 1
-        taken.add(output)
+        taken.update([output, *(beside_name(output, key) for key in beside_keys)])
         items.append(InputFile(path=path, output=output))
     return items, missing
 

@@ -17,6 +17,7 @@ singular and the value is biased upwards; compare values only between sets of th
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from osdface.quality.weights import FFHQ_STATS, MetricWeights
 
 torch = lazy.module("torch")
 fid_arch = lazy.module("pyiqa.archs.fid_arch")
+img_util = lazy.module("pyiqa.utils.img_util")
 
 if TYPE_CHECKING:
     import torch
@@ -48,6 +50,12 @@ class Statistics:
 
     @classmethod
     def of(cls, features: np.ndarray) -> Statistics:
+        """``ValueError`` for fewer than 2 images: their covariance is undefined (NaN), and the
+        Frechet distance of NaNs runs for minutes before failing."""
+        if len(features) < 2:
+            raise ValueError(
+                f"FID needs at least 2 images, got {len(features)}: the covariance of fewer is undefined"
+            )
         return cls(features.mean(axis=0), np.cov(features, rowvar=False), len(features))
 
     @classmethod
@@ -84,22 +92,33 @@ class FIDScorer:
 
     def features(self, folder: Path) -> np.ndarray:
         """(N, 2048) float features of the images under ``folder`` (sorted paths, clean resize)."""
-        return fid_arch.get_folder_features(
-            str(folder),
-            self.inception,
-            num_workers=0,  # no worker processes: the app and accelerate launches run this too
-            batch_size=8,
-            device=self.device,
-            mode="clean",
-            verbose=False,
-        )
+        return self.file_features(img_util.scandir_images(str(folder)))
+
+    def file_features(self, files: Sequence[str | Path]) -> np.ndarray:
+        """(N, 2048) float features of ``files``, in order: pyiqa's ``get_folder_features`` on a
+        list of files instead of a folder's listing (clean resize, the same input scaling)."""
+        if not files:
+            return np.empty((0, 2048), dtype=np.float32)
+        dataset = fid_arch.ResizeDataset([str(f) for f in files], mode="clean", size=(299, 299))
+        # no worker processes: the app and accelerate launches run this too
+        loader = torch.utils.data.DataLoader(dataset, batch_size=8, shuffle=False, num_workers=0)
+        features = []
+        with torch.no_grad():
+            for batch in loader:  # (B, 3, 299, 299) float in [0, 255]
+                pooled = self.inception(((batch - 128) / 128).to(self.device), False, False)[0]
+                features.append(pooled.reshape(pooled.shape[0], -1).cpu().numpy())
+        return np.concatenate(features)
 
     def statistics(self, folder: Path) -> Statistics:
         return Statistics.of(self.features(folder))
 
+    def file_statistics(self, files: Sequence[str | Path]) -> Statistics:
+        return Statistics.of(self.file_features(files))
+
     def reference(self, reference: str | Path, cache_dir: Path | None = None) -> Statistics:
         """Statistics of ``reference`` (see the module docstring); a folder's are cached as
-        ``cache_dir/<folder name>.npz`` and reused while the folder's file list is unchanged."""
+        ``cache_dir/fid-reference-<folder name>-<hash>.npz`` and reused while the folder (by its
+        resolved path) and each file's name, size and modification time are unchanged."""
         if str(reference).lower() == FFHQ:
             return Statistics.read(self.weights.path(FFHQ_STATS))
         path = Path(reference)
@@ -109,7 +128,12 @@ class FIDScorer:
             raise ValueError(f"FID reference {reference!r} is neither 'ffhq', a .npz file nor a folder")
         if cache_dir is None:
             return self.statistics(path)
-        listing = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+        # another folder of the same name, or an image replaced in place, is another reference
+        listing = [str(path.resolve())] + sorted(
+            f"{p.relative_to(path)}\t{(stat := p.stat()).st_size}\t{stat.st_mtime_ns}"
+            for p in path.rglob("*")
+            if p.is_file()
+        )
         digest = hashlib.sha256("\n".join(listing).encode()).hexdigest()[:12]
         cached = cache_dir / f"fid-reference-{path.name}-{digest}.npz"
         if cached.is_file():
@@ -120,5 +144,9 @@ class FIDScorer:
 
 
 def frechet_distance(a: Statistics, b: Statistics) -> float:
-    """pyiqa's (clean-fid's) Frechet distance between two Gaussians."""
+    """pyiqa's (clean-fid's) Frechet distance between two Gaussians; ``ValueError`` when either
+    holds a NaN or an infinity (scipy's sqrtm on those runs for minutes, then fails)."""
+    for name, stats in (("first", a), ("second", b)):
+        if not (np.all(np.isfinite(stats.mu)) and np.all(np.isfinite(stats.sigma))):
+            raise ValueError(f"FID: the {name} set's statistics are not finite (NaN or infinity)")
     return float(fid_arch.frechet_distance(a.mu, a.sigma, b.mu, b.sigma))

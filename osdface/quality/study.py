@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +39,16 @@ from tqdm import tqdm
 from osdface.degradations import TurbulenceParams, simulate_turbulence
 from osdface.errors import ImageError
 from osdface.evaluation.conditions import RESTORE_PROMPTS, item_seed
-from osdface.evaluation.work import CENTER_FACE, NoFaceFoundError
+from osdface.evaluation.work import CENTER_FACE, NoFaceFoundError, output_names
 from osdface.faces import RetinaFaceDetector, select_faces
 from osdface.faces.template import align_face, square_face, warp_to_template
-from osdface.files import save_png_atomic, write_bytes_atomic
+from osdface.files import save_png_atomic
 from osdface.images.reading import load_image
 from osdface.pipeline.pipeline_osdface import OSDFacePipeline
-from osdface.quality.catalog import EVALUATED_RESTORERS, INPUT, METRICS, Needs
+from osdface.quality.catalog import INPUT, METRICS, Needs
 from osdface.quality.fid import FIDScorer, frechet_distance
 from osdface.quality.meter import QualityMeter
+from osdface.quality.study_settings import EvaluateConfig, check_resumable, write_settings
 from osdface.quality.tables import Condition, EvaluateResult, write_report
 from osdface.quality.weights import MetricWeights
 from osdface.restorers.loading import load_restorer
@@ -55,57 +56,9 @@ from osdface.restorers.specs import RESTORERS
 from osdface.runtime.devices import resolve_device, resolve_dtype
 from osdface.runtime.distributed import ProcessGroup, process_group
 from osdface.weights.facexlib_files import FacexlibWeights
+from osdface.weights.hub import WeightsUnavailableError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
-
-
-@dataclass(frozen=True)
-class EvaluateConfig:
-    """Settings of one evaluation (see the module docstring).
-
-    lq_dir: low-quality faces (None: made from ``hq_dir`` by turbulence at ``lengths``);
-    hq_dir: high-quality faces with the same file names (full-reference metrics, FID's default
-    reference); fid_reference: "ffhq", a folder or a .npz file (None: ``hq_dir`` if given, else
-    "ffhq"); aligned: the faces are aligned squares (else whole photos: the centre face).
-    """
-
-    output_dir: Path
-    lq_dir: Path | None = None
-    hq_dir: Path | None = None
-    methods: tuple[str, ...] = (INPUT, "osdface")
-    metrics: tuple[str, ...] = ()
-    lengths: tuple[float, ...] = ()
-    fid_reference: str | None = None
-    aligned: bool = True
-    seed: int = 0
-    weights: str | None = None
-    base_model: str | None = None
-    revision: str | None = None
-    base_revision: str | None = None
-    dtype: str | None = None
-    device: str | None = None
-    color_fix: str = "adain"
-    facexlib_dir: Path | None = None
-    metrics_dir: Path | None = None
-    codeformer_w: float = 0.5
-    progress: bool = True
-
-    def check(self) -> None:
-        """Raise ``ValueError`` naming the setting at fault."""
-        if self.lq_dir is None and self.hq_dir is None:
-            raise ValueError("give a folder of low-quality faces, or --hq with --lengths to degrade")
-        if self.lq_dir is None and not self.lengths:
-            raise ValueError("without low-quality faces, give --lengths: the turbulence that degrades --hq")
-        if self.lq_dir is not None and self.lengths:
-            raise ValueError(
-                f"--lengths {self.lengths} degrade --hq faces; they cannot apply to {self.lq_dir}"
-            )
-        for folder in (self.lq_dir, self.hq_dir):
-            if folder is not None and not Path(folder).is_dir():
-                raise ValueError(f"{folder} is not a folder")
-        unknown = [m for m in self.methods if m not in EVALUATED_RESTORERS]
-        if unknown:
-            raise ValueError(f"unknown restorer {unknown[0]!r}; choose from {', '.join(EVALUATED_RESTORERS)}")
 
 
 def conditions_of(config: EvaluateConfig) -> list[Condition]:
@@ -122,8 +75,9 @@ def list_images(folder: Path) -> list[str]:
     )
 
 
-def output_path(output_dir: Path, condition: Condition, key: str) -> Path:
-    return output_dir / "images" / condition.name / Path(key).with_suffix(".png")
+def output_path(output_dir: Path, condition: Condition, name: Path) -> Path:
+    """``name``: the image key's file from ``output_names`` (a.png and a.bmp get their own)."""
+    return output_dir / "images" / condition.name / name
 
 
 class ScoreLog:
@@ -133,24 +87,31 @@ class ScoreLog:
     def __init__(self, folder: Path, index: int):
         self.folder = folder
         self.path = folder / f"scores-{index}.jsonl"
+        self._checked = False
+
+    def rows(self) -> Iterator[dict]:
+        """Every line of every process's file, in order. A line that is not JSON (the last one,
+        cut short by a run killed mid-append) is left out with a warning: its image is redone."""
+        for path in sorted(self.folder.glob("scores-*.jsonl")):
+            for number, line in enumerate(path.read_text().splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    warnings.warn(f"{path}, line {number}: not a score line, ignored ({exc})", stacklevel=2)
 
     def read(self) -> dict[tuple[str, str], dict[str, float]]:
         scores: dict[tuple[str, str], dict[str, float]] = {}
-        for path in sorted(self.folder.glob("scores-*.jsonl")):
-            for line in path.read_text().splitlines():
-                if line.strip() and "scores" in (row := json.loads(line)):
-                    values = {k: (math.nan if v is None else float(v)) for k, v in row["scores"].items()}
-                    scores.setdefault((row["condition"], row["image"]), {}).update(values)
+        for row in self.rows():
+            if "scores" in row:
+                values = {k: (math.nan if v is None else float(v)) for k, v in row["scores"].items()}
+                scores.setdefault((row["condition"], row["image"]), {}).update(values)
         return scores
 
     def skipped(self) -> dict[str, str]:
         """Images left out (no face found, unreadable), with the reason."""
-        found: dict[str, str] = {}
-        for path in sorted(self.folder.glob("scores-*.jsonl")):
-            for line in path.read_text().splitlines():
-                if line.strip() and "skipped" in (row := json.loads(line)):
-                    found[row["image"]] = row["skipped"]
-        return found
+        return {row["image"]: row["skipped"] for row in self.rows() if "skipped" in row}
 
     def skip(self, key: str, reason: str) -> None:
         self._write({"image": key, "skipped": reason})
@@ -162,8 +123,29 @@ class ScoreLog:
 
     def _write(self, row: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+        if not self._checked:  # once: only this process appends to its file
+            _drop_cut_line(self.path)
+            self._checked = True
         with open(self.path, "a") as handle:
             handle.write(json.dumps(row) + "\n")
+
+
+def _drop_cut_line(path: Path) -> None:
+    """A last line without its newline (a run killed mid-append) is cut off, or, when only its
+    newline was lost, ended: the next line starts on its own line instead of extending it."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        if data.endswith(b"\n"):
+            return
+        start = data.rfind(b"\n") + 1
+        try:
+            json.loads(data[start:])
+        except json.JSONDecodeError:
+            handle.truncate(start)
+        else:
+            handle.write(b"\n")
 
 
 def _json_number(value: float) -> float | None:
@@ -235,9 +217,12 @@ def run_evaluate(
                 f"{len(missing)} faces have no high-quality face of the same name in {config.hq_dir}, e.g. {missing[0]}"
             )
     conditions = conditions_of(config)
+    check_resumable(config)
     log = ScoreLog(config.output_dir / "scores", group.index)
     done = log.read()
-    group.barrier()  # every process has read the log before any writes to it
+    group.barrier()  # every process has read the log and the settings before any writes to them
+    if group.is_main:
+        write_settings(config)  # now, not at the end: an interrupted run is checked when resumed
 
     restore = Restorers(config, device, pipeline, restorers)
 
@@ -248,12 +233,13 @@ def run_evaluate(
         return detector
 
     pairs = FacePairs(config, get_detector)
+    names = output_names(keys)
     wanted = [m for m in meter.metrics if METRICS[m].needs is Needs.NOTHING or config.hq_dir is not None]
     mine = group.shard(keys)  # an image left out before is tried again
     bar = tqdm(mine, desc="evaluate", unit="image", disable=not config.progress or not group.is_main)
     for key in bar:
         try:
-            _evaluate_image(key, conditions, wanted, done, pairs, restore, meter, log, device)
+            _evaluate_image(key, names[key], conditions, wanted, done, pairs, restore, meter, log, device)
         except (NoFaceFoundError, ImageError) as error:  # left out, with the reason, and the run goes on
             log.skip(key, error.message())
     group.barrier()
@@ -261,17 +247,20 @@ def run_evaluate(
         return None
     scores, skipped = log.read(), log.skipped()
     skipped = {key: reason for key, reason in skipped.items() if not any(k == key for _, k in scores)}
-    return _summarise(config, conditions, keys, meter, fid or FIDScorer(weights, device), scores, skipped)
+    fid = fid or FIDScorer(weights, device)
+    return _summarise(config, conditions, names, meter, fid, scores, skipped)
 
 
-def _evaluate_image(key, conditions, wanted, done, pairs, restore, meter, log, device) -> None:
-    """Restore and score one image under every condition that still lacks a metric."""
+def _evaluate_image(key, name, conditions, wanted, done, pairs, restore, meter, log, device) -> None:
+    """Restore (into ``name``) and score one image under every condition that still lacks a metric."""
     low_quality: dict[float | None, np.ndarray] = {}  # by turbulence length, shared by the methods
+    # FID reads the restored images: they are made even when no per-image metric is asked.
+    needs_image = "fid" in pairs.config.metrics
     for condition in conditions:
         missing = [m for m in wanted if m not in done.get((condition.name, key), {})]
-        if not missing:
+        target = output_path(pairs.config.output_dir, condition, name)
+        if not missing and (not needs_image or target.is_file()):
             continue
-        target = output_path(pairs.config.output_dir, condition, key)
         if target.is_file():
             restored = load_image(target)
         else:
@@ -279,8 +268,9 @@ def _evaluate_image(key, conditions, wanted, done, pairs, restore, meter, log, d
                 low_quality[condition.length] = pairs.low_quality(key, condition.length, device)
             restored = restore(condition.method, low_quality[condition.length], key, condition.length)
             save_png_atomic(restored, target, compress_level=3)
-        scores = {m: v for m, v in meter.score(restored, pairs.high_quality(key)).items() if m in missing}
-        log.append(condition.name, key, scores)
+        if missing:
+            scores = {m: v for m, v in meter.score(restored, pairs.high_quality(key)).items() if m in missing}
+            log.append(condition.name, key, scores)
 
 
 class FacePairs:
@@ -345,32 +335,36 @@ class FacePairs:
         return simulate_turbulence(face, TurbulenceParams(propagation_length=length), seed=seed).cpu().numpy()
 
 
-def _summarise(config, conditions, keys, meter, fid, scores, skipped) -> EvaluateResult:
+def _summarise(config, conditions, names, meter, fid, scores, skipped) -> EvaluateResult:
+    """``names``: image key -> its file under each condition's folder (``output_names``)."""
+    keys = sorted(names)
     metrics = [m for m in config.metrics if m in METRICS]
     table: dict[str, dict[str, float]] = {}
     counts: dict[str, int] = {}
     unavailable = dict(meter.unavailable)
-    wants_fid = "fid" in metrics
-    reference = None
-    if wants_fid:
-        try:
-            reference = fid.reference(
-                config.fid_reference or (config.hq_dir if config.hq_dir is not None else "ffhq"),
-                cache_dir=config.output_dir / "cache",
-            )
-        except (OSError, ValueError) as exc:
-            unavailable["fid"] = f"{type(exc).__name__}: {exc}"
+    reference = _fid_reference(config, fid, unavailable) if "fid" in metrics else None
     for condition in conditions:
         rows = [scores.get((condition.name, key), {}) for key in keys]
-        counts[condition.name] = sum(1 for row in rows if row)
+        # exactly this run's restorations: not what an earlier run over other inputs left there
+        images = [
+            path
+            for key in keys
+            if key not in skipped
+            and (path := output_path(config.output_dir, condition, names[key])).is_file()
+        ]
+        counts[condition.name] = max(sum(1 for row in rows if row), len(images))
         means = {}
         for metric in metrics:
             values = [row[metric] for row in rows if metric in row and not math.isnan(row[metric])]
             if values:
                 means[metric] = float(np.mean(values))
-        if reference is not None:
-            folder = config.output_dir / "images" / condition.name
-            means["fid"] = frechet_distance(fid.statistics(folder), reference)
+        if reference is not None and "fid" not in unavailable:
+            try:
+                means["fid"] = frechet_distance(fid.file_statistics(images), reference)
+            except WeightsUnavailableError as exc:  # Inception's file: no condition gets FID
+                unavailable["fid"] = str(exc)
+            except ValueError as exc:  # fewer than 2 images, or statistics that are not finite
+                unavailable[f"fid ({condition.name})"] = str(exc)
         table[condition.name] = means
     result = EvaluateResult(conditions, metrics, table, counts, scores, unavailable, skipped)
     write_settings(config)
@@ -378,9 +372,16 @@ def _summarise(config, conditions, keys, meter, fid, scores, skipped) -> Evaluat
     return result
 
 
-def settings_json(config: EvaluateConfig) -> str:
-    return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}, indent=2)
-
-
-def write_settings(config: EvaluateConfig) -> None:
-    write_bytes_atomic(config.output_dir / "settings.json", settings_json(config).encode())
+def _fid_reference(config: EvaluateConfig, fid: FIDScorer, unavailable: dict[str, str]):
+    """FID's reference statistics, or None with the reason in ``unavailable["fid"]`` (its files
+    missing offline, a bad reference): the rest of the report is still written."""
+    try:
+        return fid.reference(
+            config.fid_reference or (config.hq_dir if config.hq_dir is not None else "ffhq"),
+            cache_dir=config.output_dir / "cache",
+        )
+    except WeightsUnavailableError as exc:
+        unavailable["fid"] = str(exc)
+    except (OSError, ValueError) as exc:
+        unavailable["fid"] = f"{type(exc).__name__}: {exc}"
+    return None

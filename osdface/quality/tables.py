@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from osdface.evaluation.conditions import format_length
 from osdface.files import write_bytes_atomic
 from osdface.quality.catalog import METRICS, in_paper_order
 
@@ -32,7 +33,7 @@ class Condition:
 
     @property
     def name(self) -> str:
-        return self.method if self.length is None else f"{self.method}@{self.length:g}m"
+        return self.method if self.length is None else f"{self.method}@{format_length(self.length)}m"
 
 
 @dataclass

@@ -115,7 +115,7 @@ def load_realesrgan(
         raise ValueError(f"unknown Real-ESRGAN model {name!r}; choose from {', '.join(REALESRGAN_FILES)}")
     file = REALESRGAN_FILES[name]
     path = (weights or RestorerWeights.from_env()).path(file)
-    descriptor = load_descriptor(load_state_dict(path), "ESRGAN", extra_arches=False, name=file.filename)
+    descriptor = load_descriptor(load_state_dict(path), "ESRGAN", extra_arches=False, name=str(path))
     expected = 2 if name.endswith("x2") else 4
     if descriptor.scale != expected:
         raise WeightsUnavailableError(

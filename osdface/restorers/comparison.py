@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from osdface.faces import DetectedFace, FaceRestorer, RestoreOptions, RestoreResult
+from osdface.faces.batch import beside_name
 from osdface.files import save_png_atomic
 from osdface.images.reading import load_image
 from osdface.restorers.loading import FaceModel, FaceModelPipeline
@@ -47,8 +48,8 @@ def restore_same_faces(
 
 
 def beside(target: Path, key: str) -> Path:
-    """``out/a.png`` -> ``out/a.gfpgan.png``."""
-    return target.with_name(f"{target.stem}.{key}{target.suffix}")
+    """``out/a.png`` -> ``out/a.gfpgan.png`` (``collect_inputs`` keeps these names free)."""
+    return beside_name(target, key)
 
 
 class BesideWriter:

@@ -79,12 +79,23 @@ def spandrel_registry(extra_arches: bool):
 
 
 def load_descriptor(state_dict: dict[str, torch.Tensor], architecture: str, *, extra_arches: bool, name: str):
-    """spandrel's model for ``state_dict``, checked to be ``architecture``."""
+    """spandrel's model for ``state_dict``, checked to be ``architecture``. ``name``: the file, in
+    every ``WeightsUnavailableError``."""
     try:
         descriptor = spandrel_registry(extra_arches).load(state_dict)
     except spandrel.UnsupportedModelError as exc:
         raise WeightsUnavailableError(
             f"{name}: spandrel does not recognise the file's architecture ({exc})."
+        ) from exc
+    except (RuntimeError, KeyError, ValueError, IndexError) as exc:
+        # A damaged or mismatched file (a tensor missing, a wrong shape) fails inside spandrel's
+        # detection or load_state_dict; callers report only WeightsUnavailableError per restorer.
+        # torch's message runs over many lines (one per tensor): its start, on one line, is enough
+        detail = " ".join(str(exc).split())
+        detail = detail if len(detail) <= 300 else detail[:297] + "..."
+        raise WeightsUnavailableError(
+            f"{name} is damaged or is not the release file ({type(exc).__name__}: {detail}). "
+            "Fix: delete it so it is fetched again, or replace it with the release file."
         ) from exc
     found = descriptor.architecture.id
     if found != architecture:
@@ -112,9 +123,15 @@ class SpandrelFaceModel:
         self.batch_size = int(batch_size)
 
     @classmethod
-    def from_state_dict(cls, spec: RestorerSpec, state_dict: dict[str, torch.Tensor], **options: Any):
+    def from_state_dict(
+        cls, spec: RestorerSpec, state_dict: dict[str, torch.Tensor], *, source: Any = None, **options: Any
+    ):
+        """``source``: where the state dict was read (named in errors; default: the release name)."""
         descriptor = load_descriptor(
-            state_dict, spec.architecture, extra_arches=spec.extra_arches, name=spec.weights.filename
+            state_dict,
+            spec.architecture,
+            extra_arches=spec.extra_arches,
+            name=str(source) if source is not None else spec.weights.filename,
         )
         return cls(spec, descriptor, **options)
 
@@ -168,7 +185,7 @@ def load_restorer(
         raise ValueError(f"unknown restorer {key!r}; choose from {', '.join(RESTORERS)}")
     spec = RESTORERS[key]
     path = (weights or RestorerWeights.from_env()).path(spec.weights)
-    model = SpandrelFaceModel.from_state_dict(spec, load_state_dict(path), **options)
+    model = SpandrelFaceModel.from_state_dict(spec, load_state_dict(path), source=path, **options)
     return model.to(device)
 
 

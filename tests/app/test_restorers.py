@@ -75,3 +75,19 @@ def test_nothing_asked_prepares_nothing_and_bad_names_are_refused(restorer_studi
     for chosen, background in (([{}], "none"), (["gfpgan"], ["lanczos"]), ("gfpgan", "none"), (5, "none")):
         with pytest.raises(RequestError, match=r"Restorers must be a list of names \(gfpgan, .*got"):
             restorer_studio.prepare(request, chosen, background)
+
+
+@pytest.mark.slow
+def test_a_background_over_the_output_limit_is_not_used_and_the_restorers_still_run(
+    restorer_studio, photo_file, tmp_path
+):
+    capped = RestorerStudio(restorer_studio.studio, restorer_studio.restorers, max_output_pixels=500_000)
+    request = RestoreRequest(image=str(photo_file), mode="photo", seed=0)
+    job = capped.prepare(request, ["restoreformer"], "lanczos")  # 512x512 -> 1024x1024: 1 MP
+    assert job.background is None and job.scale == 1.0 and set(job.models) == {"restoreformer"}
+    assert "1024x1024" in job.unavailable["lanczos"] and "0.5 megapixels" in job.unavailable["lanczos"]
+    results = capped.run(job)
+    outcome = capped.finish(job, results, tmp_path)
+    assert np.asarray(Image.open(outcome.paths["restoreformer"])).shape == (512, 512, 3)
+    assert "**Lanczos, 2x is unavailable:** this photo on it would be 1024x1024" in outcome.markdown
+    assert "Fix: choose a smaller background" in outcome.markdown

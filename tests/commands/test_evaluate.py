@@ -99,6 +99,9 @@ def test_bad_settings_are_refused_with_the_setting(tmp_path, capsys):
     assert "is not a folder" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path), "-o", str(tmp_path / "o"), "--metrics", "psnr,sharpness"]) == 2
     assert "unknown metric 'sharpness'" in capsys.readouterr().err
+    # Full-reference metrics named without --hq are refused (a group such as "all" drops them).
+    assert main(["evaluate", str(tmp_path), "-o", str(tmp_path / "o"), "--metrics", "psnr,niqe,lpips"]) == 2
+    assert "--metrics psnr,lpips compare each result with its high-quality face" in capsys.readouterr().err
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
 
 

@@ -51,3 +51,44 @@ def test_a_folder_with_both_prefers_vre_safetensors(tiny_hub, tmp_path):
     (out / hub.VRE_CHECKPOINT).write_bytes(b"corrupt: must not be read")
     pipe = OSDFacePipeline.from_pretrained(out, base_model=tiny_hub.base_repo)
     assert pipe.load_report["files"]["vre"].name == hub.VRE_SAFETENSORS
+
+
+def _release_folder(tiny_hub, folder):
+    import shutil
+
+    folder.mkdir()
+    for name in (hub.VRE_CHECKPOINT, hub.PROJECTION_WEIGHTS, hub.LORA_WEIGHTS):
+        shutil.copyfile(hub.fetch(tiny_hub.weights_repo, name), folder / name)
+    return folder
+
+
+def test_export_into_the_folder_it_reads_is_refused_and_the_lora_is_kept(tiny_hub, tmp_path, capsys):
+    folder = _release_folder(tiny_hub, tmp_path / "release")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for out in (folder, tmp_path / "release" / ".." / "release"):
+        status = cli_main(["export", str(out), "--weights", str(folder), "--base-model", tiny_hub.base_repo])
+        assert status == 2
+        message = capsys.readouterr().out
+        assert "refusing to export into" in message and "choose another OUT_DIR" in message
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written or overwritten
+
+
+def test_an_interrupted_export_leaves_no_vre_without_its_lora(tiny_hub, tmp_path, monkeypatch):
+    import safetensors.torch
+
+    from osdface.commands.export import export_release
+
+    real_save = safetensors.torch.save_file
+
+    def failing_save(tensors, filename, metadata=None):
+        if hub.LORA_WEIGHTS in str(filename):
+            with open(filename, "wb") as handle:
+                handle.write(b"half a file")
+            raise OSError("disk full")
+        real_save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", failing_save)
+    out = tmp_path / "export"
+    with pytest.raises(OSError, match="disk full"):
+        export_release(out, tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
+    assert sorted(p.name for p in out.iterdir()) == []  # no VRE alone, no partial LoRA

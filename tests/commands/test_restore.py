@@ -15,7 +15,14 @@ from PIL import Image
 
 from osdface.cli import main
 from osdface.faces import FaceRestorer, RestoreOptions
-from osdface.faces.batch import BatchSummary, FileResult, InputFile, collect_inputs, restore_files
+from osdface.faces.batch import (
+    BatchSummary,
+    FileResult,
+    InputFile,
+    beside_name,
+    collect_inputs,
+    restore_files,
+)
 
 
 def write_photos(root: Path) -> dict[str, Path]:
@@ -85,6 +92,24 @@ def test_an_output_never_replaces_an_input(tmp_path):
     )
     assert [(r.status, r.output) for r in results] == [("restored", photos / "face.png.png")]
     assert (photos / "face.png").read_bytes() == original
+
+
+def test_beside_names_of_restorers_never_clash_with_another_output_or_an_input(tmp_path):
+    # --restorers gfpgan: a.png's beside file a.gfpgan.png was also the input a.gfpgan.png's output.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", "a.gfpgan.png", "b.png"):
+        (photos / name).write_bytes(b"")
+    items, _ = collect_inputs([photos], tmp_path / "out", beside_keys=("gfpgan", "codeformer"))
+    outputs = [i.output for i in items]
+    written = [*outputs, *(beside_name(o, k) for o in outputs for k in ("gfpgan", "codeformer"))]
+    assert len(set(written)) == len(written)
+    assert [o.as_posix() for o in outputs] == ["a.gfpgan.png", "a.png.png", "b.png"]
+    # Written into the inputs' own folder: no beside file lands on an input either.
+    here, _ = collect_inputs([photos], photos, beside_keys=("gfpgan",))
+    beside_files = {photos / beside_name(i.output, "gfpgan") for i in here}
+    assert not beside_files & {photos / n for n in ("a.png", "a.gfpgan.png", "b.png")}
+    assert not {photos / i.output for i in here} & {photos / n for n in ("a.png", "a.gfpgan.png", "b.png")}
 
 
 def test_restore_files_writes_skips_and_reports_each_failure(tmp_path):

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from helpers.restorer_files import write_realesrgan_release
 from PIL import Image
 
 from osdface.faces import DetectedFace, FaceRestorer, RestoreOptions
-from osdface.restorers.backgrounds import LanczosUpscaler, load_background, load_realesrgan
+from osdface.restorers.backgrounds import REALESRGAN_FILES, LanczosUpscaler, load_background, load_realesrgan
 from osdface.restorers.weight_files import RestorerWeights
 from osdface.weights.hub import WeightsUnavailableError
 
@@ -127,3 +128,14 @@ def test_faces_are_pasted_onto_the_upscaled_background():
     plain = FaceRestorer(_Identity(), detector=lambda image: [_face(320)], background=background)
     assert plain.restore(photo, RestoreOptions(upscale=1.0)).image.size == (320, 240)
     assert len(background.sizes) == 2  # not called without upscaling
+
+
+def test_a_damaged_realesrgan_file_is_a_weights_error_naming_it(tmp_path):
+    write_realesrgan_release("realesrgan-x2", tmp_path)
+    path = tmp_path / REALESRGAN_FILES["realesrgan-x2"].filename
+    release = torch.load(path, weights_only=True)["params_ema"]
+    release.pop("conv_up1.weight")
+    torch.save({"params_ema": release}, path)
+    with pytest.raises(WeightsUnavailableError, match="delete it so it is fetched again") as caught:
+        load_realesrgan("realesrgan-x2", RestorerWeights(local_dir=tmp_path, offline=True))
+    assert str(path) in str(caught.value)

@@ -142,6 +142,33 @@ def test_a_restorer_without_weights_gives_its_reason_and_the_others_load(tmp_pat
     assert again["restoreformer"] is models["restoreformer"]  # loaded once
 
 
+def _damage(key: str, folder: Path, state: dict[str, torch.Tensor], how: str) -> str:
+    """Rewrites ``key``'s release file with one conv weight dropped or of a wrong shape."""
+    name = sorted(k for k in state if "conv" in k and k.endswith("weight") and state[k].ndim == 4)[0]
+    if how == "drop":
+        state.pop(name)
+    else:
+        state[name] = torch.zeros(state[name].shape[0] + 1, *state[name].shape[1:])
+    torch.save({"params_ema": state}, folder / RESTORERS[key].weights.filename)
+    return name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["drop", "shape"])
+def test_a_damaged_release_file_is_reported_with_the_fix_and_the_others_load(tmp_path, how):
+    damaged = write_face_release("gfpgan", tmp_path)
+    _damage("gfpgan", tmp_path, damaged, how)
+    write_face_release("restoreformer", tmp_path)
+    weights = RestorerWeights(local_dir=tmp_path, cache_dir=tmp_path / "cache", offline=True)
+    models, errors = RestorerSet(weights).get(["gfpgan", "restoreformer"])
+    assert list(models) == ["restoreformer"] and list(errors) == ["gfpgan"]
+    reason = errors["gfpgan"]
+    assert str(tmp_path / "GFPGANv1.4.pth") in reason and "damaged" in reason
+    assert "delete it so it is fetched again" in reason and "\n" not in reason
+    with pytest.raises(WeightsUnavailableError, match="is damaged or is not the release file"):
+        load_restorer("gfpgan", weights)
+
+
 @pytest.mark.slow
 def test_a_file_of_another_architecture_is_refused(tmp_path):
     write_face_release("restoreformer", tmp_path)
