@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -49,10 +49,17 @@ def faces_fingerprint(faces_dir: Path, keys: Sequence[str]) -> str:
 
 
 def cache_settings(
-    config: EvalFRConfig, condition: Condition, arcface: str, device: torch.device, faces: str = ""
+    config: EvalFRConfig,
+    condition: Condition,
+    arcface: str,
+    device: torch.device,
+    faces: str = "",
+    *,
+    given_restorers: Collection[str] = (),
 ) -> dict[str, Any]:
     """Everything that changes the embeddings of ``condition`` (hashed by ``settings_hash``);
-    ``faces``: the images' ``faces_fingerprint``."""
+    ``faces``: the images' ``faces_fingerprint``; ``given_restorers``: the methods whose model
+    the caller passed in (no weight file is read for them)."""
     settings: dict[str, Any] = {
         "format": CACHE_FORMAT,
         "faces": faces,
@@ -72,9 +79,12 @@ def cache_settings(
         settings["prompt"] = RESTORE_PROMPTS[condition.method]
     if condition.method in RESTORERS:
         settings["peer"] = RESTORERS[condition.method].weights.filename
-        # the file load_restorer will read (a local folder, a Hub repo...): another file, another cache
-        path = RestorerWeights.from_env().path(RESTORERS[condition.method].weights).resolve()
-        settings["restorer_weights"] = {"path": str(path), "size": path.stat().st_size}
+        if condition.method in given_restorers:
+            settings["restorer_weights"] = "given by the caller"
+        else:
+            # the file load_restorer will read (a local folder, a Hub repo...): another file, another cache
+            path = RestorerWeights.from_env().path(RESTORERS[condition.method].weights).resolve()
+            settings["restorer_weights"] = {"path": str(path), "size": path.stat().st_size}
         if condition.method == "codeformer":
             settings["codeformer_w"] = config.codeformer_w
     return settings

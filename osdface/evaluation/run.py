@@ -89,7 +89,9 @@ def run_eval_fr(
     needs = required_conditions(pairs, conditions, config.degrade)
     faces = faces_fingerprint(config.faces_dir, images)
     hashes = {
-        c.name: settings_hash(cache_settings(config, c, embedder.fingerprint, device, faces))
+        c.name: settings_hash(
+            cache_settings(config, c, embedder.fingerprint, device, faces, given_restorers=restorers or {})
+        )
         for c in conditions
     }
     cache = EmbeddingCache(config.output_dir / "cache", hashes)
