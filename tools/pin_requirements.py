@@ -287,7 +287,15 @@ def resolve(
         # requirements.txt's --find-links: the OpenCV stand-in, for opencv-python, on every Python.
         command += ["--find-links", str(opencv_shim.FOLDER)]
         command += ["-r", str(folder / "roots.txt")]
-        run = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+        run = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            env=pip_runs.pip_environment(folder / "pip"),
+        )
+        if run.returncode != 0 and pip_runs.disk_problem(run.stderr, folder / "pip"):
+            raise SystemExit(f"Python {python}: {pip_runs.disk_problem(run.stderr, folder / 'pip')}")
         if run.returncode != 0 and pip_runs.network_problem(run.stderr):
             print(
                 f"PyPI could not be read for Python {python} ({interpreter}): {pip_runs.network_problem(run.stderr)}\n"

@@ -103,6 +103,32 @@ NETWORK_EXIT = 3
 METADATA_BY_RANGE = "--use-feature=fast-deps"
 
 
+# pip's words when the disk filled up: an index without metadata files (PEP 658), as here, makes
+# pip download every wheel it considers to read its dependencies, about 4.2 GB for torch 2.8.0 and
+# its CUDA libraries, into its temporary folder.
+DISK_FULL = "No space left on device"
+
+
+def pip_environment(temporary: Path) -> dict[str, str]:
+    """This environment with pip's temporary files (the wheels it downloads) in ``temporary``, a
+    folder the caller removes: also when pip is killed at its timeout, which leaves its own
+    pip-unpack-* folders behind in the system's temporary folder."""
+    temporary.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "TMPDIR": str(temporary)}
+
+
+def disk_problem(stderr: str, temporary: Path) -> str:
+    """What to say when pip's stderr says the disk filled up ('' when it does not)."""
+    if DISK_FULL not in stderr:
+        return ""
+    free = shutil.disk_usage(temporary if temporary.exists() else temporary.parent).free
+    return (
+        f"the disk filled up while pip downloaded wheels to read their dependencies ({DISK_FULL}; "
+        f"{free / 1e9:.1f} GB free now under {temporary}): free about 5 GB there (old pytest-of-* "
+        "and pip-unpack-* folders in the temporary folder are the usual culprits) and run it again"
+    )
+
+
 def network_problem(stderr: str) -> str:
     """The line of pip's stderr that says the network failed ('' when it does not)."""
     for line in stderr.splitlines():
@@ -113,5 +139,5 @@ def network_problem(stderr: str) -> str:
 
 def stderr_tail(stderr: str, lines: int = 15) -> str:
     # pip warns about every unreachable --find-links/--extra-index-url location: not the failure.
-    kept = [line for line in stderr.splitlines() if "is ignored: it is neither" not in line]
+    kept = [line for line in stderr.splitlines() if "is ignored: it is" not in line]
     return "\n".join(kept[-lines:])

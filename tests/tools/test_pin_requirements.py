@@ -176,6 +176,36 @@ def test_a_cut_download_is_told_apart_from_a_pin_pip_cannot_install():
     assert tool.pip_runs.unresolvable(PIP_NO_RELEASE) == "numpy==2.3.5"
 
 
+# pip 24.2's last words in the CI run whose disk filled up with the wheels pip downloads to read
+# their dependencies (this index serves no metadata files).
+PIP_DISK_FULL = """\
+WARNING: Location 'wheels' is ignored: it is either a non-existing path or lacks a specific scheme.
+ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device
+"""
+
+
+def test_a_full_disk_is_named_with_the_free_space_and_the_fix(tmp_path):
+    said = tool.pip_runs.disk_problem(PIP_DISK_FULL, tmp_path / "pip")
+    assert "No space left on device" in said and f"GB free now under {tmp_path / 'pip'}" in said
+    assert "free about 5 GB there" in said
+    assert tool.pip_runs.disk_problem(PIP_DOWNLOAD_CUT, tmp_path) == ""
+    assert tool.pip_runs.unresolvable(PIP_DISK_FULL) == ""
+    assert "is ignored" not in tool.pip_runs.stderr_tail(PIP_DISK_FULL)
+
+
+def test_pips_temporary_files_go_where_the_caller_removes_them(tmp_path):
+    environment = tool.pip_runs.pip_environment(tmp_path / "pip")
+    assert environment["TMPDIR"] == str(tmp_path / "pip") and (tmp_path / "pip").is_dir()
+    run = subprocess.run(
+        [sys.executable, "-c", "import tempfile; print(tempfile.gettempdir())"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+    )
+    assert run.stdout.strip() == str(tmp_path / "pip")
+
+
 def test_ci_runs_exactly_the_readmes_test_command_with_the_pins():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text().splitlines()

@@ -59,14 +59,28 @@ def dry_run(python: str, requirements: Path, report_file: Path) -> tuple[dict, f
     ]
     command += ["--quiet"]
     command += ["--report", str(report_file), "-r", str(requirements)]
+    # pip's downloads (gigabytes where the index has no metadata files) go to a folder removed
+    # here, whatever the outcome: a failed test's tmp_path is kept.
+    temporary = report_file.parent / "pip-temporary"
     started = time.monotonic()
     try:
-        run = subprocess.run(
-            command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, cwd=requirements.parent
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"Python {python}: pip did not resolve requirements.txt within {PIP_TIMEOUT_S} s")
+        try:
+            run = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=PIP_TIMEOUT_S,
+                cwd=requirements.parent,
+                env=tool.pip_runs.pip_environment(temporary),
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"Python {python}: pip did not resolve requirements.txt within {PIP_TIMEOUT_S} s")
+        disk = tool.pip_runs.disk_problem(run.stderr, temporary)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
     seconds = time.monotonic() - started
+    if run.returncode != 0 and disk:
+        pytest.fail(f"Python {python}: {disk}")
     if run.returncode != 0 and tool.pip_runs.network_problem(run.stderr):
         pytest.skip(
             f"Python {python}: PyPI could not be read, so nothing was checked: {tool.pip_runs.network_problem(run.stderr)}"
