@@ -5,19 +5,25 @@ Writes into ``OUT_DIR``:
 * ``vre.safetensors``: the whole VRE (encoder, ``quant_conv``, codebook, ``projection.*``) taken
   from ``associate_2.ckpt`` + ``embedding_change_weights.pth``; no pickle, a fraction of the
   checkpoint's size. ``OSDFacePipeline.from_pretrained`` prefers it when a repo or folder has it;
-* ``pytorch_lora_weights.safetensors``: the LoRA as is, keys normalised to peft's
-  ``unet.<module>.lora_A/lora_B.weight`` (plus ``unet.<module>.alpha`` where the source stored
-  an alpha), so any diffusers version loads every pair;
+* ``pytorch_lora_weights.safetensors``: the LoRA, keys normalised to peft's
+  ``unet.<module>.lora_A/lora_B.weight`` with each pair's scale (alpha / rank, or what the
+  source's config says) folded into ``lora_B``, so the file holds no alpha and every loader,
+  diffusers' own ``load_lora_weights`` included, applies every pair at the scale it was meant
+  (diffusers refuses ``.alpha`` keys beside ``lora_A/lora_B``);
 * ``README.md``: a model card naming the paper, the authors' repository, the licence, and the
   SHA-256 of each source and exported file.
 
 ``--push-to-hub`` uploads the folder with ``huggingface_hub`` (log in first: ``hf auth login``).
+Exit status 0: exported (and pushed); 2: nothing exported (the sources could not be read, or
+``OUT_DIR`` is their own folder); 3: exported, but the upload failed (the message says why and
+how to upload the complete folder again).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +39,7 @@ from osdface.weights import hub
 accelerate = lazy.module("accelerate")
 diffusers = lazy.module("diffusers")
 huggingface_hub = lazy.module("huggingface_hub")
+hub_errors = lazy.module("huggingface_hub.errors")
 safetensors_torch = lazy.module("safetensors.torch")
 lora = lazy.module("osdface.pipeline.lora")
 
@@ -40,6 +47,8 @@ PAPER = "https://arxiv.org/abs/2411.17163"
 AUTHORS_REPO = "https://github.com/jkwang28/OSDFace"
 # The authors' repository carries no licence file: the card says so rather than guess one.
 LICENSE = "other"
+EXIT_NOT_EXPORTED = 2
+EXIT_PUSH_FAILED = 3
 
 
 class ExportError(ValueError):
@@ -95,7 +104,7 @@ def export_release(
     # only after the LoRA: an interrupted export never leaves a VRE without its LoRA.
     with atomic_path(out / hub.LORA_WEIGHTS) as partial:
         safetensors_torch.save_file(
-            lora.normalised_state_dict(pairs, fold_scale=False), str(partial), metadata={"format": "pt"}
+            lora.normalised_state_dict(pairs), str(partial), metadata={"format": "pt"}
         )
     with atomic_path(out / hub.VRE_SAFETENSORS) as partial:
         safetensors_torch.save_file(state, str(partial), metadata={"format": "pt", "source": sources.weights})
@@ -156,9 +165,11 @@ redistributing.
 * `vre.safetensors`: the Visual Representation Embedder (VQ encoder, `quant_conv`, 1024 x 512
   codebook, 512 -> 256 -> 1024 token projection) in one file; no pickle.
 * `pytorch_lora_weights.safetensors`: the UNet LoRA for Stable Diffusion 2.1 base
-  ({result.lora_pairs} pairs), keys in peft's `unet.<module>.lora_A/lora_B.weight` layout.
+  ({result.lora_pairs} pairs), keys in peft's `unet.<module>.lora_A/lora_B.weight` layout, each
+  pair's scale folded into `lora_B` (apply it at scale 1).
 
-Load: `OSDFacePipeline.from_pretrained("<this repo>")` (OSDFace Studio).
+Load: `OSDFacePipeline.from_pretrained("<this repo>")` (OSDFace Studio); the LoRA alone also
+loads with diffusers' `pipe.load_lora_weights("<this repo>")` on SD 2.1 base.
 
 ## Source files
 
@@ -189,11 +200,30 @@ def run(args: argparse.Namespace) -> int:
         )
     except (hub.WeightsUnavailableError, ExportError) as exc:
         print(f"export failed: {exc}")
-        return 2
+        return EXIT_NOT_EXPORTED
     print(json.dumps({"out_dir": str(result.out_dir), **result.exported}, indent=2))
     if args.push_to_hub:
-        print(f"pushed: {push_to_hub(result.out_dir, args.push_to_hub, args.private)}")
+        try:
+            url = push_to_hub(result.out_dir, args.push_to_hub, args.private)
+        # HTTPError: the Hub's own answers (401, 403...) and, with httpx, the network's; OSError:
+        # the network's with requests, a missing token; HFValidationError: a bad repo id.
+        except (hub_errors.HTTPError, hub_errors.HFValidationError, OSError) as exc:
+            print(push_failed_message(result.out_dir, args.push_to_hub, args.private, exc), file=sys.stderr)
+            return EXIT_PUSH_FAILED
+        print(f"pushed: {url}")
     return 0
+
+
+def push_failed_message(out_dir: Path, repo_id: str, private: bool, exc: BaseException) -> str:
+    """What failed, that the export on disk is whole, and the command that uploads it again."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no message"
+    private_flag = " --private" if private else ""
+    return (
+        f"export written to {out_dir} (complete); upload to Hub repo '{repo_id}' failed: "
+        f"{type(exc).__name__}: {reason}. Fix: check the network, log in with a token that can "
+        f"write to '{repo_id}' (`hf auth login`), then upload the folder again: "
+        f"`hf upload {repo_id} {out_dir}{private_flag} --commit-message 'osdface export'`."
+    )
 
 
 def register(subparsers) -> None:

@@ -92,3 +92,68 @@ def test_an_interrupted_export_leaves_no_vre_without_its_lora(tiny_hub, tmp_path
     with pytest.raises(OSError, match="disk full"):
         export_release(out, tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
     assert sorted(p.name for p in out.iterdir()) == []  # no VRE alone, no partial LoRA
+
+
+def test_the_exported_lora_loads_with_diffusers_own_loader(tiny_hub, tmp_path):
+    """A source LoRA with an alpha (rank 8, alpha 4, in diffusers' metadata): the export folds the
+    scale into lora_B, so diffusers' ``load_lora_weights`` (which refuses ``.alpha`` keys beside
+    lora_A/lora_B) loads it and gives the trained UNet's output."""
+    import shutil
+    from pathlib import Path
+
+    from osdface.commands.export import export_release
+    from osdface.testing.random_weights import (
+        build_base_components,
+        lora_unet,
+        random_pipeline,
+        write_lora_file,
+    )
+
+    cache = Path(tiny_hub.cache_dir) / f"models--{tiny_hub.weights_repo.replace('/', '--')}"
+    source = shutil.copytree(
+        cache / "snapshots" / tiny_hub.commits[tiny_hub.weights_repo], tmp_path / "source"
+    )
+    trained = lora_unet(build_base_components("tiny", seed=0)[1], rank=8, alpha=4, seed=3)
+    (source / hub.LORA_WEIGHTS).unlink()
+    write_lora_file(trained, source / hub.LORA_WEIGHTS, "peft_metadata_alpha")
+    out = tmp_path / "export"
+    export_release(out, weights=str(source), base_model=tiny_hub.base_repo)
+
+    pipe = random_pipeline("tiny")
+    pipe.load_lora_weights(str(out), weight_name=hub.LORA_WEIGHTS, adapter_name="osdface")
+    latents, condition = (
+        torch.randn(1, 4, 64, 64, generator=torch.Generator().manual_seed(0)),
+        torch.randn(1, 77, 1024, generator=torch.Generator().manual_seed(1)),
+    )
+    with torch.no_grad():
+        expected = trained(latents, 399, encoder_hidden_states=condition).sample
+        got = pipe.unet(latents, 399, encoder_hidden_states=condition).sample
+    assert (got - expected).abs().max().item() < 1e-5
+    assert OSDFacePipeline.from_pretrained(out, base_model=tiny_hub.base_repo).load_report["lora"].scales == [
+        1.0
+    ]
+
+
+@pytest.mark.parametrize("failure", ["network", "not logged in"])
+def test_a_failed_push_says_the_export_is_complete_and_how_to_upload_it(
+    tiny_hub, tmp_path, capsys, monkeypatch, failure
+):
+    """No traceback: what failed, that the folder on disk is whole, and the command to retry."""
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    def refuse(self, *args, **kwargs):
+        if failure == "network":  # httpx's (or requests') own error, as huggingface_hub lets it through
+            raise errors.HTTPError("[Errno 111] Connection refused")
+        raise errors.LocalTokenNotFoundError("Token is required (`token=True`), but no token found.")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", refuse)
+    out = tmp_path / "export"
+    argv = ["export", str(out), "--weights", tiny_hub.weights_repo, "--base-model", tiny_hub.base_repo]
+    status = cli_main([*argv, "--push-to-hub", "me/osdface-safetensors", "--private"])
+    err = capsys.readouterr().err
+    assert status == 3
+    assert f"export written to {out} (complete); upload to Hub repo 'me/osdface-safetensors' failed: " in err
+    assert "hf auth login" in err
+    assert f"`hf upload me/osdface-safetensors {out} --private --commit-message 'osdface export'`" in err
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", hub.LORA_WEIGHTS, hub.VRE_SAFETENSORS]
