@@ -295,3 +295,31 @@ def test_to_pil():
         to_pil(rgb.astype(np.float32))
     with pytest.raises(ValueError):
         to_pil(rgb[..., 0])
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt", "make"),
+    [
+        ("I;16", "PNG", lambda v: Image.fromarray(v)),  # a 16-bit grayscale PNG
+        ("I;16B", "TIFF", lambda v: Image.fromarray(v.astype(">u2"))),  # big-endian 16-bit TIFF
+        ("I", "TIFF", lambda v: Image.fromarray(v.astype(np.int32))),  # 32-bit integer, 16-bit values
+        ("F", "TIFF", lambda v: Image.fromarray(v.astype(np.float32) / 65535.0)),  # float in [0, 1]
+    ],
+)
+def test_the_pipeline_scales_deep_pil_modes_instead_of_clipping(tmp_path, mode, fmt, make):
+    """A file saved and opened with Pillow, as a user passes it to the pipeline: a mid-grey face
+    stays mid-grey (``convert("RGB")`` would clip it to white, or a float one to black)."""
+    from osdface.images.conversion import to_batch, to_uint8_rgb
+
+    gray8 = np.random.default_rng(0).integers(60, 200, (32, 32)).astype(np.uint16)
+    values = gray8 * 257  # 16-bit values whose top byte is gray8
+    path = tmp_path / f"face.{fmt.lower()}"
+    make(values).save(path, format=fmt)
+    with Image.open(path) as image:
+        assert image.mode == mode
+        batch = to_batch(image)
+        pixels = to_uint8_rgb(image, "image")
+    expected = np.repeat(gray8.astype(np.uint8)[..., None], 3, axis=2)
+    assert np.array_equal(pixels, expected)  # v / 257 (v >> 8 for these values)
+    assert batch.shape == (1, 3, 512, 512)
+    assert abs(batch.mean().item() - gray8.mean() / 255.0) < 2e-3

@@ -14,7 +14,10 @@ device and dtypes, then restores a bundled aligned example and checks the result
 * one OpenCV distribution, whose cv2 needs no libGL (``osdface.runtime.opencv``).
 
 Exit status 0 when every check passed, 1 when a check failed, 2 when the weights could not be
-loaded; each failure says the reason and the fix. ``--json`` prints the same as one JSON object.
+loaded; each failure says the reason and the fix. A device that cannot be used (``--device cuda``
+without a working NVIDIA driver, ``mps`` off a Mac, a GPU index the machine lacks) and an
+``--image`` that cannot be read are failed checks: the rest runs on the CPU / without the image.
+``--json`` prints the same as one JSON object.
 """
 
 from __future__ import annotations
@@ -36,8 +39,17 @@ from PIL import Image
 import osdface
 from osdface import evaluation, lazy
 from osdface.commands.model_options import add_model_arguments
+from osdface.errors import ImageError
+from osdface.images.reading import load_image
 from osdface.runtime.cuda_diagnosis import diagnose_cuda, find_nvidia_driver
-from osdface.runtime.devices import dtype_name, dtype_reason, resolve_device, resolve_dtype
+from osdface.runtime.devices import (
+    DEVICE_CHOICES,
+    DEVICE_TYPES,
+    dtype_name,
+    dtype_reason,
+    resolve_device,
+    resolve_dtype,
+)
 from osdface.runtime.opencv import inspect_opencv
 from osdface.weights import hub
 
@@ -141,10 +153,23 @@ def _sharpness(image: np.ndarray) -> float:
     return float(lap.var())
 
 
-def _restore_section(report: DoctorReport, pipe, image_path: Path) -> None:
-    face = np.asarray(
-        Image.open(image_path).convert("RGB").resize((512, 512), Image.BICUBIC)
-    )  # (H, W, 3) uint8
+def _read_face(report: DoctorReport, image_path: Path) -> np.ndarray | None:
+    """The example face as (512, 512, 3) RGB uint8, or None with a failed check saying why."""
+    fix = "pass --image PATH (a 512x512 aligned face: PNG or JPEG)"
+    if not image_path.is_file():
+        report.checks.append(Check("example image", False, f"{image_path} not found", fix))
+        return None
+    try:
+        rgb = load_image(image_path)
+    except ImageError as exc:  # not an image, damaged, too large
+        report.checks.append(
+            Check("example image", False, f"cannot read it: {exc.message(with_fix=False)}", fix)
+        )
+        return None
+    return np.asarray(Image.fromarray(rgb).resize((512, 512), Image.BICUBIC))
+
+
+def _restore_section(report: DoctorReport, pipe, image_path: Path, face: np.ndarray) -> None:
     report.runtime["example"] = str(image_path)
     lq = torch.from_numpy(face.copy()).permute(2, 0, 1)[None].float().div(255).mul(2).sub(1)
     distinct = int((pipe.embedder(lq.to(pipe.embedder.device)).token_indices >= 0).sum())
@@ -185,22 +210,57 @@ def _identity_check(face: np.ndarray, restored: np.ndarray) -> Check:
     return Check("ArcFace similarity", True, f"{embedder.similarity(face, restored):.3f} (informative)")
 
 
+def _device_section(report: DoctorReport, asked: str | None):
+    """The device to restore on: the one asked for when it can be used, else the CPU with a
+    failed check (the reason and the fix). Never raises: the doctor exists for broken set-ups."""
+    if not asked:
+        return _cuda_section(report, None)
+    try:
+        kind = torch.device(asked).type
+    except RuntimeError as exc:  # torch's "Expected one of cpu, cuda, ... device type"
+        return _unusable(report, f"--device {asked!r} is not a device name ({exc})")
+    if kind not in DEVICE_TYPES:
+        return _unusable(report, f"--device {asked!r}: OSDFace runs on {', '.join(DEVICE_TYPES)}, not {kind}")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        why = "no Apple GPU is available" if torch.backends.mps.is_built() else "this torch build has no MPS"
+        return _unusable(report, f"--device {asked}: {why} (mps needs an Apple GPU and macOS)")
+    return _cuda_section(report, asked) if kind == "cuda" else torch.device(asked)
+
+
+def _unusable(report: DoctorReport, reason: str):
+    report.checks.append(Check("device", False, reason, f"use --device {DEVICE_CHOICES}, or leave it out"))
+    return torch.device("cpu")
+
+
 def _cuda_section(report: DoctorReport, asked: str | None):
     """Check that a GPU the machine has can be used; returns the device to restore on (the CPU
-    when CUDA cannot start, with the reason and the fix in a failed check)."""
-    if asked and torch.device(asked).type != "cuda":
-        return resolve_device(asked)
+    when CUDA cannot start or ``--device cuda:N`` names no GPU, with the reason and the fix in a
+    failed check)."""
     problem = diagnose_cuda()
     if problem is not None:
         report.runtime["cuda_problem"] = problem.to_dict()
         report.checks.append(Check("CUDA", False, problem.reason, problem.fix))
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        device = resolve_device(asked)
+        if asked:  # no NVIDIA GPU or driver at all: nothing for diagnose_cuda to diagnose
+            detail = (
+                f"--device {asked}, but this machine has no NVIDIA GPU (torch.cuda.is_available() is False)"
+            )
+            fix = "use --device cpu (or leave --device out), or run on a machine with an NVIDIA GPU and its driver"
+            report.checks.append(Check("CUDA", False, detail, fix))
+            return torch.device("cpu")
+        device = resolve_device(None)
         where = "an Apple GPU (mps)" if device.type == "mps" else "the CPU"
         report.checks.append(Check("CUDA", True, f"no NVIDIA GPU on this machine: restoring runs on {where}"))
         return device
     device = resolve_device(asked)
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        indices = ", ".join(f"cuda:{i}" for i in range(count))
+        report.checks.append(
+            Check("CUDA", False, f"--device {asked}: this machine has {count} GPU(s)", f"use {indices}")
+        )
+        return torch.device("cpu")
     driver = find_nvidia_driver()
     report.checks.append(
         Check(
@@ -223,7 +283,7 @@ def opencv_check() -> Check:
 def run_doctor(settings: DoctorSettings) -> DoctorReport:
     report = DoctorReport()
     report.checks.append(opencv_check())
-    device = _cuda_section(report, settings.device)
+    device = _device_section(report, settings.device)
     dtype = resolve_dtype(settings.dtype, device)
     # Said before loading: which dtype would run, and why, matters most when the load fails.
     report.runtime.update(
@@ -240,20 +300,19 @@ def run_doctor(settings: DoctorSettings) -> DoctorReport:
         report.timings["load"] = round(time.perf_counter() - started, 3)
         _weights_section(report, pipe)
     except hub.WeightsUnavailableError as exc:
-        report.checks.append(Check("weights load", False, str(exc), "see the message above"))
+        report.checks.append(
+            Check("weights load", False, exc.message(with_fix=False), exc.fix or "see the message above")
+        )
         report.exit_code = 2
         return report
     pipe = pipe.to(device, dtype)
     report.runtime.update(
         unet_dtype=str(pipe.unet.dtype), vae_dtype=str(pipe.vae.dtype), vre_dtype=str(pipe.embedder.dtype)
     )
-    image = settings.image or EXAMPLE
-    if not Path(image).is_file():
-        report.checks.append(
-            Check("example image", False, f"{image} not found", "pass --image PATH (a 512x512 aligned face)")
-        )
-    else:
-        _restore_section(report, pipe, Path(image))
+    image = Path(settings.image or EXAMPLE)
+    face = _read_face(report, image)
+    if face is not None:
+        _restore_section(report, pipe, image, face)
     report.exit_code = 0 if all(check.ok for check in report.checks) else 1
     return report
 

@@ -11,7 +11,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from osdface.runtime.devices import DTYPE_NAMES
+from osdface.runtime.devices import DTYPE_NAMES, check_device_name
 from osdface.weights.facexlib_files import ENV_LOCAL_DIR
 from osdface.weights.hub import (
     DEFAULT_BASE_MODEL,
@@ -50,6 +50,15 @@ class ModelOptions:
         )
 
 
+def device_argument(text: str) -> str:
+    """``--device``: a typo ("gpu") is refused by argparse with the valid names, before any
+    model loads (torch would otherwise fail deep inside the first ``.to()``)."""
+    try:
+        return check_device_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def add_model_arguments(
     parser: argparse.ArgumentParser,
     *,
@@ -85,6 +94,7 @@ def add_model_arguments(
     if device:
         group.add_argument(
             "--device",
+            type=device_argument,
             default=None,
             help="torch device: cpu, cuda, cuda:1, mps ... (default: the accelerate launcher's, else cuda, else mps, else cpu)",
         )

@@ -3,6 +3,8 @@ file into the one format the rest uses is ``osdface.images.reading``.
 
 - ``(H, W, 3) RGB uint8`` arrays: the format at every boundary (files, the app, the faces code);
 - PIL RGB images: what the pipeline returns and the app shows (``to_pil``, ``tensor_to_pil``);
+  PIL images of any mode in (``pil_to_unit_rgb``): Pillow's 16-bit, 32-bit integer and float
+  grayscale modes are scaled to [0, 1], not clipped as ``convert("RGB")`` clips them;
 - the pipeline's batches: (B, 3, 512, 512) float32 in [0, 1] (``to_batch``, ``postprocess``,
   ``to_uint8_rgb``);
 - the degradations' frames: (B, 3, H, W) float32 in [0, 1] on the input's device, going back to
@@ -24,6 +26,14 @@ from PIL import Image
 from osdface.errors import ImageError
 from osdface.faces.template import FACE_SIZE
 
+# Pillow's high-depth grayscale modes and the value each takes for white. ``convert("RGB")``
+# clips them to 0..255, so a mid-grey 16-bit face would turn white and a float one black. The
+# assumptions, as osdface.images.reading makes them for files: "I;16*" holds 0..65535 (a 16-bit
+# PNG or TIFF); "I" (32-bit int) holds 16-bit values too (Pillow's mode for many 16-bit files);
+# "F" (32-bit float) holds [0, 1]. Values outside are clipped.
+_WHITE_OF_MODE = {"I": 65535.0, "F": 1.0}
+_WHITE_OF_16_BIT = 65535.0
+
 
 def to_pil(image: np.ndarray) -> Image.Image:
     """``(H, W, 3) RGB uint8`` array -> PIL RGB image."""
@@ -43,6 +53,25 @@ def tensor_to_pil(face: torch.Tensor) -> Image.Image:
     return Image.fromarray(array)
 
 
+def pil_to_unit_rgb(image: Image.Image) -> np.ndarray:
+    """A PIL image of any mode -> (H, W, 3) float32 RGB in [0, 1]: 16-bit, 32-bit integer and
+    float grayscale scaled by the white of their mode (see ``_WHITE_OF_MODE``); every other mode
+    through Pillow's own RGB conversion."""
+    mode = image.mode
+    white = _WHITE_OF_16_BIT if mode.startswith("I;16") else _WHITE_OF_MODE.get(mode)
+    if white is None:
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    gray = np.clip(np.asarray(image, dtype=np.float64) / white, 0.0, 1.0).astype(np.float32)
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def pil_to_uint8_rgb(image: Image.Image) -> np.ndarray:
+    """A PIL image of any mode -> (H, W, 3) RGB uint8 (16-bit values: v / 257, rounded)."""
+    if image.mode.startswith("I;16") or image.mode in _WHITE_OF_MODE:
+        return np.rint(pil_to_unit_rgb(image) * 255.0).astype(np.uint8)
+    return np.asarray(image.convert("RGB"))
+
+
 def to_batch(image) -> torch.Tensor:
     """Any accepted input (checked by ``check_image``) -> (B, 3, 512, 512) float32 in [0, 1],
     on the CPU or the tensor's own device."""
@@ -50,7 +79,7 @@ def to_batch(image) -> torch.Tensor:
     tensors = []
     for item in items:
         if isinstance(item, PIL.Image.Image):
-            item = np.asarray(item.convert("RGB"))
+            item = pil_to_unit_rgb(item)
         if isinstance(item, np.ndarray):
             array = item.astype(np.float32) / 255.0 if item.dtype == np.uint8 else item.astype(np.float32)
             item = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
@@ -70,8 +99,10 @@ def to_uint8_rgb(item, where: str) -> np.ndarray:
     batch of one at most) -> (H, W, 3) RGB uint8: for code that works on pixels (ArcFace's crop)
     rather than on the model's tensors."""
     if isinstance(item, PIL.Image.Image):
-        return np.asarray(item.convert("RGB"))
+        return pil_to_uint8_rgb(item)
     if isinstance(item, np.ndarray):
+        # A flipped view (bgr[..., ::-1]) has negative strides, which torch.from_numpy refuses.
+        item = np.ascontiguousarray(item)
         return item if item.dtype == np.uint8 else np.clip(np.rint(item * 255.0), 0, 255).astype(np.uint8)
     if item.ndim == 4:
         if item.shape[0] != 1:

@@ -12,7 +12,8 @@ OSDFace replaces SD 2.1's text prompt by tokens read off the face itself:
 Weights come from the authors' files: ``associate_2.ckpt`` (a training checkpoint; the encoder,
 ``quant_conv`` and codebook live under ``state_dict`` with the prefix ``vqvae_LQ.``) and
 ``embedding_change_weights.pth`` (the projection). Both are pickles: they are read with
-``torch.load(weights_only=True)`` so no code inside them runs (see ``load_pickled_state_dict``).
+``torch.load(weights_only=True)`` so no code inside them runs (``osdface.pipeline.pickles``).
+A file that does not fit raises ``WeightFileError`` naming that file.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
+
+from osdface.pipeline.pickles import WeightFileError, load_pickled_state_dict
 
 NUM_TOKENS = 77
 CODEBOOK_SIZE = 1024
@@ -298,8 +300,8 @@ class VisualRepresentationEmbedder(nn.Module):
         checkpoint = load_pickled_state_dict(vre_checkpoint)
         state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
         if not isinstance(state, dict):
-            raise ValueError(
-                f"{vre_checkpoint}: expected a checkpoint dict with a 'state_dict', got {type(state)}"
+            raise WeightFileError(
+                vre_checkpoint, f"expected a checkpoint dict with a 'state_dict', got {type(state)}"
             )
         candidates = {
             key[len(CHECKPOINT_PREFIX) :]: value
@@ -307,9 +309,10 @@ class VisualRepresentationEmbedder(nn.Module):
             if key.startswith(tuple(CHECKPOINT_PREFIX + part for part in VRE_CHECKPOINT_PARTS))
         }
         if not candidates:
-            raise ValueError(
-                f"{vre_checkpoint}: no key starts with '{CHECKPOINT_PREFIX}encoder.'; is this the VRE "
-                f"checkpoint (associate_2.ckpt)? First keys: {sorted(state)[:5]}"
+            raise WeightFileError(
+                vre_checkpoint,
+                f"no key starts with '{CHECKPOINT_PREFIX}encoder.'; is this the VRE "
+                f"checkpoint (associate_2.ckpt)? First keys: {sorted(state)[:5]}",
             )
         model = cls(config or VREConfig.from_state_dict(candidates))
         needed = [k for k in model.state_dict() if not k.startswith("projection.")]
@@ -317,7 +320,7 @@ class VisualRepresentationEmbedder(nn.Module):
         _load_exact(model, vre_state, exclude_prefix="projection.", source=str(vre_checkpoint))
         projection_state = load_pickled_state_dict(projection)
         if not isinstance(projection_state, dict):
-            raise ValueError(f"{projection}: expected a state dict, got {type(projection_state)}")
+            raise WeightFileError(projection, f"expected a state dict, got {type(projection_state)}")
         _load_exact(model.projection, projection_state, exclude_prefix=None, source=str(projection))
         used = {CHECKPOINT_PREFIX + k for k in vre_state}
         model.load_report = VRELoadReport.build(checkpoint, state, used, len(projection_state))
@@ -407,43 +410,5 @@ def _load_exact(module: nn.Module, state: dict, exclude_prefix: str | None, sour
             )
             if items
         ]
-        raise ValueError(f"{source} does not match the VRE architecture: " + "; ".join(parts))
+        raise WeightFileError(source, "does not match the VRE architecture: " + "; ".join(parts))
     module.load_state_dict(state, strict=False)
-
-
-class _Inert:
-    """Stands in for any class or function a checkpoint pickle names (hyper-parameters,
-    callbacks, optimizer configs). It accepts whatever the unpickler hands it and runs nothing."""
-
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
-
-    def __setstate__(self, state):
-        self.state = state
-
-    def __setitem__(self, key, value):
-        pass
-
-    def append(self, value):
-        pass
-
-    def extend(self, values):
-        pass
-
-
-def load_pickled_state_dict(path: str | os.PathLike):
-    """``torch.load(weights_only=True)`` of a training checkpoint, never executing pickled code.
-
-    Training checkpoints name globals besides tensors (an argparse Namespace, Lightning
-    callbacks...). ``weights_only`` refuses them; we list them without unpickling
-    (``get_unsafe_globals_in_checkpoint``) and map each to the inert ``_Inert`` type, so the
-    tensors load and nothing else is constructed.
-    """
-    path = Path(path)
-    try:
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except RuntimeError:
-        unsafe = []  # legacy (non-zip) format: weights_only's own checks still apply below
-    stand_ins = [(_Inert, name) for name in unsafe]
-    with torch.serialization.safe_globals(stand_ins):
-        return torch.load(path, map_location="cpu", weights_only=True)

@@ -33,7 +33,8 @@ def check_image(item, where: str) -> None:
         if item.dtype != np.uint8 and not np.issubdtype(item.dtype, np.floating):
             raise ImageError(f"expected uint8 or float values, got dtype {item.dtype}", source=where)
         if np.issubdtype(item.dtype, np.floating):
-            _check_finite_unit(torch.from_numpy(np.asarray(item)), where)
+            # A copy when the caller's view has negative strides (bgr[..., ::-1]): torch refuses those.
+            _check_finite_unit(torch.from_numpy(np.ascontiguousarray(item)), where)
         height, width, _ = item.shape
     elif isinstance(item, torch.Tensor):
         if item.ndim not in (3, 4) or item.shape[-3] != 3:

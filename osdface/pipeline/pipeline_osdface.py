@@ -36,6 +36,7 @@ from osdface.pipeline import cpu_tuning, lora
 from osdface.pipeline.color import apply_color_fix
 from osdface.pipeline.embedder import VisualRepresentationEmbedder
 from osdface.pipeline.inputs import ImageInput, check_image
+from osdface.pipeline.pickles import WeightFileError
 from osdface.pipeline.stage_clock import StageClock as _StageClock
 from osdface.weights import hub
 
@@ -130,8 +131,9 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         folder; defaults in ``osdface.weights.hub``, overridable by ``OSDFACE_WEIGHTS`` and
         ``OSDFACE_BASE_MODEL``) on CPU in float32, then ``torch_dtype`` for the UNet and VAE
         (the VRE stays float32). ``vre.safetensors`` (``osdface export``) is preferred to the two
-        pickles when the weights repo has it. Raises ``hub.WeightsUnavailableError``; a LoRA
-        that does not apply completely raises ``osdface.pipeline.lora.LoraError``. ``pipe.load_report``
+        pickles when the weights repo has it. Raises ``hub.WeightsUnavailableError`` (also for a
+        base model that is not SD 2.1 base: its scheduler must predict epsilon); a LoRA that is
+        empty or does not apply completely raises ``osdface.pipeline.lora.LoraError``. ``pipe.load_report``
         says what was loaded (``osdface doctor`` prints it)."""
         sources = hub.ModelSources.resolve(weights, base_model, revision, base_revision)
 
@@ -159,12 +161,18 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             unet = UNet2DConditionModel.from_pretrained(unet_root, subfolder="unet")
         with _reading(scheduler_root / "scheduler", sources.base_model, "scheduler/"):
             scheduler = DDIMScheduler.from_pretrained(scheduler_root, subfolder="scheduler")
+        hub.check_base_model(sources, scheduler.config, unet.config)
 
         pipe = cls(vae=vae, unet=unet, scheduler=scheduler, embedder=embedder)
         pipe._sources = sources
         with _reading(lora_path, sources.weights, hub.LORA_WEIGHTS):
+            adapter_config = None
+            if lora.saved_by_peft(lora_path):  # its alpha is in peft's adapter_config.json
+                adapter_config = hub.fetch_optional(
+                    sources.weights, lora.PEFT_ADAPTER_CONFIG, sources.revision
+                )
             # Keys normalised to one layout first: diffusers drops mixed layouts' tensors.
-            lora_report = lora.load_lora(pipe, lora_path)
+            lora_report = lora.load_lora(pipe, lora_path, adapter_config=adapter_config)
         if fuse_lora:
             pipe.fuse_lora(components=["unet"], lora_scale=1.0)
             pipe.unload_lora_weights()  # drops the adapter layers; the fused weights stay
@@ -180,6 +188,12 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         if torch_dtype is not None:
             pipe.to(dtype=torch_dtype)  # the VRE ignores the dtype: it stays float32
         return pipe
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the model computes in: the UNet's (and the VAE's). diffusers' own ``dtype``
+        is the first module's, the VRE, which stays float32 whatever the pipeline runs in."""
+        return self.unet.dtype
 
     def load_report_lines(self) -> list[str]:
         """``load_report`` as lines for a terminal (the app prints these at start-up): sources and
@@ -400,7 +414,8 @@ class OSDFacePipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
 class _reading:
     """Context manager: a failure while reading a fetched file becomes a WeightsUnavailableError
-    that names the file and the fix (re-download)."""
+    that names the file and the fix. A ``WeightFileError`` says which of the step's files was
+    bad (the VRE step reads the checkpoint and the projection): that one is named."""
 
     def __init__(self, path: Path, source: str, filename: str):
         self.path, self.source, self.filename = path, source, filename
@@ -411,6 +426,8 @@ class _reading:
     def __exit__(self, exc_type, exc, tb):
         if exc is None or isinstance(exc, hub.WeightsUnavailableError):
             return False
+        if isinstance(exc, WeightFileError):
+            raise hub.corrupt_file_error(exc.path, self.source, exc.path.name, exc.reason) from exc
         if isinstance(exc, Exception):
             raise hub.corrupt_file_error(self.path, self.source, self.filename, exc) from exc
         return False

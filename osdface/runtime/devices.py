@@ -14,6 +14,7 @@ back to reference kernels and bfloat16 took 4-5x longer. The VRE stays float32 e
 from __future__ import annotations
 
 import platform
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,11 @@ torch = lazy.module("torch")
 if TYPE_CHECKING:
     import torch
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
+# The device types OSDFace runs on (its dtype choices and CUDA diagnosis know these three), and
+# how --device names them; checked by name, without torch, so a typo is refused at once.
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+DEVICE_CHOICES = "cpu, cuda, cuda:N (N: the GPU's index, from 0) or mps"
+_DEVICE_NAME = re.compile(r"(cpu|cuda|mps)(:\d+)?")
 # Devices whose default dtype is float16 (the VRE stays float32 everywhere).
 HALF_PRECISION_DEVICES = ("cuda", "mps")
 # /proc/cpuinfo flags of the instructions with which oneDNN computes bfloat16 natively, the
@@ -49,6 +55,14 @@ def resolve_device(
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def check_device_name(name: str) -> str:
+    """``name`` when it names a device type OSDFace runs on, else ``ValueError`` listing them
+    (whether that device exists here is the doctor's and CUDA diagnosis's business)."""
+    if not _DEVICE_NAME.fullmatch(name):
+        raise ValueError(f"unknown device {name!r}: use {DEVICE_CHOICES}")
+    return name
 
 
 def resolve_dtype(name: str | torch.dtype | None, device: torch.device) -> torch.dtype:

@@ -16,6 +16,7 @@ only what is needed is downloaded and every failure names its file.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,9 @@ from osdface.weights.reachability import HubProbe, hub_unreachable
 huggingface_hub = lazy.module("huggingface_hub")
 hub_constants = lazy.module("huggingface_hub.constants")
 hub_errors = lazy.module("huggingface_hub.errors")
+hub_utils = lazy.module("huggingface_hub.utils")
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS_REPO = "alecccdd/OSDFace"
 DEFAULT_BASE_MODEL = "Manojb/stable-diffusion-2-1-base"
@@ -53,6 +57,11 @@ BASE_FILES: dict[str, tuple[str, ...]] = {
         "tokenizer/special_tokens_map.json",
     ),
 }
+
+# OSDFace's UNet predicts noise (epsilon) at 512 px (latents 64): SD 2.1 *base*. The 768-px
+# SD 2.1 has the same UNet shapes but predicts v, so loading it would give wrong faces silently.
+BASE_PREDICTION_TYPE = "epsilon"
+BASE_SAMPLE_SIZE = 64
 
 ENV_WEIGHTS = "OSDFACE_WEIGHTS"
 ENV_BASE_MODEL = "OSDFACE_BASE_MODEL"
@@ -115,10 +124,12 @@ def fetch(source: str, filename: str, revision: str | None = None, *, env_var: s
                 fix=f"copy it there from the Hub repo it came from, or set {env_var} to a Hub repo id.",
             )
         return path
-    if source.startswith((".", "/", "~")) or source.count("/") != 1:
+    if not _is_repo_id(source):
         raise WeightsUnavailableError(
-            f"'{source}' is neither an existing folder nor a Hub repo id (owner/name)",
-            fix=f"check the path or set {env_var} to a repo id such as '{DEFAULT_WEIGHTS_REPO}'.",
+            f"'{source}' is neither an existing folder nor a valid Hub repo id (owner/name, of letters, "
+            "digits, '-', '_' and '.')",
+            fix=f"check the path (a relative one is looked up from {Path.cwd()}) or set {env_var} to a "
+            f"repo id such as '{DEFAULT_WEIGHTS_REPO if env_var == ENV_WEIGHTS else DEFAULT_BASE_MODEL}'.",
         )
 
     where = f"'{filename}' from Hub repo '{source}'" + (f" at revision '{revision}'" if revision else "")
@@ -164,7 +175,7 @@ def fetch_optional(source: str, filename: str, revision: str | None = None) -> P
     local = Path(source).expanduser()
     if local.is_dir():
         return local / filename if (local / filename).is_file() else None
-    if source.startswith((".", "/", "~")) or source.count("/") != 1:
+    if not _is_repo_id(source):
         return None  # ``fetch`` of the required files reports the bad source
 
     try:
@@ -173,6 +184,18 @@ def fetch_optional(source: str, filename: str, revision: str | None = None) -> P
         return None
     except (hub_errors.HfHubHTTPError, OSError):
         return None  # the required files' ``fetch`` raises the full, actionable error
+
+
+def _is_repo_id(source: str) -> bool:
+    """Whether ``source`` is spelled as a Hub repo id: owner/name, characters the Hub allows
+    (huggingface_hub's own check, which would otherwise raise from inside the download)."""
+    if source.startswith((".", "/", "~")) or source.count("/") != 1:
+        return False
+    try:
+        hub_utils.validate_repo_id(source)
+    except hub_errors.HFValidationError:
+        return False
+    return True
 
 
 def _download(source: str, filename: str, revision: str | None, *, local_only: bool) -> Path:
@@ -241,10 +264,44 @@ def fetch_base_component(sources: ModelSources, component: str) -> Path:
     return paths[0].parent.parent
 
 
-def corrupt_file_error(path: Path, source: str, filename: str, exc: BaseException) -> WeightsUnavailableError:
-    """A file that was fetched but cannot be read (truncated download, wrong format)."""
+def corrupt_file_error(
+    path: Path, source: str, filename: str, exc: BaseException | str
+) -> WeightsUnavailableError:
+    """A file that was fetched but cannot be read (truncated download, wrong format). The fix
+    depends on where it lives: a local folder's file is never downloaded again."""
+    if Path(source).expanduser().is_dir():
+        fix = (
+            f"replace '{path}' with a good copy of '{filename}' (a local folder's files are read as they "
+            "are, never fetched), or load from the Hub repo id instead."
+        )
+    else:
+        fix = (
+            f"remove the cached copy (`hf cache rm model/{source}`, or delete '{Path(path).resolve()}') "
+            "so it is downloaded again, or replace it with a good copy."
+        )
     return WeightsUnavailableError(
-        f"File '{filename}' from '{source}' is corrupt or not the expected format ({path}): {exc}",
-        fix="delete that file (or remove the cached repo with `hf cache rm`) so it is downloaded again, "
-        "or replace it with a good copy.",
+        f"File '{filename}' from '{source}' is corrupt or not the expected format ({path}): {exc}", fix=fix
     )
+
+
+def check_base_model(sources: ModelSources, scheduler_config, unet_config) -> None:
+    """Refuse a base model that is not SD 2.1 *base*: a scheduler that predicts anything but
+    noise (the 768-px SD 2.1 predicts v) would be read as epsilon and every face come out wrong.
+    A UNet made for another size is only logged: its shapes fit, and it may have been meant."""
+    prediction = scheduler_config.get("prediction_type", BASE_PREDICTION_TYPE)
+    if prediction != BASE_PREDICTION_TYPE:
+        raise WeightsUnavailableError(
+            f"the base model '{sources.base_model}' predicts '{prediction}' (scheduler/scheduler_config.json), "
+            f"but OSDFace needs Stable Diffusion 2.1 base (512 px, prediction_type '{BASE_PREDICTION_TYPE}'); "
+            "the 768-px SD 2.1 is a different model",
+            fix=f"point --base-model / {ENV_BASE_MODEL} at SD 2.1 base, e.g. '{DEFAULT_BASE_MODEL}'.",
+        )
+    if unet_config.get("sample_size", BASE_SAMPLE_SIZE) != BASE_SAMPLE_SIZE:
+        logger.warning(
+            "the base model %s has a UNet of sample_size %s, not SD 2.1 base's %d (512 px): "
+            "OSDFace was trained on SD 2.1 base (%s)",
+            sources.base_model,
+            unet_config.get("sample_size"),
+            BASE_SAMPLE_SIZE,
+            DEFAULT_BASE_MODEL,
+        )

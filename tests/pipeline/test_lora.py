@@ -146,3 +146,130 @@ def test_a_pair_left_out_by_the_loader_is_an_error(tmp_path, source_unet):
         lora.verify_lora(pipe.unet, pairs, "osdface")
     assert "1 pair(s) not loaded" in str(info.value)
     assert f"unet.{dropped}.lora.down.weight" in str(info.value)
+
+
+def test_a_lora_file_without_tensors_is_refused_naming_the_file(tiny_hub, tmp_path):
+    """An empty save would otherwise give plain SD 2.1 at t=399, silently."""
+    folder = weights_folder(tiny_hub, tmp_path)
+    save_file({}, str(folder / hub.LORA_WEIGHTS))
+    with pytest.raises(lora.LoraError) as info:
+        OSDFacePipeline.from_pretrained(folder, base_model=tiny_hub.base_repo)
+    assert info.value.source == str(folder / hub.LORA_WEIGHTS)
+    assert "holds no UNet LoRA tensors" in info.value.reason
+    assert hub.LORA_WEIGHTS in info.value.fix and hub.DEFAULT_WEIGHTS_REPO in info.value.fix
+
+
+def peft_model(rank: int, alpha: int, **config):
+    """The tiny base UNet wrapped by peft's own ``get_peft_model``, B drawn at random (seed 0)."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    unet = copy.deepcopy(build_base_components("tiny", seed=0)[1])
+    wrapped = get_peft_model(
+        unet,
+        LoraConfig(r=rank, lora_alpha=alpha, target_modules=["to_q", "to_k", "to_v", "to_out.0"], **config),
+    )
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, param in wrapped.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.02)
+    return wrapped
+
+
+def peft_merged(wrapped) -> dict[str, torch.Tensor]:
+    """peft's own merge of its model: the reference for what loading must give."""
+    import copy
+
+    return copy.deepcopy(wrapped).merge_and_unload().state_dict()
+
+
+def assert_fused_equals(pipe, expected: dict[str, torch.Tensor]) -> None:
+    fused = pipe.unet.state_dict()
+    assert set(fused) == set(expected)
+    assert max((fused[k] - expected[k]).abs().max().item() for k in expected) < 1e-6
+
+
+@pytest.mark.parametrize("writer", ["diffusers save_lora_weights", "peft save_pretrained"])
+def test_rslora_is_scaled_by_alpha_over_sqrt_rank_as_peft_does(tiny_hub, tmp_path, writer):
+    """``use_rslora=True``: peft scales by alpha / sqrt(r) (here 8 / sqrt(4) = 4), not alpha / r.
+    The file comes from diffusers' ``save_lora_weights`` with the config as metadata, or from
+    peft's own ``save_pretrained`` (config in adapter_config.json beside it)."""
+    from diffusers import StableDiffusionPipeline
+    from peft.utils import get_peft_model_state_dict
+
+    wrapped = peft_model(rank=4, alpha=8, use_rslora=True)
+    folder = weights_folder(tiny_hub, tmp_path)
+    (folder / hub.LORA_WEIGHTS).unlink()
+    if writer == "peft save_pretrained":
+        wrapped.save_pretrained(str(tmp_path / "peft"))
+        shutil.copyfile(tmp_path / "peft" / "adapter_model.safetensors", folder / hub.LORA_WEIGHTS)
+        shutil.copyfile(tmp_path / "peft" / lora.PEFT_ADAPTER_CONFIG, folder / lora.PEFT_ADAPTER_CONFIG)
+    else:
+        StableDiffusionPipeline.save_lora_weights(
+            folder,
+            unet_lora_layers=get_peft_model_state_dict(wrapped),
+            weight_name=hub.LORA_WEIGHTS,
+            unet_lora_adapter_metadata=wrapped.peft_config["default"].to_dict(),
+        )
+    pipe = OSDFacePipeline.from_pretrained(folder, base_model=tiny_hub.base_repo)
+    report = pipe.load_report["lora"]
+    assert report.scales == [4.0] and "use_rslora" in report.alpha_source
+    assert_fused_equals(pipe, peft_merged(wrapped))
+
+
+def test_peft_save_pretrained_layout_is_accepted_with_its_alpha(tiny_hub, tmp_path, caplog):
+    """Keys ``base_model.model.<module>.lora_A.weight``, as peft's ``save_pretrained`` writes them;
+    alpha 4 at rank 8 from its adapter_config.json. Without that file: scale 1, and a warning."""
+    wrapped = peft_model(rank=8, alpha=4)
+    wrapped.save_pretrained(str(tmp_path / "peft"))
+    folder = weights_folder(tiny_hub, tmp_path)
+    shutil.copyfile(tmp_path / "peft" / "adapter_model.safetensors", folder / hub.LORA_WEIGHTS)
+    assert all(k.startswith(lora.PEFT_PREFIX) for k in load_file(str(folder / hub.LORA_WEIGHTS)))
+
+    shutil.copyfile(tmp_path / "peft" / lora.PEFT_ADAPTER_CONFIG, folder / lora.PEFT_ADAPTER_CONFIG)
+    pipe = OSDFacePipeline.from_pretrained(folder, base_model=tiny_hub.base_repo)
+    report = pipe.load_report["lora"]
+    assert (report.pairs_in_file, report.pairs_applied, report.scales) == (32, 32, [0.5])
+    assert report.alpha_source == lora.PEFT_ADAPTER_CONFIG
+    assert_fused_equals(pipe, peft_merged(wrapped))
+
+    (folder / lora.PEFT_ADAPTER_CONFIG).unlink()
+    with caplog.at_level("WARNING", logger="osdface.pipeline.lora"):
+        pipe = OSDFacePipeline.from_pretrained(folder, base_model=tiny_hub.base_repo)
+    assert pipe.load_report["lora"].scales == [1.0]
+    assert "adapter_config.json not found" in pipe.load_report["lora"].alpha_source
+    assert "adapter_config.json is not beside it" in caplog.text
+
+
+def sd1_unet():
+    """The tiny UNet with SD 1.x's cross-attention width (768) and the same block names."""
+    from diffusers import UNet2DConditionModel
+
+    from osdface.testing.random_weights import TINY_UNET_CONFIG
+
+    torch.manual_seed(0)
+    return UNet2DConditionModel(**{**TINY_UNET_CONFIG, "cross_attention_dim": 768})
+
+
+def test_a_lora_for_another_base_model_names_the_file_the_model_and_the_fix(tmp_path):
+    from osdface.testing.random_weights import random_pipeline
+
+    path = tmp_path / hub.LORA_WEIGHTS
+    write_lora_file(lora_unet(sd1_unet(), rank=4), path, "diffusers_mixed")
+    with pytest.raises(lora.LoraError) as info:
+        lora.load_lora(random_pipeline("tiny"), path)
+    error = info.value
+    assert error.source == str(path)
+    assert "this LoRA is for another base model: cross-attention 768 = SD 1.x" in error.reason
+    assert "OSDFACE_WEIGHTS" in error.fix and hub.DEFAULT_WEIGHTS_REPO in error.fix
+
+
+def test_the_osdface_lora_on_another_base_model_says_to_change_the_base(tmp_path, source_unet):
+    path = tmp_path / hub.LORA_WEIGHTS
+    write_lora_file(source_unet, path, "diffusers_mixed")
+    with pytest.raises(lora.LoraError) as info:
+        lora.read_lora_file(path, sd1_unet())
+    assert "the base model's UNet has cross-attention 768, SD 1.x: it is not SD 2.1 base" in info.value.reason
+    assert "OSDFACE_BASE_MODEL" in info.value.fix and hub.DEFAULT_BASE_MODEL in info.value.fix

@@ -345,3 +345,75 @@ def test_a_dtype_cast_prints_no_inapplicable_diffusers_warning(tiny_hub):
         assert [m for m in records.messages if "should be kept in float32: ['conv_in']" in m]
     finally:
         logger.removeHandler(records)
+
+
+def base_copy(tiny_hub, tmp_path, **edits):
+    """The tiny base model as a local folder, with ``edits`` as {"unet/config.json": {...}}."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    snapshot = (
+        Path(tiny_hub.cache_dir)
+        / f"models--{tiny_hub.base_repo.replace('/', '--')}"
+        / "snapshots"
+        / tiny_hub.commits[tiny_hub.base_repo]
+    )
+    base = shutil.copytree(snapshot, tmp_path / "base")
+    for name, edit in edits.items():
+        path = base / name.replace(":", "/")
+        config = {**json.loads(path.read_text()), **edit}
+        path.unlink()  # a link into the cache's blobs: not written through
+        path.write_text(json.dumps(config))
+    return base
+
+
+def test_a_v_prediction_base_model_is_refused_at_load(tiny_hub, tmp_path):
+    """The 768-px SD 2.1 (v-prediction) has SD 2.1 base's shapes: its v would be read as epsilon."""
+    base = base_copy(
+        tiny_hub, tmp_path, **{"scheduler:scheduler_config.json": {"prediction_type": "v_prediction"}}
+    )
+    with pytest.raises(hub.WeightsUnavailableError) as info:
+        OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=base)
+    error = info.value
+    assert str(base) in error.reason and "'v_prediction'" in error.reason
+    assert "Stable Diffusion 2.1 base (512 px" in error.reason
+    assert "OSDFACE_BASE_MODEL" in error.fix and "Manojb/stable-diffusion-2-1-base" in error.fix
+
+
+def test_a_base_unet_for_another_size_is_logged(tiny_hub, tmp_path, caplog):
+    base = base_copy(tiny_hub, tmp_path, **{"unet:config.json": {"sample_size": 96}})
+    with caplog.at_level("WARNING", logger="osdface.weights.hub"):
+        OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=base)
+    assert "sample_size 96, not SD 2.1 base's 64" in caplog.text
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_pipeline_dtype_is_the_unets_not_the_vres(tiny_hub, dtype):
+    """diffusers' ``dtype`` is the first module's, the VRE (always float32): the app's device line
+    and the commands' "already there?" checks read ``pipe.dtype``."""
+    from osdface.runtime.devices import describe_device
+
+    pipe = OSDFacePipeline.from_pretrained(tiny_hub.weights_repo, base_model=tiny_hub.base_repo)
+    assert pipe.dtype == torch.float32
+    pipe = pipe.to("cpu", dtype)
+    assert pipe.dtype == pipe.unet.dtype == pipe.vae.dtype == dtype
+    assert pipe.embedder.dtype == torch.float32
+    assert f"threads, {str(dtype).removeprefix('torch.')})" in describe_device(pipe.device, pipe.dtype)
+
+
+def test_a_flipped_float_array_is_accepted_like_a_contiguous_one(tiny_pipeline):
+    """``bgr[..., ::-1]``: a negative stride, which torch.from_numpy refuses."""
+    from osdface.images.conversion import to_batch, to_uint8_rgb
+    from osdface.pipeline.inputs import check_image
+
+    bgr = face(4)[..., ::-1].astype(np.float32) / 255.0
+    rgb = bgr[..., ::-1]
+    assert any(stride < 0 for stride in rgb.strides)
+    check_image(rgb, "image")
+    assert torch.equal(to_batch(rgb), to_batch(np.ascontiguousarray(rgb)))
+    assert np.array_equal(to_uint8_rgb(rgb, "image"), to_uint8_rgb(np.ascontiguousarray(rgb), "image"))
+    out = tiny_pipeline(rgb, generator=gen(), output_type="pt").images
+    assert torch.equal(
+        out, tiny_pipeline(np.ascontiguousarray(rgb), generator=gen(), output_type="pt").images
+    )

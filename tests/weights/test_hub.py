@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from osdface import OSDFacePipeline
+from osdface.pipeline.pickles import load_pickled_state_dict
 from osdface.testing import random_weights
 from osdface.weights import hub
 
@@ -139,12 +140,52 @@ def test_file_missing_from_cached_repo_and_from_local_folder(tiny_hub, tmp_path)
 
 @pytest.mark.parametrize("name", [hub.LORA_WEIGHTS, hub.VRE_CHECKPOINT, hub.PROJECTION_WEIGHTS])
 def test_corrupt_file(tiny_hub, tmp_path, name):
+    """The file at fault is named (the VRE step reads two), with a fix that fits a local folder:
+    its files are never downloaded again."""
     weights = shutil.copytree(snapshot(tiny_hub, tiny_hub.weights_repo), tmp_path / "weights")
     data = (weights / name).read_bytes()
     (weights / name).write_bytes(data[: len(data) // 3])
     with pytest.raises(hub.WeightsUnavailableError) as info:
         load(weights, tiny_hub.base_repo)
-    assert "corrupt" in str(info.value) and name in str(info.value) and "delete that file" in str(info.value)
+    error = info.value
+    assert "corrupt" in error.reason and f"File '{name}' from" in error.reason
+    assert f"({weights / name})" in error.reason
+    assert f"replace '{weights / name}' with a good copy" in error.fix and "hf cache rm" not in error.fix
+
+
+def test_a_corrupt_file_in_the_hub_cache_is_downloaded_again(tiny_hub, tmp_path):
+    error = hub.corrupt_file_error(tmp_path / "x.pth", tiny_hub.weights_repo, "x.pth", ValueError("bad"))
+    assert f"`hf cache rm model/{tiny_hub.weights_repo}`" in error.fix and "downloaded again" in error.fix
+
+
+def test_a_bad_projection_names_the_projection_not_the_checkpoint(tiny_hub, tmp_path):
+    weights = shutil.copytree(snapshot(tiny_hub, tiny_hub.weights_repo), tmp_path / "weights")
+    projection = torch.load(weights / hub.PROJECTION_WEIGHTS, weights_only=True)
+    (weights / hub.PROJECTION_WEIGHTS).unlink()
+    torch.save({"module." + k: v for k, v in projection.items()}, weights / hub.PROJECTION_WEIGHTS)
+    with pytest.raises(hub.WeightsUnavailableError) as info:
+        load(weights, tiny_hub.base_repo)
+    reason = info.value.reason
+    assert f"File '{hub.PROJECTION_WEIGHTS}' from" in reason and hub.VRE_CHECKPOINT not in reason
+    assert "unexpected keys (4): ['module.conv1.bias'" in reason
+
+
+@pytest.mark.parametrize("name", [hub.VRE_CHECKPOINT, hub.PROJECTION_WEIGHTS])
+def test_legacy_non_zip_pickles_load(tiny_hub, tmp_path, name):
+    """torch's format before 1.6, still written with ``_use_new_zipfile_serialization=False``:
+    ``weights_only`` reads it; it must not be called corrupt."""
+    weights = shutil.copytree(snapshot(tiny_hub, tiny_hub.weights_repo), tmp_path / "weights")
+    content = load_pickled_state_dict(weights / name)
+    if name == hub.VRE_CHECKPOINT:  # a legacy file cannot list its classes: tensors only
+        content = {"state_dict": content["state_dict"]}
+    (weights / name).unlink()
+    torch.save(content, weights / name, _use_new_zipfile_serialization=False)
+    pipe = load(weights, tiny_hub.base_repo)
+    reference = load(tiny_hub.weights_repo, tiny_hub.base_repo)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(pipe.embedder.state_dict().values(), reference.embedder.state_dict().values())
+    )
 
 
 def test_corrupt_base_component(tiny_hub, tmp_path):
@@ -154,9 +195,17 @@ def test_corrupt_base_component(tiny_hub, tmp_path):
         load(tiny_hub.weights_repo, base)
 
 
-def test_not_a_repo_id_nor_a_folder(tiny_hub):
-    with pytest.raises(hub.WeightsUnavailableError, match="neither an existing folder nor a Hub repo id"):
-        load("./no/such/folder", tiny_hub.base_repo)
+@pytest.mark.parametrize("source", ["./no/such/folder", "my weights/osdface", "osdface-test/osdface!"])
+def test_not_a_repo_id_nor_a_folder(tiny_hub, source):
+    """A missing relative folder or a name the Hub would refuse: said plainly, never
+    huggingface_hub's HFValidationError from inside the download."""
+    with pytest.raises(hub.WeightsUnavailableError) as info:
+        load(source, tiny_hub.base_repo)
+    assert f"'{source}' is neither an existing folder nor a valid Hub repo id" in info.value.reason
+    assert "OSDFACE_WEIGHTS" in info.value.fix and f"looked up from {Path.cwd()}" in info.value.fix
+    assert hub.fetch_optional(source, hub.VRE_SAFETENSORS) is None
+    with pytest.raises(hub.WeightsUnavailableError, match="OSDFACE_BASE_MODEL"):
+        load(tiny_hub.weights_repo, source)
 
 
 class FakeHub(BaseHTTPRequestHandler):
