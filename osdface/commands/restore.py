@@ -5,15 +5,18 @@
     osdface restore clip.mp4 -o out/            # clips: every face tracked, restored, audio copied
 
 Folders are searched recursively for image files and their relative paths are kept; outputs
-are PNG files (``a/b.jpg`` -> ``restored/a/b.png``), clips MP4 (``osdface.video``). Outputs that already exist are skipped
-unless ``--overwrite``. A file that cannot be used is reported with its reason and skipped;
-the exit status is 1 when any input failed, 2 when nothing could run (weights missing, bad
-arguments). The work itself is ``osdface.faces.batch``; this module parses and prints.
+are PNG files (``a/b.jpg`` -> ``restored/a/b.png``), clips MP4 (``osdface.video``). An output
+made from the same input is skipped unless ``--overwrite``; another file in the output folder
+is never overwritten (``osdface.faces.output_names``). A file that cannot be used or written
+is reported with its reason and skipped; the exit status is 1 when any input failed, 2 when
+nothing could run (weights missing, bad arguments, an output folder that cannot be written).
+The work itself is ``osdface.faces.batch``; this module parses and prints.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,7 +35,9 @@ from osdface.commands.model_options import ModelOptions, add_model_arguments
 from osdface.commands.restorer_options import add_restorer_arguments, beside_writer, restorer_settings
 from osdface.commands.video_options import ClipSettings, add_video_arguments
 from osdface.faces.batch import BatchSummary, FileResult, collect_inputs, restore_files
-from osdface.faces.options import RestoreOptions
+from osdface.faces.options import MAX_SEED, RestoreOptions
+from osdface.files import check_writable_folder
+from osdface.images.reading import LARGEST_READABLE_PIXELS
 from osdface.runtime import progress
 from osdface.runtime.cuda_diagnosis import CudaUnavailableError, check_requested_device
 from osdface.runtime.devices import resolve_device, resolve_dtype
@@ -44,6 +49,10 @@ from osdface.weights.hub import WeightsUnavailableError
 if TYPE_CHECKING:
     from osdface.faces import FaceRestorer
     from osdface.video import ClipRestorer, VideoResult
+
+# Pillow opens no image above this (osdface.images.reading.LARGEST_READABLE_PIXELS): a higher
+# --max-megapixels would be overruled by Pillow, with a message that does not name the option.
+MAX_MEGAPIXELS = LARGEST_READABLE_PIXELS // 1_000_000
 
 
 @dataclass(frozen=True)
@@ -144,7 +153,8 @@ class RestoreCommand:
     def run(self) -> int:
         # A clip named on the command line is a clip, not an image that fails to decode.
         photos = [path for path in self.inputs if not (path.is_file() and is_clip(path))]
-        todo, missing = collect_inputs(photos, self.output_dir, beside_keys=self.compare)
+        left_out: list[Path] = []  # images under the output folder: earlier outputs, never inputs
+        todo, missing = collect_inputs(photos, self.output_dir, beside_keys=self.compare, left_out=left_out)
         clips = collect_clips(self.inputs, self.output_dir, suffix=self.clips.suffix)
         if clips and self.options.aligned:
             print("error: --aligned applies to aligned face images, not to clips", file=sys.stderr)
@@ -152,12 +162,17 @@ class RestoreCommand:
         # Under `accelerate launch` each process restores its share of the inputs; the results
         # are gathered, in input order, for the main process, which alone reports.
         group = process_group()
+        # Output names depend on the files in the output folder: every process names them
+        # before any of them writes one, so that they all agree.
+        group.barrier()
         found_any = bool(todo or missing or clips)
+        if (todo or clips) and not self._output_writable():
+            return 2
         # Decided on the whole list, so every process agrees: when anything needs restoring,
         # each loads the models up front, and a missing file stops them all alike instead of
         # leaving the others waiting at the gather.
         needs_models = any(
-            self.overwrite or not (self.output_dir / item.output).exists() for item in [*todo, *clips]
+            self.overwrite or not os.path.exists(self.output_dir / item.output) for item in [*todo, *clips]
         )
         results = self._restore(group.shard(todo), needs_models, show=group.is_main)
         if results is None:
@@ -174,11 +189,44 @@ class RestoreCommand:
                 print(summary.report())
             if clip_summary is not None:
                 print(clip_summary.report("clip"))
-            if not found_any:
-                print("no input images or clips found", file=sys.stderr)
+            self._report_left_out(left_out, found_any)
         if not found_any:
             return 1
         return max(summary.exit_status, clip_summary.exit_status if clip_summary else 0)
+
+    def _output_writable(self) -> bool:
+        """Whether the output folder can be written, checked before any model loads (a
+        folder that cannot be written used to stop the run at its first output)."""
+        try:
+            check_writable_folder(self.output_dir)
+        except OSError as exc:
+            print(f"error: cannot write to {self.output_dir}: {exc.strerror or exc}", file=sys.stderr)
+            return False
+        return True
+
+    def _report_left_out(self, left_out: list[Path], found_any: bool) -> None:
+        """Say why images were not taken: they lie inside the output folder (``-o`` names the
+        input folder or one above it), or say that nothing was found."""
+        if left_out and not found_any:
+            print(
+                f"no input images or clips found: the {len(left_out)} image(s) found lie inside the "
+                f"output folder {self.output_dir}, whose files are never inputs; give another folder with -o",
+                file=sys.stderr,
+            )
+        elif left_out and self._input_folder_inside_output():
+            print(
+                f"note: {len(left_out)} image(s) inside the output folder {self.output_dir} were left out "
+                "(its files are never inputs)",
+                file=sys.stderr,
+            )
+        elif not found_any:
+            print("no input images or clips found", file=sys.stderr)
+
+    def _input_folder_inside_output(self) -> bool:
+        """An input folder is the output folder or lies inside it: what is left out there may
+        be photos, not earlier outputs (those of ``-o photos/restored`` need no note)."""
+        output = self.output_dir.resolve()
+        return any(path.is_dir() and path.resolve().is_relative_to(output) for path in self.inputs)
 
     def _restore(self, todo, needs_models: bool, *, show: bool) -> list[FileResult] | None:
         """This process's share, with a progress bar per restored face (a photo may hold many)
@@ -282,12 +330,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("inputs", nargs="+", help="image files, clips and/or folders (searched recursively)")
     parser.add_argument("-o", "--output", required=True, help="output folder (relative paths are kept; PNG)")
-    parser.add_argument("--overwrite", action="store_true", help="restore again when the output exists")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="restore again when an input's own output exists"
+    )
     parser.add_argument(
         "--max-megapixels",
-        type=float,
+        type=_megapixels,
         default=50.0,
-        help="refuse input images with more megapixels (default: 50)",
+        help=f"refuse input images with more megapixels: above 0 and at most {MAX_MEGAPIXELS}, the "
+        "largest image Pillow opens (default: 50)",
     )
     _add_restore_arguments(parser)
     _add_face_arguments(parser)
@@ -317,9 +368,10 @@ def _add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--seed",
-        type=int,
+        type=_seed,
         default=0,
-        help="seed of the VAE posterior sample, face i gets seed + i (in clips: track i) (default: 0)",
+        help="seed of the VAE posterior sample, 0 to 2**63 - 1; face i gets seed + i (in clips: track i) "
+        "(default: 0)",
     )
     group.add_argument(
         "--upscale",
@@ -332,7 +384,10 @@ def _add_restore_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_face_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("faces in whole photos")
     group.add_argument(
-        "--only-center-face", action="store_true", help="restore only the face nearest the centre"
+        "--only-center-face",
+        action="store_true",
+        help="restore only the face nearest the centre, chosen among all the faces found (before "
+        "--max-faces, which then changes nothing)",
     )
     group.add_argument(
         "--min-face-size",
@@ -344,13 +399,38 @@ def _add_face_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-faces",
         type=int,
         default=None,
-        help="restore at most this many faces, the largest (default: all)",
+        help="restore at most this many faces, the largest (default: all); with --only-center-face "
+        "the centre face is restored whatever its size",
     )
     group.add_argument(
         "--parse-mask",
         action="store_true",
         help="paste with facexlib's face-parsing mask (needs its weights)",
     )
+
+
+def _megapixels(text: str) -> float:
+    """--max-megapixels: a finite number in (0, MAX_MEGAPIXELS]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= MAX_MEGAPIXELS:  # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(
+            f"must be above 0 and at most {MAX_MEGAPIXELS} (the largest image Pillow opens), got {text}"
+        )
+    return value
+
+
+def _seed(text: str) -> int:
+    """--seed: a whole number in [0, MAX_SEED] (``RestoreOptions`` checks the same)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_SEED} (2**63 - 1), got {text}")
+    return value
 
 
 def _main(args: argparse.Namespace) -> int:

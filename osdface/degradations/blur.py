@@ -135,8 +135,15 @@ def pupil_samples(samples_across: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return area, np.hypot(x, y), np.arctan2(y, x)
 
 
+# Patches are at most 2 x 512 + 257 pixels (osdface.degradations.turbulence checks the node spacing
+# and the PSF width first); the search below counts up one by one, so its start is bounded.
+_MAX_FFT_LENGTH = 1 << 14
+
+
 def _fast_fft_length(minimum: int) -> int:
     """Smallest n >= minimum with n = 2^a 3^b 5^c, a >= 2 (lengths like 82 or 90 are 2-3x slower)."""
+    if minimum > _MAX_FFT_LENGTH:
+        raise ValueError(f"patch of {minimum} pixels: the simulator supports up to {_MAX_FFT_LENGTH}")
     n = minimum
     while True:
         rest = n
@@ -148,10 +155,21 @@ def _fast_fft_length(minimum: int) -> int:
         n += 1
 
 
+def psf_reach(pixels_per_lambda_over_d: float, d_over_r0: float) -> float:
+    """The PSF's half-width in pixels before rounding (h is at least this, rounded)."""
+    reach = max(_PSF_HALF_WIDTH_LAMBDA_OVER_D, _PSF_HALF_WIDTH_LAMBDA_OVER_R0 * d_over_r0)
+    return pixels_per_lambda_over_d * reach
+
+
+def psf_oversampling(pixels_per_lambda_over_d: float) -> int:
+    """u of the module docstring: 1 from 2 pixels per lambda/D, else the smallest odd u with q u >= 2."""
+    q = pixels_per_lambda_over_d
+    return 1 if q >= 2.0 else 2 * math.ceil((2.0 / q - 1.0) / 2.0) + 1
+
+
 def psf_half_width(pixels_per_lambda_over_d: float, d_over_r0: float, spacing: int) -> int:
     """h of the module docstring, in pixels, enlarged so that 2s + 2h is a fast FFT length."""
-    reach = max(_PSF_HALF_WIDTH_LAMBDA_OVER_D, _PSF_HALF_WIDTH_LAMBDA_OVER_R0 * d_over_r0)
-    needed = max(1, round(pixels_per_lambda_over_d * reach))
+    needed = max(1, round(psf_reach(pixels_per_lambda_over_d, d_over_r0)))
     return (_fast_fft_length(2 * spacing + 2 * needed) - 2 * spacing) // 2
 
 
@@ -165,7 +183,7 @@ def build_psf_model(
 ) -> PsfModel:
     """PSF model on CPU for K x K PSFs, K = 2 ``half_width`` + 1."""
     q, h = pixels_per_lambda_over_d, half_width
-    u = 1 if q >= 2.0 else 2 * math.ceil((2.0 / q - 1.0) / 2.0) + 1  # smallest odd u with q u >= 2
+    u = psf_oversampling(q)
     # The sampled pupil makes the PSF periodic with period n q u fine samples: keep the crop within
     # two-thirds of it so that aliased light from outside the crop stays negligible.
     n = max(samples_across, math.ceil(1.5 * (2 * h + 1) / q))

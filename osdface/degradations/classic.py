@@ -4,7 +4,8 @@
 
 following the recipe popularised by GFPGAN / CodeFormer / DiffBIR-style data pipelines:
 
-1. Gaussian blur with standard deviation ``sigma`` pixels (reflect-101 border; skipped when 0);
+1. Gaussian blur with standard deviation ``sigma`` pixels, at most ``MAX_SIGMA`` (reflect-101
+   border; skipped when 0);
 2. bilinear downsampling by ``scale`` (to round(H / scale) x round(W / scale));
 3. additive white Gaussian noise with standard deviation ``noise`` in 0..255 grey levels, then
    clipping to the valid range;
@@ -27,14 +28,20 @@ import torch
 from osdface.images.conversion import from_frames, to_frames
 
 MIN_IMAGE_SIDE = 8
+# The blur's largest sigma in pixels. The test sets' recipes draw it from 0.1 to 15; at 50 a
+# 512 x 512 face is already a blur of its mean colour, the kernel is 401 taps (seconds per frame
+# at 2048 x 2048), and far larger ones exhaust OpenCV's memory or its kernel-size check.
+MAX_SIGMA = 50.0
 
 
-def _number(name: str, value: object, *, minimum: float) -> float:
+def _number(name: str, value: object, *, minimum: float, maximum: float = math.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name} must be a number >= {minimum}, got {value!r}")
     value = float(value)
     if not math.isfinite(value) or value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -80,11 +87,12 @@ def classic_degradation(
 ) -> np.ndarray | torch.Tensor:
     """Blur, downsample, add noise, JPEG-compress and upsample back (module docstring).
 
-    ``sigma``: Gaussian blur std in pixels (>= 0); ``scale``: downsampling factor (>= 1);
+    ``sigma``: Gaussian blur std in pixels (0 to ``MAX_SIGMA``, 50); ``scale``: downsampling
+    factor (>= 1, leaving at least one pixel);
     ``noise``: noise std in 0..255 grey levels (>= 0); ``jpeg_quality``: 1..100, or None for no JPEG.
     Returns the input's shape, dtype, layout and device.
     """
-    sigma = _number("sigma", sigma, minimum=0.0)
+    sigma = _number("sigma", sigma, minimum=0.0, maximum=MAX_SIGMA)
     scale = _number("scale", scale, minimum=1.0)
     noise = _number("noise", noise, minimum=0.0)
     if jpeg_quality is not None and (

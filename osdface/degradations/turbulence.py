@@ -33,6 +33,12 @@ image size (tilt spectrum, Noll factorisation, Zernike basis, DFT matrices, node
 and cached per (parameters, size, device); after that a frame costs one tilt FFT, one warp, the node
 PSFs (two small batched matrix products) and the batched patch FFTs of the blur.
 
+Limits
+------
+``check_set_up`` refuses, before anything is allocated, parameters whose set-up would take
+gigabytes or minutes (a short path, a tiny aperture, a huge scene or node spacing), with a
+``ValueError`` that names the parameter, its value and its usable range for the image size.
+
 Random numbers come from a CPU ``torch.Generator`` seeded with ``seed`` and are then moved to the
 image's device, so the same seed gives the same atmosphere on CPU and CUDA (up to float rounding).
 In a batch, each frame gets its own atmosphere, drawn in order from that generator.
@@ -41,7 +47,7 @@ In a batch, each frame gets its own atmosphere, drawn in order from that generat
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -55,6 +61,8 @@ from .blur import (
     build_blur_grid,
     build_psf_model,
     psf_half_width,
+    psf_oversampling,
+    psf_reach,
     spatially_varying_blur,
 )
 from .tilt import TILT_VARIANCE_COEFFICIENT, circulant_amplitude, sample_unit_tilt
@@ -63,8 +71,20 @@ from .warp import warp
 
 DEFAULT_PIXEL_PITCH = 0.0258  # metres in the object plane: Nyquist for D = 0.2034 m at 20 km
 MIN_IMAGE_SIDE = 32
-MAX_PSF_SIZE = 257  # pixels; about L = 110 km at the default pitch
+# The set-up's sizes, checked before anything is allocated (check_set_up): each bounds the memory
+# or the time of one part, and a parameter outside its range gets a ValueError that names it.
+# Samples across a PSF (its pixels times the oversampling u below 2 pixels per lambda/D): about
+# L = 110 km at the default pitch.
+MAX_PSF_SIZE = 257
+# Below this many pixels per lambda/D the PSF is computed on a grid u >= 2 / q times finer, and its
+# cost grows as u^2: at 0.25 (L = 2.5 km at the default pitch) u = 9, about 2.5x the default's.
+MIN_PIXELS_PER_LAMBDA_OVER_D = 0.25
 _MIN_NODE_SPACING = 4  # pixels; finer node grids would cost a PSF per few pixels for no visible gain
+# Each node convolves a (2s + 2h)-pixel patch: 512 is already one PSF per 512 x 512 block.
+MAX_NODE_SPACING = 512
+# The tilt table reaches the scene's diagonal in aperture diameters, and takes time in proportion
+# (about a minute at 1024 on 2 cores; 65 at the defaults on 512 x 512).
+MAX_SCENE_DIAMETERS = 1024.0
 _SPHERICAL_WAVE_R0_COEFFICIENT = 0.423 * 3.0 / 8.0  # = 0.1586
 
 
@@ -160,20 +180,91 @@ class _Plan:
     grid: BlurGrid
 
 
+def check_set_up(params: TurbulenceParams, height: int, width: int) -> None:
+    """A ``ValueError`` naming the parameter, its value and its usable range when the set-up for
+    an H x W image would outgrow the limits above; computed from the parameters alone."""
+    pitch = params.pixel_pitch(width)
+    diagonal = math.hypot(height, width) * pitch / params.aperture_diameter
+    if not diagonal <= MAX_SCENE_DIAMETERS:
+        given = (
+            f"object_width {params.object_width} m"
+            if params.object_width is not None
+            else f"the default pixel pitch {DEFAULT_PIXEL_PITCH} m (object_width {pitch * width:.4g} m)"
+        )
+        widest = MAX_SCENE_DIAMETERS * params.aperture_diameter * width / math.hypot(height, width)
+        raise ValueError(
+            f"{given} with aperture_diameter {params.aperture_diameter} m makes the diagonal of a "
+            f"{width}x{height} scene {diagonal:.4g} aperture diameters; the simulator supports up to "
+            f"{MAX_SCENE_DIAMETERS:g}: object_width must be at most {widest:.4g} m here (or aperture_diameter "
+            f"at least {math.hypot(height, width) * pitch / MAX_SCENE_DIAMETERS:.4g} m)"
+        )
+    q = params.pixels_per_lambda_over_d(width)
+    if not q >= MIN_PIXELS_PER_LAMBDA_OVER_D:
+        shortest = MIN_PIXELS_PER_LAMBDA_OVER_D * params.aperture_diameter * pitch / params.wavelength
+        raise ValueError(
+            f"propagation_length {params.propagation_length} m gives {q:.3g} pixels per lambda/D "
+            f"(aperture_diameter {params.aperture_diameter} m, wavelength {params.wavelength} m, pixel pitch "
+            f"{pitch:.4g} m); the simulator needs at least {MIN_PIXELS_PER_LAMBDA_OVER_D}: propagation_length "
+            f"must be at least {shortest:.4g} m here (or use a smaller object_width)"
+        )
+    spacing = params.psf_grid_spacing * params.aperture_diameter / pitch
+    if not spacing <= MAX_NODE_SPACING:
+        raise ValueError(
+            f"psf_grid_spacing {params.psf_grid_spacing} aperture diameters puts the PSF nodes {spacing:.4g} "
+            f"pixels apart (aperture_diameter {params.aperture_diameter} m, pixel pitch {pitch:.4g} m); the "
+            f"simulator supports up to {MAX_NODE_SPACING} pixels: psf_grid_spacing must be in "
+            f"(0, {MAX_NODE_SPACING * pitch / params.aperture_diameter:.4g}] here (or use a larger object_width)"
+        )
+    samples = _psf_samples(q, params.d_over_r0)
+    if not samples <= MAX_PSF_SIZE:
+        raise _too_wide(params, width, samples)
+
+
+def _psf_samples(q: float, d_over_r0: float) -> float:
+    """Samples across a PSF before its width is enlarged for the FFT: u (2 h + 1)."""
+    reach = psf_reach(q, d_over_r0)
+    if not math.isfinite(reach):  # round() refuses it
+        return math.inf
+    return float(psf_oversampling(q) * (2 * max(1, round(reach)) + 1))
+
+
+def _too_wide(params: TurbulenceParams, width: int, samples: float) -> ValueError:
+    """PSFs wider than ``MAX_PSF_SIZE`` samples would take gigabytes and minutes per frame: the
+    error names the usable propagation lengths (searched by bisection, as D/r0 grows with L)."""
+    pitch, q = params.pixel_pitch(width), params.pixels_per_lambda_over_d(width)
+    shortest = MIN_PIXELS_PER_LAMBDA_OVER_D * params.aperture_diameter * pitch / params.wavelength
+
+    def fits(length: float) -> bool:
+        other = replace(params, propagation_length=length)
+        return _psf_samples(other.pixels_per_lambda_over_d(width), other.d_over_r0) <= MAX_PSF_SIZE
+
+    usable = "no propagation_length fits with this cn2 and pixel pitch"
+    if fits(shortest):
+        low, high = shortest, params.propagation_length
+        for _ in range(60):
+            middle = math.sqrt(low * high)
+            low, high = (middle, high) if fits(middle) else (low, middle)
+        usable = f"propagation_length must be in [{shortest:.4g}, {low:.4g}] m here"
+    oversampling = psf_oversampling(q)
+    size = f"{samples / oversampling:.4g} pixels wide"
+    if oversampling > 1:
+        size += f", computed {oversampling} times finer ({samples:.4g} samples across)"
+    return ValueError(
+        f"propagation_length {params.propagation_length} m with a pixel pitch of {pitch:.4g} m gives PSFs "
+        f"{size} (D/r0 {params.d_over_r0:.3g}, {q:.3g} pixels per lambda/D); the simulator supports up to "
+        f"{MAX_PSF_SIZE}: {usable}, or use a larger object_width (coarser pixels)"
+    )
+
+
 @lru_cache(maxsize=8)
 def _cpu_plan(params: TurbulenceParams, height: int, width: int) -> _Plan:
+    check_set_up(params, height, width)  # before anything below allocates or searches
     pitch = params.pixel_pitch(width)
     amplitude, negative_mass = circulant_amplitude(height, width, pitch / params.aperture_diameter)
     q, spacing = params.pixels_per_lambda_over_d(width), params.node_spacing_pixels(width)
     half_width = psf_half_width(q, params.d_over_r0, spacing)
-    if 2 * half_width + 1 > MAX_PSF_SIZE:
-        # Per-node PSFs this large would take gigabytes and minutes per frame.
-        raise ValueError(
-            f"propagation_length {params.propagation_length} m with a pixel pitch of {pitch} m gives PSFs "
-            f"{2 * half_width + 1} pixels wide (D/r0 {params.d_over_r0:.2f}, {q:.2f} pixels per lambda/D); "
-            f"the simulator supports up to {MAX_PSF_SIZE}: use a larger object_width (coarser pixels) or a "
-            "shorter propagation_length"
-        )
+    if psf_oversampling(q) * (2 * half_width + 1) > MAX_PSF_SIZE:  # once enlarged for the FFT
+        raise _too_wide(params, width, psf_oversampling(q) * (2 * half_width + 1))
     psf = build_psf_model(params.d_over_r0, q, half_width, max_noll_index=params.max_noll_index)
     grid = build_blur_grid(height, width, spacing, half_width)
     return _Plan(

@@ -8,7 +8,8 @@ OSDFace, paste them back.
 - ``options``: ``RestoreOptions`` and the results;
 - ``restorer``: ``FaceRestorer`` (``detect``, ``restore_faces``, ``restore``);
 - ``paste``: restored faces pasted back, working on each face's box only;
-- ``batch``: a list of image files restored into an output folder (``osdface restore``).
+- ``batch``: a list of image files restored into an output folder (``osdface restore``);
+- ``output_names``: which output file each input writes, and the input each output records.
 """
 
 from osdface.lazy import attach

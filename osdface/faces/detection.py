@@ -2,7 +2,8 @@
 
 A detector is any callable ``(H, W, 3) RGB uint8 -> list[DetectedFace]`` (default: facexlib's
 RetinaFace, ``osdface.faces.facexlib_models``); ``select_faces`` drops what cannot be aligned or
-is too small, applies ``max_faces`` and ``only_center_face`` and fixes the order.
+is too small, applies ``only_center_face`` (first, among all faces) or else ``max_faces``, and
+fixes the order.
 """
 
 from __future__ import annotations
@@ -55,17 +56,20 @@ def detect_faces(detector: FaceDetector, photo: np.ndarray, options: RestoreOpti
 def select_faces(
     detected: Sequence[DetectedFace], image_shape: tuple[int, ...], options: RestoreOptions
 ) -> list[DetectedFace]:
-    """Valid faces of at least ``min_face_size``, at most ``max_faces`` (the largest), only
-    the centre one if asked; ordered left to right by box (then top to bottom, then by
-    descending score) so the same photo always gives the same face order."""
+    """Valid faces of at least ``min_face_size``; then only the centre one if asked (chosen
+    among all of them), else at most ``max_faces`` (the largest); ordered left to right by box
+    (then top to bottom, then by descending score) so the same photo always gives the same
+    face order."""
     height, width = image_shape[:2]
     faces = [_normalized(face) for face in detected if _usable(face, width, height)]
     faces = [face for face in faces if _short_side(face) >= options.min_face_size]
-    if options.max_faces is not None and len(faces) > options.max_faces:
-        faces = sorted(faces, key=lambda face: -_area(face))[: options.max_faces]
     if options.only_center_face and faces:
+        # Among all the faces: cutting to the largest first could drop the centre one, and one
+        # face is within any max_faces.
         _, index = get_center_face([face.box for face in faces], height, width)
         faces = [faces[index]]
+    elif options.max_faces is not None and len(faces) > options.max_faces:
+        faces = sorted(faces, key=lambda face: -_area(face))[: options.max_faces]
     return sorted(faces, key=lambda face: (face.box[0], face.box[1], -face.score))
 
 

@@ -10,6 +10,10 @@ from PIL import Image
 from osdface.choices import ColorFix
 from osdface.images.reading import DEFAULT_MAX_PIXELS
 
+# torch.Generator takes seeds below 2**64: with seeds below 2**63, seed + i (face i, track i in
+# clips) stays within it for any number of faces.
+MAX_SEED = 2**63 - 1
+
 
 @dataclass(frozen=True)
 class RestoredFace:
@@ -45,7 +49,8 @@ class RestoreOptions:
 
     aligned: the input is already an aligned face: skip detection, resize it to 512x512 if
         needed and return the restored 512x512 face (times ``upscale``).
-    only_center_face: keep only the face nearest the image centre.
+    only_center_face: keep only the face nearest the image centre, chosen among all the faces
+        found (before ``max_faces``, which then changes nothing).
     min_face_size: drop faces whose box is smaller than this many pixels (shorter side):
         restoring a face a few pixels wide would invent one.
     max_faces: keep at most this many faces, the largest boxes (None: all).
@@ -53,7 +58,7 @@ class RestoreOptions:
     upscale: output scale of the whole photo (>= 1); the background is Lanczos-resampled.
     batch_size: faces per pipeline call.
     seed: seeds face i's VAE posterior sample with ``seed + i`` (one generator per face), so
-        a result does not depend on ``batch_size``; None: unseeded.
+        a result does not depend on ``batch_size``; None: unseeded. At most ``MAX_SEED``.
     max_pixels: refuse inputs with more pixels (see ``osdface.images.reading.load_image``).
     max_output_pixels: refuse outputs (after ``upscale``) with more pixels.
     """
@@ -80,3 +85,8 @@ class RestoreOptions:
         if self.max_faces is not None and int(self.max_faces) < 1:
             raise ValueError(f"max_faces must be None or at least 1, got {self.max_faces!r}")
         ColorFix.parse(self.color_fix)  # ValueError naming an unknown colour fix
+        seed = self.seed
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED
+        ):
+            raise ValueError(f"seed must be None or an int from 0 to {MAX_SEED} (2**63 - 1), got {seed!r}")

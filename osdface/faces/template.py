@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from osdface.errors import ImageError
+from osdface.pipeline.inputs import MIN_INPUT_SIZE
 
 # The side of an aligned face crop in pixels, which is also the pipeline's input and output size.
 FACE_SIZE = 512
@@ -66,13 +67,17 @@ def align_face(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np
 
 
 def square_face(image: np.ndarray) -> Image.Image:
-    """An already aligned (H, W, 3) RGB uint8 face -> PIL RGB 512x512 (Lanczos when resized)."""
+    """An already aligned (H, W, 3) RGB uint8 face -> PIL RGB 512x512 (Lanczos when resized).
+    A face under the pipeline's ``MIN_INPUT_SIZE`` is refused as the pipeline refuses it: once
+    enlarged to 512x512 it would pass, and a 512x512 face be invented from a few pixels."""
     height, width = image.shape[:2]
     if abs(height - width) > SQUARE_TOLERANCE * max(height, width):
         raise ImageError(
             f"an aligned face must be square (it is {width}x{height})",
             fix="restore it as a whole photo instead",
         )
+    if min(height, width) < MIN_INPUT_SIZE:  # the reason of osdface.pipeline.inputs.check_image
+        raise ImageError(f"the face is only {width}x{height} pixels; at least {MIN_INPUT_SIZE} are needed")
     face = Image.fromarray(np.ascontiguousarray(image), mode="RGB")
     if face.size != (FACE_SIZE, FACE_SIZE):
         face = face.resize((FACE_SIZE, FACE_SIZE), Image.Resampling.LANCZOS)

@@ -40,6 +40,24 @@ from osdface.errors import ImageError
 # 50 MP: a 12-50 MP phone photo fits; bigger inputs are almost always scans that should be
 # downscaled first (restoring a face needs about 512 pixels across it, not 10000).
 DEFAULT_MAX_PIXELS = 50_000_000
+# Pillow refuses to open an image of more than twice its MAX_IMAGE_PIXELS (DecompressionBombError),
+# whatever our own limit: a limit above this one could not be honoured.
+LARGEST_READABLE_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
+
+# The extensions of every format the pinned Pillow decodes, the one list that folders are
+# searched with (a file named directly is always tried). Left out: formats Pillow only
+# recognises (BUFR, GRIB, HDF5 need a handler; EPS needs Ghostscript; WMF/EMF render on Windows
+# only) and MPEG, which is a clip. tests/test_images.py compares this with Pillow's registry.
+IMAGE_EXTENSIONS = frozenset(
+    {
+        *(".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".avif", ".avifs", ".gif"),
+        *(".tif", ".tiff", ".bmp", ".dib", ".ppm", ".pgm", ".pbm", ".pnm", ".pfm", ".tga", ".icb"),
+        *(".vda", ".vst", ".jp2", ".j2k", ".jpc", ".jpf", ".jpx", ".j2c", ".qoi", ".psd", ".pcx"),
+        *(".dcx", ".sgi", ".rgb", ".rgba", ".bw", ".ras", ".xbm", ".xpm", ".ico", ".cur", ".icns"),
+        *(".dds", ".blp", ".fit", ".fits", ".fli", ".flc", ".ftc", ".ftu", ".gbr", ".iim", ".im"),
+        *(".msp", ".pcd", ".pxr"),
+    }
+)
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes] | Image.Image | np.ndarray
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from osdface.faces import DetectedFace, FaceRestorer, RestoreOptions, RestoreResult
-from osdface.faces.batch import beside_name
+from osdface.faces.output_names import SOURCE_KEY, beside_name
 from osdface.files import save_png_atomic
 from osdface.images.reading import load_image
 from osdface.restorers.loading import FaceModel, FaceModelPipeline
@@ -68,6 +68,7 @@ class BesideWriter:
         written = []
         for key, model in self.models.items():
             other = restore_same_faces(result, photo, model, self.options, background=self.background)
-            save_png_atomic(other.image, beside(target, key))
+            # The same record as OSDFace's output: the next run knows whose file this is.
+            save_png_atomic(other.image, beside(target, key), text={SOURCE_KEY: source.name})
             written.append(beside(target, key))
         return written

@@ -34,8 +34,8 @@ def collect_clips(
     (recursively, sorted, hidden files and anything under ``output_dir`` left out). Outputs keep
     the relative path with ``suffix``; a clip named twice (a folder and a file in it) is
     restored once; inputs that would write one output keep their full names, numbered from the
-    third on (``a.mov``, ``a.mkv``, ``x/a.mov`` -> ``a.mp4``, ``a.mkv.mp4``, ``a.mov_2.mp4``),
-    as photos are named (``osdface.faces.batch.collect_inputs``)."""
+    third on (``a.mov``, ``a.mkv``, ``x/a.mov`` -> ``a.mp4``, ``a.mkv.mp4``, ``a.mov_2.mp4``), in
+    input order (photos' outputs also record their input: ``osdface.faces.output_names``)."""
     output_root = Path(output_dir).resolve()
     items: list[InputFile] = []
     taken: set[Path] = set()

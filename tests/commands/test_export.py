@@ -79,9 +79,13 @@ def test_an_interrupted_export_leaves_no_vre_without_its_lora(tiny_hub, tmp_path
     from osdface.commands.export import export_release
 
     real_save = safetensors.torch.save_file
+    saved: list[str] = []
 
     def failing_save(tensors, filename, metadata=None):
-        if hub.LORA_WEIGHTS in str(filename):
+        # The temporary file's name does not carry the target's (osdface.files.atomic_path), so
+        # the LoRA is told by its place: export writes it first, and its VRE after it.
+        saved.append(str(filename))
+        if len(saved) == 1:
             with open(filename, "wb") as handle:
                 handle.write(b"half a file")
             raise OSError("disk full")

@@ -3,8 +3,13 @@ models, and the command itself on the two portraits with the tiny test weights."
 
 from __future__ import annotations
 
+import io
+import math
+import struct
 import subprocess
 import sys
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +19,13 @@ from helpers.faces import PortraitDetector, identity_pipeline, portrait, psnr
 from PIL import Image
 
 from osdface.cli import main
+from osdface.commands.restore import MAX_MEGAPIXELS
 from osdface.faces import FaceRestorer, RestoreOptions
-from osdface.faces.batch import (
-    BatchSummary,
-    FileResult,
-    InputFile,
-    beside_name,
-    collect_inputs,
-    restore_files,
-)
+from osdface.faces.batch import BatchSummary, FileResult, InputFile, collect_inputs, restore_files
+from osdface.faces.options import MAX_SEED
+from osdface.faces.output_names import beside_name
+from osdface.faces.restorer import face_generators
+from osdface.images.reading import LARGEST_READABLE_PIXELS
 
 
 def write_photos(root: Path) -> dict[str, Path]:
@@ -54,8 +57,8 @@ def test_collect_inputs_keeps_relative_paths_and_skips_what_is_not_input(tmp_pat
     (photos / "astronaut.jpg").write_bytes(b"x")  # would collide with astronaut.png's output
     items, missing = collect_inputs([photos, paths["astronaut"], tmp_path / "nowhere"], photos / "restored")
     assert [(i.path.relative_to(photos).as_posix(), i.output.as_posix()) for i in items] == [
-        ("astronaut.jpg", "astronaut.png"),
-        ("astronaut.png", "astronaut.png.png"),
+        ("astronaut.jpg", "astronaut.jpg.png"),  # astronaut.png, already a PNG, keeps its name
+        ("astronaut.png", "astronaut.png"),
         ("broken.jpg", "broken.png"),
         ("family/blank.png", "family/blank.png"),
         ("family/empty.png", "family/empty.png"),
@@ -245,6 +248,76 @@ def test_bad_option_values_exit_2(tmp_path, capsys):
     assert status == 2 and "batch_size must be at least 1, got 0" in capsys.readouterr().err
     status = main(["restore", str(tmp_path), "-o", str(tmp_path / "o"), "--min-face-size", "nan"])
     assert status == 2 and "min_face_size must be a number >= 0, got nan" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        (
+            "--max-megapixels",
+            "inf",
+            "must be above 0 and at most 178 (the largest image Pillow opens), got inf",
+        ),
+        (
+            "--max-megapixels",
+            "nan",
+            "must be above 0 and at most 178 (the largest image Pillow opens), got nan",
+        ),
+        (
+            "--max-megapixels",
+            "-5",
+            "must be above 0 and at most 178 (the largest image Pillow opens), got -5",
+        ),
+        ("--max-megapixels", "0", "must be above 0 and at most 178 (the largest image Pillow opens), got 0"),
+        (
+            "--max-megapixels",
+            "300",
+            "must be above 0 and at most 178 (the largest image Pillow opens), got 300",
+        ),
+        ("--max-megapixels", "lots", "not a number: 'lots'"),
+        ("--seed", "-1", f"must be from 0 to {2**63 - 1} (2**63 - 1), got -1"),
+        ("--seed", str(2**64 - 1), f"must be from 0 to {2**63 - 1} (2**63 - 1), got {2**64 - 1}"),
+        ("--seed", "1.5", "not a whole number: '1.5'"),
+    ],
+)
+def test_option_values_are_refused_at_parsing_naming_the_option(tmp_path, capsys, option, value, message):
+    # inf was a traceback (OverflowError), nan a message without the option, -5 failed every
+    # file, 300 was overruled by Pillow's own limit, and a seed of 2**64 - 1 overflowed at the
+    # second face (seed + 1).
+    with pytest.raises(SystemExit) as exited:
+        main(["restore", str(tmp_path), "-o", str(tmp_path / "o"), option, value])
+    assert exited.value.code == 2
+    assert f"argument {option}: {message}" in capsys.readouterr().err
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares a size and holds no pixels: enough for Image.open."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + header + chunk(b"IEND", b"")
+
+
+def test_the_largest_accepted_max_megapixels_is_one_pillow_opens():
+    # An image just within the largest --max-megapixels passes Pillow's decompression-bomb check,
+    # so a limit the option accepts is honoured; one megapixel more would not be.
+    assert MAX_MEGAPIXELS == 178 and MAX_MEGAPIXELS * 1_000_000 <= LARGEST_READABLE_PIXELS
+    side = math.isqrt(MAX_MEGAPIXELS * 1_000_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        assert Image.open(io.BytesIO(png_header(side, side))).size == (side, side)
+        with pytest.raises(Image.DecompressionBombError):
+            Image.open(io.BytesIO(png_header(side, side + 2 * side // MAX_MEGAPIXELS)))
+
+
+def test_the_largest_seed_works_for_every_face():
+    generators = face_generators(MAX_SEED, range(50))
+    assert len(generators) == 50 and generators[-1].initial_seed() == MAX_SEED + 49
+    for seed in (-1, MAX_SEED + 1, 1.5, True):
+        with pytest.raises(ValueError, match="seed must be None or an int from 0 to"):
+            RestoreOptions(seed=seed)
 
 
 # --------------------------------------------------------------------------- with the tiny weights

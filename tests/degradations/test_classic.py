@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from osdface.degradations import classic_degradation
+from osdface.degradations.classic import MAX_SIGMA
 
 NONE = {"sigma": 0.0, "scale": 1.0, "noise": 0.0, "jpeg_quality": None}
 
@@ -93,6 +94,10 @@ def test_seeded_shape_dtype_and_containers_are_kept():
         ({"jpeg_quality": 50.5}, r"jpeg_quality must be an int in \[1, 100\] or None, got 50.5"),
         ({"seed": -1}, "seed must be a non-negative int, got -1"),
         ({"scale": 100.0}, "scale 100.0 is too large for a 64x64 image"),
+        # OpenCV's std::bad_alloc and a failed kernel-size assertion, before the limit
+        ({"sigma": 1e6}, "sigma must be at most 50.0, got 1000000.0"),
+        ({"sigma": 1e300}, r"sigma must be at most 50.0, got 1e\+300"),
+        ({"sigma": 50.01}, "sigma must be at most 50.0, got 50.01"),
     ],
 )
 def test_bad_parameters_raise_value_error_naming_them(kwargs, message):
@@ -107,3 +112,9 @@ def test_bad_images_raise_value_error():
         classic_degradation(np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         classic_degradation(np.full((16, 16, 3), 2.0, np.float32))
+
+
+def test_the_largest_sigma_blurs_an_image_into_its_mean():
+    image = _scene()
+    out = classic_degradation(image, **{**NONE, "sigma": MAX_SIGMA}).astype(np.float64)
+    assert out.shape == image.shape and out.std(axis=(0, 1)).max() < 0.1 * image.std(axis=(0, 1)).max()

@@ -6,6 +6,8 @@ import dataclasses
 import math
 import subprocess
 import sys
+import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -16,10 +18,11 @@ from osdface.degradations import TurbulenceParams, TurbulenceResult, simulate_tu
 from osdface.degradations.blur import (
     _convolve_tiles_scipy,
     _convolve_tiles_torch,
+    _fast_fft_length,
     build_blur_grid,
     spatially_varying_blur,
 )
-from osdface.degradations.turbulence import clear_caches, describe, warp
+from osdface.degradations.turbulence import check_set_up, clear_caches, describe, warp
 
 
 def _scene(size: int, seed: int = 0) -> np.ndarray:
@@ -136,6 +139,61 @@ def test_turbulence_too_strong_for_the_pixel_pitch_raises_value_error():
         image, TurbulenceParams(propagation_length=300_000.0, object_width=32 * 8 * 0.0258)
     )
     assert out.shape == image.shape
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        # "30" typed for 30 km: used to ask for tens of GiB (the pupil sampled ever more finely)
+        (
+            {"propagation_length": 30.0},
+            r"^propagation_length 30.0 m gives 0.003 pixels per lambda/D .* needs at least 0.25: "
+            r"propagation_length must be at least 2499 m here",
+        ),
+        (
+            {"aperture_diameter": 1e-6},
+            r"^the default pixel pitch 0.0258 m .* aperture_diameter 1e-06 m makes the diagonal of a 64x64 scene "
+            r".* supports up to 1024: object_width must be at most 0.0007241 m here \(or aperture_diameter at "
+            r"least 0.00228 m\)",
+        ),
+        ({"object_width": 1000.0}, r"^object_width 1000.0 m .* object_width must be at most 147.3 m here"),
+        # a search counting up to 1e14 for minutes
+        (
+            {"psf_grid_spacing": 1e13},
+            r"^psf_grid_spacing 10000000000000.0 aperture diameters puts the PSF nodes 7.884e\+13 pixels apart "
+            r".* up to 512 pixels: psf_grid_spacing must be in \(0, 64.94\] here",
+        ),
+        ({"object_width": 1e-9}, r"^psf_grid_spacing 2.0 aperture diameters .* larger object_width"),
+        (
+            {"propagation_length": 200_000.0},
+            r"^propagation_length 200000.0 m .* PSFs 641 pixels wide .* up to 257: propagation_length must be "
+            r"in \[2499, 1.131e\+05\] m here",
+        ),
+        ({"cn2": 1e-12}, r"no propagation_length fits with this cn2 and pixel pitch"),
+    ],
+)
+def test_set_ups_too_large_to_build_are_refused_before_anything_is_allocated(kwargs, message):
+    # Each used to raise MemoryError (several GiB), or search for minutes, before any check.
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(ValueError, match=message):
+            simulate_turbulence(np.zeros((64, 64, 3), np.uint8), TurbulenceParams(**kwargs))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000 and time.perf_counter() - started < 1.0
+
+
+def test_the_limits_leave_the_papers_range_and_the_documented_set_ups_alone():
+    for length in (2_500.0, 20_000.0, 40_000.0, 110_000.0):
+        check_set_up(TurbulenceParams(propagation_length=length), 512, 512)
+    check_set_up(TurbulenceParams(object_width=512 * 0.0516), 512, 512)
+    check_set_up(TurbulenceParams(psf_grid_spacing=64.0), 512, 512)
+    # The FFT length search is bounded too, whatever calls it.
+    assert _fast_fft_length(82) == 96
+    with pytest.raises(ValueError, match="patch of 100000000000000 pixels"):
+        _fast_fft_length(10**14)
 
 
 def test_bad_call_arguments_raise_value_error():

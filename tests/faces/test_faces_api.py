@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 import torch
 from helpers.faces import FixedDetector, apply_affine, group_photo, invert_pipeline
+from PIL import Image
 
 from osdface.errors import ImageError
-from osdface.faces import FaceRestorer, PhotoHelper, RestoreOptions, align_face, square_face
+from osdface.faces import DetectedFace, FaceRestorer, PhotoHelper, RestoreOptions, align_face, square_face
+from osdface.faces.detection import select_faces
 from osdface.faces.paste import paste_faces
 from osdface.faces.template import BORDER_RGB, FACE_SIZE, FFHQ_TEMPLATE_512
+from osdface.pipeline.inputs import MIN_INPUT_SIZE, check_image
 
 
 def _restorer(faces, **options):
@@ -144,3 +147,37 @@ def test_square_face():
     with pytest.raises(ImageError, match=r"must be square \(it is 400x512\)") as caught:
         square_face(np.zeros((512, 400, 3), np.uint8))
     assert caught.value.fix == "restore it as a whole photo instead"
+
+
+def test_aligned_faces_under_the_pipelines_minimum_are_refused_with_its_message():
+    # A 1x1 or 4x4 "face" used to be enlarged to 512x512 and restored; the pipeline itself
+    # refuses such faces, and so does the aligned path now, before resizing.
+    with pytest.raises(ImageError) as pipeline_says:
+        check_image(Image.new("RGB", (4, 4)), "image[0]")
+    with pytest.raises(ImageError) as aligned_says:
+        square_face(np.zeros((4, 4, 3), np.uint8))
+    assert aligned_says.value.reason == pipeline_says.value.reason
+    assert aligned_says.value.reason == f"the face is only 4x4 pixels; at least {MIN_INPUT_SIZE} are needed"
+    restorer = _restorer([])
+    for side in (1, MIN_INPUT_SIZE - 1):
+        with pytest.raises(ImageError, match=f"only {side}x{side} pixels"):
+            restorer.restore(np.zeros((side, side, 3), np.uint8), aligned=True)
+        assert restorer.pipeline.batches == []
+    assert square_face(np.zeros((MIN_INPUT_SIZE, MIN_INPUT_SIZE, 3), np.uint8)).size == (FACE_SIZE, FACE_SIZE)
+
+
+def _face_at(cx: float, cy: float, size: float) -> DetectedFace:
+    landmarks = (FFHQ_TEMPLATE_512 - 256) / 512 * size * 2 + [cx, cy]
+    box = (cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
+    return DetectedFace(box=box, landmarks=landmarks, score=0.99)
+
+
+def test_only_center_face_keeps_the_centre_face_also_with_max_faces():
+    # max_faces used to cut to the largest faces first: with a larger face in the corner,
+    # --only-center-face --max-faces 1 restored the corner face.
+    centre, corner = _face_at(400, 300, 60), _face_at(80, 80, 120)
+    shape = (600, 800, 3)
+    for max_faces in (None, 1, 2):
+        options = RestoreOptions(only_center_face=True, max_faces=max_faces)
+        assert [f.box for f in select_faces([corner, centre], shape, options)] == [centre.box]
+    assert [f.box for f in select_faces([corner, centre], shape, RestoreOptions(max_faces=1))] == [corner.box]
