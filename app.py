@@ -18,10 +18,8 @@ STARTED = time.perf_counter()
 # On ZeroGPU, `spaces` must be imported before anything initialises CUDA.
 import spaces  # isort: skip
 
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Literal
 
 import gradio as gr
@@ -38,6 +36,7 @@ from osdface.app.layout import (
     toggles,
 )
 from osdface.app.rendering import note_markdown
+from osdface.app.request_folders import CLEANUP_EVERY, KEEP_FOR, RequestFolders
 from osdface.app.requests import (
     DEFAULT_PROPAGATION_LENGTH,
     MODE_PHOTO,
@@ -61,8 +60,9 @@ from osdface.app.text import (
 from osdface.app.uploads import upload_path
 from osdface.runtime import progress
 
-# Gradio's cache (uploads and the PNGs we return): every half hour, delete files over an hour old.
-CACHE_CLEANUP = (1800, 3600)
+# Gradio's cache (uploads and the PNGs we return): every half hour, delete files over an hour old
+# (RequestFolders removes the request folders at the same cadence).
+CACHE_CLEANUP = (CLEANUP_EVERY, KEEP_FOR)
 # The page's Restore and the agents' restore_faces share one limit of restorations at once
 # (--concurrency), so that MCP calls cannot double the load on the GPU.
 RESTORATIONS = "restorations"
@@ -86,13 +86,6 @@ def plain_message(text: str) -> str:
     browser renders the toast as HTML, where a "<name>" would vanish as an unknown tag, so
     angle brackets become the look-alike quotation marks; line breaks are kept by the CSS."""
     return text.replace("<", "\u2039").replace(">", "\u203a")
-
-
-def _request_folder(cache_dir: str) -> Path:
-    """A new folder for one request's files, inside Gradio's cache, so that Gradio serves the
-    files and ``delete_cache`` removes them."""
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="osdface-", dir=cache_dir))
 
 
 def _stage_times(studio: Studio) -> progress.StageTimes:
@@ -131,19 +124,20 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
         with gr.Accordion("About OSDFace, VRE and the turbulence setting", open=False):
             gr.Markdown(ABOUT)
         restore_on_gpu = _restore_on_gpu(studio)
-        restored = _wire_restore(demo, studio, restore_on_gpu, run, inputs, outputs)
-        _wire_compare(demo, restorer_studio, compare_panel, restored, inputs)
+        folders = RequestFolders(demo.GRADIO_CACHE)
+        restored = _wire_restore(demo, studio, restore_on_gpu, folders, run, inputs, outputs)
+        _wire_compare(demo, restorer_studio, folders, compare_panel, restored, inputs)
         wire_clip_tab(
             clip,
             clips,
             spaces.GPU,
-            lambda: _request_folder(demo.GRADIO_CACHE),
+            folders.new,
             lambda video: upload_path(video, demo.GRADIO_CACHE),
             _errors_for_the_user,
             concurrency_id=RESTORATIONS,
         )
-        _wire_degrade(demo, studio, preview, inputs, outputs, turbulent_column)
-        _wire_agent_tools(demo, studio, restore_on_gpu, default_mode=mode.value)
+        _wire_degrade(demo, studio, folders, preview, inputs, outputs, turbulent_column)
+        _wire_agent_tools(demo, studio, restore_on_gpu, folders, default_mode=mode.value)
         toggles(turbulence, turbulent_column, ablation, without_column, prompt, mode, outputs.gallery)
     return demo
 
@@ -160,7 +154,13 @@ def _restore_on_gpu(studio: Studio):
 
 
 def _wire_restore(
-    demo: gr.Blocks, studio: Studio, restore_on_gpu, run: gr.Button, inputs: list, outputs: RestoreWidgets
+    demo: gr.Blocks,
+    studio: Studio,
+    restore_on_gpu,
+    folders: RequestFolders,
+    run: gr.Button,
+    inputs: list,
+    outputs: RestoreWidgets,
 ):
     """The Restore button and the ``restore`` endpoint; returns its event (for what follows)."""
     stage_times = _stage_times(studio)
@@ -218,7 +218,7 @@ def _wire_restore(
             tracker.plan(prepared.face_count, 2 if request.ablation else 1, paste=request.mode == MODE_PHOTO)
             result = restore_on_gpu(prepared)
             tracker.step("write")
-            outcome = studio.finish(prepared, result, _request_folder(demo.GRADIO_CACHE))
+            outcome = studio.finish(prepared, result, folders.new())
         return outputs.values(outcome)
 
     # The image input is not preprocessed: the file goes to the handler unread, so that its
@@ -238,6 +238,7 @@ def _wire_restore(
 def _wire_degrade(
     demo: gr.Blocks,
     studio: Studio,
+    folders: RequestFolders,
     preview: gr.Button,
     inputs: list,
     outputs: RestoreWidgets,
@@ -263,7 +264,7 @@ def _wire_degrade(
                 upload_path(image, demo.GRADIO_CACHE),
                 propagation_length,
                 seed,
-                _request_folder(demo.GRADIO_CACHE),
+                folders.new(),
             )
         return {outputs.turbulent: str(path), outputs.timing: note}
 
@@ -284,7 +285,9 @@ def _wire_degrade(
     )
 
 
-def _wire_agent_tools(demo: gr.Blocks, studio: Studio, restore_on_gpu, default_mode: str) -> None:
+def _wire_agent_tools(
+    demo: gr.Blocks, studio: Studio, restore_on_gpu, folders: RequestFolders, default_mode: str
+) -> None:
     """``restore_faces`` and ``simulate_turbulence``: the restoration and the turbulence as
     endpoints without widgets, typed by their hints (``gr.api``), each with one image out.
 
@@ -327,8 +330,9 @@ def _wire_agent_tools(demo: gr.Blocks, studio: Studio, restore_on_gpu, default_m
                 metrics=False,
             )
             prepared = studio.prepare(request)
-            outcome = studio.finish(prepared, restore_on_gpu(prepared), _request_folder(demo.GRADIO_CACHE))
-        return gr.FileData(path=str(outcome.restored), orig_name="restored.png")
+            # Only the image returned: Gradio's delete_cache would never remove the others.
+            restored = studio.write_restored(restore_on_gpu(prepared), folders.new())
+        return gr.FileData(path=str(restored), orig_name="restored.png")
 
     def simulate_turbulence(
         image: gr.FileData, propagation_length: float = DEFAULT_PROPAGATION_LENGTH, seed: int = 0
@@ -345,7 +349,7 @@ def _wire_agent_tools(demo: gr.Blocks, studio: Studio, restore_on_gpu, default_m
                 upload_path(image, demo.GRADIO_CACHE),
                 propagation_length,
                 seed,
-                _request_folder(demo.GRADIO_CACHE),
+                folders.new(),
             )
         return gr.FileData(path=str(path), orig_name="turbulent.png")
 
@@ -353,7 +357,9 @@ def _wire_agent_tools(demo: gr.Blocks, studio: Studio, restore_on_gpu, default_m
     gr.api(simulate_turbulence, api_name="simulate_turbulence")
 
 
-def _wire_compare(demo: gr.Blocks, restorer_studio: RestorerStudio, panel, restored, inputs) -> None:
+def _wire_compare(
+    demo: gr.Blocks, restorer_studio: RestorerStudio, folders: RequestFolders, panel, restored, inputs
+) -> None:
     """The "Compare with" panel runs after a successful Restore, on the same request settings."""
     image, mode, turbulence, propagation_length, seed, _ablation, _prompt, color_fix, metrics = inputs
     wire_compare_panel(
@@ -362,7 +368,7 @@ def _wire_compare(demo: gr.Blocks, restorer_studio: RestorerStudio, panel, resto
         [image, mode, turbulence, propagation_length, seed, color_fix, metrics],
         restorer_studio,
         spaces.GPU,
-        lambda: _request_folder(demo.GRADIO_CACHE),
+        folders.new,
         lambda image: upload_path(image, demo.GRADIO_CACHE),
     )
 

@@ -328,8 +328,8 @@ class Studio:
     def finish(
         self, prepared: PreparedRestore, result: GpuResult, output_dir: str | os.PathLike
     ) -> RestoreOutcome:
-        """Write the request's PNGs into ``output_dir`` (which only this request writes) and
-        build the tables."""
+        """Write the request's PNGs into ``output_dir`` (which only this request writes; made
+        here, so a request refused earlier leaves no folder) and build the tables."""
         request = prepared.request
         folder = Path(output_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -386,6 +386,13 @@ class Studio:
             scores_json=None if result.quality is None else result.quality.as_json(),
         )
 
+    def write_restored(self, result: GpuResult, output_dir: str | os.PathLike) -> Path:
+        """Only the restored image, as ``output_dir``/osdface.png: for a caller that returns
+        nothing else (Gradio deletes only the files it hands out)."""
+        folder = Path(output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        return save_png(result.restored.image, folder / "osdface.png")
+
     # ---------------------------------------------------------------- turbulence preview
 
     def degrade(
@@ -396,7 +403,7 @@ class Studio:
         output_dir: str | os.PathLike,
     ) -> tuple[Path, str]:
         """Only the turbulence simulator (needs no model weights): the turbulent copy as a PNG in
-        ``output_dir`` and a one-line Markdown note."""
+        ``output_dir`` (made once the input is accepted) and a one-line Markdown note."""
         check_turbulence_settings(propagation_length, seed)
         started = time.perf_counter()
         clean = read_image(image, self.settings.max_pixels)

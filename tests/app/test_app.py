@@ -277,6 +277,30 @@ def test_concurrent_clients_each_get_their_own_result(app, tiny_pipeline):
 
 
 @pytest.mark.slow
+def test_a_request_writes_only_what_it_returns_and_a_refused_one_nothing(app):
+    """Gradio's delete_cache removes only the files it handed out, never a folder: the agents'
+    restore_faces writes the one PNG it returns, and a refused request makes no folder."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    cache = app.log.parent / "gradio"  # GRADIO_TEMP_DIR (base_env)
+
+    def request_folders() -> dict[str, list[str]]:
+        return {folder.name: sorted(p.name for p in folder.rglob("*")) for folder in cache.glob("osdface-*")}
+
+    before = request_folders()
+    client = app.client()
+    face = handle_file(str(EXAMPLES / "astronaut_aligned.jpg"))
+    restored = client.predict(face, "aligned", True, 30000, 0, "none", api_name="/restore_faces")
+    assert pixels(restored).shape == (512, 512, 3)
+    for api_name in ("/degrade", "/simulate_turbulence"):
+        with pytest.raises(AppError, match="Propagation length 5 m is outside"):
+            client.predict(face, 5, 0, api_name=api_name)
+    new = {name: files for name, files in request_folders().items() if name not in before}
+    assert list(new.values()) == [["osdface.png"]], new
+
+
+@pytest.mark.slow
 def test_requests_beyond_the_queue_are_refused(app):
     from gradio_client.utils import QueueError
 
