@@ -63,8 +63,9 @@ from osdface.runtime import progress
 # Gradio's cache (uploads and the PNGs we return): every half hour, delete files over an hour old
 # (RequestFolders removes the request folders at the same cadence).
 CACHE_CLEANUP = (CLEANUP_EVERY, KEEP_FOR)
-# The page's Restore and the agents' restore_faces share one limit of restorations at once
-# (--concurrency), so that MCP calls cannot double the load on the GPU.
+# The page's Restore, its comparison with other restorers, the Video tab and the agents'
+# restore_faces share one limit of restorations at once (--concurrency), so that API and MCP
+# calls cannot double the load on the GPU.
 RESTORATIONS = "restorations"
 
 
@@ -370,6 +371,7 @@ def _wire_compare(
         spaces.GPU,
         folders.new,
         lambda image: upload_path(image, demo.GRADIO_CACHE),
+        concurrency_id=RESTORATIONS,
     )
 
 
