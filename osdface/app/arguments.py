@@ -11,6 +11,8 @@ from pathlib import Path
 
 from osdface.app.requests import DEFAULT_MAX_FACES, DEFAULT_MAX_MEGAPIXELS, StudioSettings
 from osdface.commands.model_options import ModelOptions, add_model_arguments
+from osdface.runtime.cuda_diagnosis import CudaUnavailableError, check_requested_device
+from osdface.runtime.devices import device_name_problem
 
 # A password kept out of the shell's history: a Space's secret, or a file (one USER:PASSWORD a line).
 ENV_AUTH = "OSDFACE_AUTH"
@@ -149,11 +151,14 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, Launc
         parser.error(f"--max-megapixels must be > 0, got {args.max_megapixels}")
     if args.max_faces < 1:
         parser.error(f"--max-faces must be at least 1, got {args.max_faces}")
+    zero_gpu = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
+    if args.device is not None:
+        check_device(parser, args.device, zero_gpu)
     studio = StudioSettings(
         model=ModelOptions.from_namespace(args),
         max_megapixels=args.max_megapixels,
         max_faces=args.max_faces,
-        zero_gpu=os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"),
+        zero_gpu=zero_gpu,
         metrics=not args.no_metrics,
     )
     launch = LaunchSettings(
@@ -167,6 +172,19 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, Launc
         mcp=bool(mcp_source),
     )
     return studio, launch
+
+
+def check_device(parser: argparse.ArgumentParser, device: str, zero_gpu: bool) -> None:
+    """Refuse now, before the models load, a ``--device`` that is no device, and ``--device
+    cuda`` where CUDA cannot serve (later it would be torch's traceback after a minute of
+    loading). On ZeroGPU CUDA is deferred by design: "cuda" is not checked there."""
+    if problem := device_name_problem(device):
+        parser.error(f"--device: {problem}")
+    if not zero_gpu:
+        try:
+            check_requested_device(device)
+        except CudaUnavailableError as exc:
+            parser.error(str(exc))
 
 
 def mcp_requested(flag: bool, environ=None) -> str | None:

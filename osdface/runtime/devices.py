@@ -14,6 +14,7 @@ back to reference kernels and bfloat16 took 4-5x longer. The VRE stays float32 e
 from __future__ import annotations
 
 import platform
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,10 @@ torch = lazy.module("torch")
 if TYPE_CHECKING:
     import torch
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
+# The devices the commands run on; torch.device takes more names (xpu, meta, ...) that the models
+# are not run on, and raises on a typo only when it is first used.
+DEVICE_NAME = re.compile(r"cpu|mps|cuda(:\d+)?")
+DEVICE_CHOICES = "cpu, cuda, cuda:N or mps"
 # Devices whose default dtype is float16 (the VRE stays float32 everywhere).
 HALF_PRECISION_DEVICES = ("cuda", "mps")
 # /proc/cpuinfo flags of the instructions with which oneDNN computes bfloat16 natively, the
@@ -33,6 +38,13 @@ HALF_PRECISION_DEVICES = ("cuda", "mps")
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 # The only processors on which the two dtypes were compared (see the module docstring).
 _X86 = ("x86_64", "amd64", "i386", "i686")
+
+
+def device_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a device the models run on, with the choices (None: it is one)."""
+    if DEVICE_NAME.fullmatch(name):
+        return None
+    return f"{name!r} is not a torch device; use {DEVICE_CHOICES}"
 
 
 def resolve_device(

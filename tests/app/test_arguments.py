@@ -57,6 +57,38 @@ def test_the_settings_keep_the_password_out_of_their_repr(monkeypatch):
     assert launch.auth == (("ann", SECRET),) and SECRET not in repr(launch)
 
 
+@pytest.mark.parametrize("name", ["gpu", "cuda0", "cuda:x", "CPU", ""])
+def test_a_device_that_is_not_a_torch_device_is_refused_with_the_choices(name, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(["--device", name])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert f"--device: {name!r} is not a torch device; use cpu, cuda, cuda:N or mps" in error
+
+
+def test_an_explicit_cuda_without_cuda_is_refused_before_the_models_load(monkeypatch, tmp_path, capsys):
+    """The refusal comes from parse_args, so nothing has loaded when it is printed."""
+    import torch
+
+    from osdface.runtime import cuda_diagnosis
+
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    monkeypatch.setattr(cuda_diagnosis, "PROC_DRIVER_VERSION", tmp_path / "none")
+    monkeypatch.setattr(cuda_diagnosis, "DEV_DIR", tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name in ("cpu", "mps"):
+        assert parse_args(["--device", name])[0].model.device == name
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(["--device", "cuda"])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert "--device cuda: CUDA is not available here: no NVIDIA GPU" in error
+    assert "Fix: --device cpu, or leave --device out" in error
+    # On ZeroGPU CUDA is deferred by design: "cuda" is what the Space asks for.
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert parse_args(["--device", "cuda"])[0].model.device == "cuda"
+
+
 def test_the_share_message_says_whether_a_password_is_set():
     url, public = "http://127.0.0.1:7860/", "https://abc.gradio.live"
     open_link = launch_message(url, public, True, 3.2)
