@@ -417,6 +417,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             time.perf_counter() - STARTED,
             len(launch.auth),
             mcp=launch.mcp,
+            # Where Gradio listens: --host, else GRADIO_SERVER_NAME, else 127.0.0.1.
+            host=demo.server_name,
+            port=demo.server_port,
         ),
         flush=True,
     )

@@ -97,6 +97,28 @@ def test_the_share_message_says_whether_a_password_is_set():
     assert "A password is required (2 users" in protected and "No password" not in protected
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "myhost.example"])
+def test_a_host_beyond_the_loopback_is_said_to_be_reachable_with_the_password_hint(host):
+    url = "http://localhost:7860/"
+    exposed = launch_message(url, None, False, 3.2, host=host, port=7860)
+    assert "Local only" not in exposed
+    where = f"on every network interface ({host})" if host in ("0.0.0.0", "::") else f"at {host}"
+    assert f"* Reachable from the network {where}, port 7860: anyone who can reach this machine" in exposed
+    assert "No password is set: protect it with --auth USER:PASSWORD" in exposed
+    protected = launch_message(url, None, False, 3.2, users=1, host=host, port=7860)
+    assert "A password is required (1 user," in protected and "No password" not in protected
+    # With a public link too: both said, the password line once.
+    shared = launch_message(url, "https://abc.gradio.live", True, 3.2, host=host, port=7860)
+    assert "PUBLIC" in shared and "Reachable from the network" in shared
+    assert shared.count("No password is set") == 1
+
+
+@pytest.mark.parametrize("host", [None, "127.0.0.1", "localhost", "::1", "[::1]", "127.0.1.1"])
+def test_a_loopback_host_is_local_only(host):
+    local = launch_message("http://127.0.0.1:7860/", None, False, 3.2, host=host, port=7860)
+    assert "Local only" in local and "Reachable" not in local
+
+
 @pytest.fixture
 def clean_environment(monkeypatch):
     for name in (ENV_AUTH, ENV_MCP, GRADIO_ENV_MCP):

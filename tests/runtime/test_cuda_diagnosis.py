@@ -294,6 +294,7 @@ def test_the_app_logs_the_problem_at_start_up(gpu_machine, tiny_hub, tmp_path, m
 
     class Demo:
         local_url, share_url = "http://127.0.0.1:7860/", None
+        server_name, server_port = "127.0.0.1", 7860
 
         def queue(self, **kwargs):
             return self
