@@ -24,7 +24,14 @@ from osdface.app.requests import (
 )
 from osdface.app.results import RestoreOutcome
 from osdface.app.service import Studio
-from osdface.app.text import ABLATION_NOTE, CPU_SECONDS_PER_FACE, RESTORE_UNAVAILABLE, SLIDER_HEIGHT
+from osdface.app.text import (
+    ABLATION_NOTE,
+    CPU_SECONDS_PER_FACE,
+    RESTORE_UNAVAILABLE,
+    SLIDER_HEIGHT,
+    WEIGHTS_FIX,
+    WEIGHTS_MISSING,
+)
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"  # the repository's (the Space's) examples/
 
@@ -113,12 +120,10 @@ def banner_html(studio: Studio, hub_note: str | None = None) -> str:
     """The red banner of a start without the model: every missing source, the flags to fix it."""
     reason = "\n".join(part for part in (hub_note, studio.models.why_missing(Part.PIPELINE)) if part)
     return (
-        '<div class="osd-banner" role="alert" id="weights-banner"><strong>Restoring is unavailable: '
-        "the model weights could not be loaded.</strong><br>"
+        f'<div class="osd-banner" role="alert" id="weights-banner"><strong>{WEIGHTS_MISSING}</strong><br>'
         f'<span class="osd-reason">{html.escape(reason, quote=False)}</span><br>'
         "The turbulence preview below still works; <em>Restore</em> is off until the app is "
-        "restarted with the weights available (<code>python app.py --weights FOLDER_OR_REPO "
-        "--base-model FOLDER_OR_REPO</code>).</div>"
+        f"restarted with the weights available (<code>{WEIGHTS_FIX}</code>).</div>"
     )
 
 

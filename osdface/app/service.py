@@ -38,7 +38,13 @@ from osdface.app.probe import (
     needs_hub,
     unreachable_note,
 )
-from osdface.app.rendering import identity_markdown, pass_timings, status_notes, timing_markdown
+from osdface.app.rendering import (
+    identity_markdown,
+    pass_timings,
+    status_notes,
+    timing_markdown,
+    weights_missing_text,
+)
 from osdface.app.requests import (
     MODE_ALIGNED,
     MODE_PHOTO,
@@ -49,6 +55,7 @@ from osdface.app.requests import (
     check_turbulence_settings,
 )
 from osdface.app.results import GpuResult, IdentityRow, PreparedRestore, RestoreOutcome
+from osdface.app.text import WEIGHTS_MISSING
 from osdface.app.uploads import check_aligned_face, check_upload, read_image
 from osdface.choices import ColorFix
 from osdface.runtime import progress
@@ -139,9 +146,10 @@ class Studio:
 
     def load_report_lines(self) -> list[str]:
         """What was loaded, for the terminal at start-up (the same report as ``osdface doctor``):
-        sources and revisions, the VRE's tensors, the LoRA pairs applied, device and dtypes."""
+        sources and revisions, the VRE's tensors, the LoRA pairs applied, device and dtypes.
+        Without the pipeline: the banner's reason and fix (a Space's log shows no banner)."""
         if self.pipeline is None:
-            return []
+            return [weights_missing_text(self.models.why_missing(Part.PIPELINE))]
         pipe = self.pipeline
         runtime = (
             f"running on {self.device}: UNet and VAE {str(pipe.unet.dtype).removeprefix('torch.')}, "
@@ -163,7 +171,7 @@ class Studio:
         request.check()
         if self.pipeline is None:
             raise ServiceUnavailableError(
-                f"Restoring is unavailable: the model weights could not be loaded.\n{self.models.why_missing(Part.PIPELINE)}\n"
+                f"{WEIGHTS_MISSING}\n{self.models.why_missing(Part.PIPELINE)}\n"
                 "(The turbulence preview still works.)"
             )
         if request.ablation and self.models.why_missing(Part.ABLATION):

@@ -414,6 +414,9 @@ def test_without_weights_the_page_loads_with_a_banner_and_the_preview_works(app_
     log = app_without_weights.log.read_text()
     assert "could not be reached at start-up" in log and "Retrying in" not in log
     assert "Running on local URL:" in log and "started in" in log
+    # The banner's reason and fix on the terminal too (a Space's log shows no banner).
+    assert "* Restoring is unavailable: the model weights could not be loaded" in log
+    assert "osdface-test/weights-not-cached" in log and "Fix: start the app with --weights" in log
 
     client = app_without_weights.client()
     path, note = client.predict(
