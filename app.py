@@ -100,12 +100,13 @@ def _stage_times(studio: Studio) -> progress.StageTimes:
 
 def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = None) -> gr.Blocks:
     """The page and its endpoints (``restore`` and ``degrade``). ``share``: the page says it is
-    served on a public link; ``hub_note``: why the Hub was not used (shown in the banner)."""
+    served on a public link, once launch has made one; ``hub_note``: why the Hub was not used
+    (shown in the banner)."""
     demo = gr.Blocks(title="OSDFace Studio: one-step diffusion face restoration", delete_cache=CACHE_CLEANUP)
     with demo:
         gr.Markdown(INTRO)
         if share:
-            gr.Markdown(SHARE_NOTE, elem_id="share-note", elem_classes="osd-notes")
+            _share_note(demo)
         if not studio.available:
             gr.HTML(banner_html(studio, hub_note))
         if gpu_banner := gpu_banner_html(studio):
@@ -141,6 +142,20 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
         _wire_agent_tools(demo, studio, restore_on_gpu, folders, default_mode=mode.value)
         toggles(turbulence, turbulent_column, ablation, without_column, prompt, mode, outputs.gallery)
     return demo
+
+
+def _share_note(demo: gr.Blocks) -> None:
+    """The note that the page is public, shown only where the share link exists: Gradio makes the
+    link in launch, after the page is built, and may fail to (offline, a blocked tunnel; the
+    app then stays local), so each page load asks."""
+    note = gr.Markdown(SHARE_NOTE, elem_id="share-note", elem_classes="osd-notes", visible=False)
+    demo.load(
+        lambda: gr.Markdown(visible=demo.share_url is not None),
+        outputs=note,
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+    )
 
 
 def _restore_on_gpu(studio: Studio):

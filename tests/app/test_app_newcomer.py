@@ -233,6 +233,21 @@ def test_only_the_shared_page_says_it_is_public_at_the_top(app_module):
     assert on_page and printed and on_page.group(1) == printed.group(1)
 
 
+def test_the_public_note_shows_only_once_the_share_link_exists(app_module):
+    """--share may fail (offline, a blocked tunnel): the app then stays local, and the page must
+    not tell its visitors that it is public. The note is hidden until a page loads while the
+    share link exists (Gradio sets ``demo.share_url`` in launch, after the page is built)."""
+    studio = Studio(LoadedModels(missing={Part.PIPELINE: "no weights in this test"}))
+    shared = app_module.build_demo(studio, share=True)
+    note = component_id(shared, "share-note")
+    assert component(shared, "share-note")["visible"] is False
+    (shows,) = [d for d in shared.config["dependencies"] if note in d["outputs"]]
+    assert [event for _, event in shows["targets"]] == ["load"]
+    assert shared.fns[shows["id"]].fn().visible is False  # no link: launch could not create one
+    shared.share_url = "https://abc.gradio.live"
+    assert shared.fns[shows["id"]].fn().visible is True
+
+
 def test_launch_lines_name_the_share_flag_and_the_public_links_lifetime(app_module):
     local = app_module.launch_message("http://127.0.0.1:7860/", None, False, 3.2)
     assert "restart with --share" in local and "share=True" not in local and "started in 3.2 s" in local
