@@ -29,10 +29,12 @@ from osdface.app.clip_service import ClipStudio
 from osdface.app.clip_tab import clip_widgets, wire_clip_tab
 from osdface.app.layout import (
     RestoreWidgets,
+    after_restore,
     banner_html,
     gpu_banner_html,
     input_widgets,
     output_widgets,
+    share_note,
     toggles,
 )
 from osdface.app.rendering import note_markdown
@@ -54,7 +56,6 @@ from osdface.app.text import (
     CSS,
     GPU_SECONDS_PER_FACE,
     INTRO,
-    SHARE_NOTE,
     SLIDER_HEIGHT,  # noqa: F401 - part of the page's text, read by tests
 )
 from osdface.app.uploads import upload_path
@@ -106,7 +107,7 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
     with demo:
         gr.Markdown(INTRO)
         if share:
-            _share_note(demo)
+            share_note(demo)
         if not studio.available:
             gr.HTML(banner_html(studio, hub_note))
         if gpu_banner := gpu_banner_html(studio):
@@ -117,7 +118,7 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
         clips = ClipStudio(studio, lambda: restorer_studio.restorers)
         with gr.Tab("Photo", id="photo-tab"):
             inputs, run, preview, ablation, prompt, turbulence, mode = input_widgets(studio)
-            outputs, without_column, turbulent_column = output_widgets()
+            outputs, without_column, turbulent_column = output_widgets(show_gallery=mode.value == MODE_PHOTO)
             compare_panel = (
                 add_compare_panel()
             )  # "Compare with other restorers" (osdface/app/restorers_panel.py)
@@ -129,6 +130,13 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
         folders = RequestFolders(demo.GRADIO_CACHE)
         restored = _wire_restore(demo, studio, restore_on_gpu, folders, run, inputs, outputs)
         _wire_compare(demo, restorer_studio, folders, compare_panel, restored, inputs)
+        after_restore(
+            restored,
+            turbulence,
+            turbulent_column,
+            outputs,
+            [*compare_panel.images.values(), compare_panel.table],
+        )
         wire_clip_tab(
             clip,
             clips,
@@ -142,20 +150,6 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
         _wire_agent_tools(demo, studio, restore_on_gpu, folders, default_mode=mode.value)
         toggles(turbulence, turbulent_column, ablation, without_column, prompt, mode, outputs.gallery)
     return demo
-
-
-def _share_note(demo: gr.Blocks) -> None:
-    """The note that the page is public, shown only where the share link exists: Gradio makes the
-    link in launch, after the page is built, and may fail to (offline, a blocked tunnel; the
-    app then stays local), so each page load asks."""
-    note = gr.Markdown(SHARE_NOTE, elem_id="share-note", elem_classes="osd-notes", visible=False)
-    demo.load(
-        lambda: gr.Markdown(visible=demo.share_url is not None),
-        outputs=note,
-        api_visibility="private",
-        queue=False,
-        show_progress="hidden",
-    )
 
 
 def _restore_on_gpu(studio: Studio):

@@ -28,6 +28,7 @@ from osdface.app.text import (
     ABLATION_NOTE,
     CPU_SECONDS_PER_FACE,
     RESTORE_UNAVAILABLE,
+    SHARE_NOTE,
     SLIDER_HEIGHT,
     WEIGHTS_FIX,
     WEIGHTS_MISSING,
@@ -127,6 +128,20 @@ def banner_html(studio: Studio, hub_note: str | None = None) -> str:
     )
 
 
+def share_note(demo: gr.Blocks) -> None:
+    """The note that the page is public, shown only where the share link exists: Gradio makes the
+    link in launch, after the page is built, and may fail to (offline, a blocked tunnel; the
+    app then stays local), so each page load asks."""
+    note = gr.Markdown(SHARE_NOTE, elem_id="share-note", elem_classes="osd-notes", visible=False)
+    demo.load(
+        lambda: gr.Markdown(visible=demo.share_url is not None),
+        outputs=note,
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+    )
+
+
 def gpu_banner_html(studio: Studio) -> str | None:
     """The banner of a GPU the models cannot use (None when there is none): what was found (the
     driver's CUDA version, the torch build's), the fix, and that restoring runs on the CPU."""
@@ -198,10 +213,12 @@ def input_widgets(studio: Studio):
             )
     inputs = [image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix, metrics]
     shipped = [example for example in EXAMPLES if (EXAMPLES_DIR / example.request.image).is_file()]
+    # Without the metrics switch (the last field): it is the user's, and disabled with --no-metrics,
+    # where an example would tick it without turning the metrics on.
     gr.Examples(
-        examples=[[str(EXAMPLES_DIR / e.request.image), *astuple(e.request)[1:]] for e in shipped],
+        examples=[[str(EXAMPLES_DIR / e.request.image), *astuple(e.request)[1:-1]] for e in shipped],
         example_labels=[example.label for example in shipped],
-        inputs=inputs,
+        inputs=inputs[:-1],
         cache_examples=False,
         label="Examples (public-domain portraits; see examples/SOURCES.md)",
     )
@@ -222,9 +239,10 @@ def mode_choices(studio: Studio) -> dict:
     }
 
 
-def output_widgets() -> tuple[RestoreWidgets, gr.Column, gr.Column]:
-    """The result row, the before/after slider, the gallery and the tables; returns the
-    restore outputs and the column of the without-VRE result (shown when that is on)."""
+def output_widgets(show_gallery: bool = True) -> tuple[RestoreWidgets, gr.Column, gr.Column]:
+    """The result row, the before/after slider, the gallery (``show_gallery``: the mode starts on
+    whole photos, whose faces it shows) and the tables; returns the restore outputs and the
+    columns of the without-VRE result and of the turbulent input (shown when those are on)."""
     with gr.Row(equal_height=True):
         output_kwargs = {
             "type": "filepath",
@@ -260,6 +278,7 @@ def output_widgets() -> tuple[RestoreWidgets, gr.Column, gr.Column]:
         with gr.Column(scale=1):
             gallery = gr.Gallery(
                 label="Faces: before and after",
+                visible=show_gallery,
                 columns=3,
                 object_fit="contain",
                 height=300,
@@ -299,3 +318,21 @@ def toggles(turbulence, turbulent_column, ablation, without_column, prompt, mode
         **private,
     )
     mode.change(lambda value: gr.Gallery(visible=value == MODE_PHOTO), mode, gallery, **private)
+
+
+def after_restore(event, turbulence, turbulent_column, outputs: RestoreWidgets, others: list) -> None:
+    """What a Restore leaves on the page beside its outputs. The turbulent column follows the
+    switch again (the preview shows it whatever the switch says, and a Restore without turbulence
+    returns no turbulent image). After an error only the OSDFace result shows "Error"
+    (``show_progress_on``): every other output, and ``others`` (the comparison's), is cleared, so
+    that no result of the previous run stands beside the error as if it were this one's."""
+    private = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
+    event.then(lambda on: gr.Column(visible=on), turbulence, turbulent_column, **private)
+    # The OSDFace result keeps its value: an update to it would take its "Error" away.
+    stale = [component for component in outputs.components() if component is not outputs.restored]
+    stale += others
+
+    def clear() -> list:
+        return [gr.update(value="" if isinstance(c, gr.Markdown) else None) for c in stale]
+
+    event.failure(clear, outputs=stale, **private)

@@ -546,3 +546,38 @@ def test_browser_toast_shows_the_plain_message_line_by_line(detectorless, browse
         page.screenshot(path=str(artifacts_dir / "app_toast_without_detector.png"))
     finally:
         page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_outputs_show_only_what_the_last_run_gave(detectorless, browser, artifacts_dir):
+    """No label that lies: without a detector (the mode starts on aligned faces) no faces
+    gallery; a Restore without turbulence after a preview hides the turbulent column; after an
+    error, no result of the previous run is left beside the "Error"."""
+    url, _ = detectorless
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(url)
+        page.locator("#restore-button").wait_for(timeout=60_000)
+        assert page.locator("#mode input[value=aligned]").is_checked()
+        assert not page.locator("#faces-gallery").is_visible()
+        page.locator("#input-image input[type=file]").set_input_files(str(EXAMPLES / "astronaut_aligned.jpg"))
+        page.locator("#metrics input").uncheck()
+        page.locator("#preview-button").click()
+        page.locator("#out-turbulent img").first.wait_for(timeout=120_000)
+        assert not page.locator("#turbulence input").is_checked()
+        page.locator("#restore-button").click()
+        page.locator("#timing table").wait_for(timeout=180_000)
+        page.locator("#out-turbulent").wait_for(state="hidden", timeout=10_000)
+        page.locator("#before-after img").first.wait_for(timeout=30_000)
+
+        page.locator("#mode input[value=photo]").check()  # no detector: an error
+        page.locator("#restore-button").click()
+        page.locator("[data-testid=toast-text]").first.wait_for(timeout=60_000)
+        page.locator("#timing table").wait_for(state="detached", timeout=10_000)
+        assert page.locator("#out-restored").get_by_text("Error", exact=True).is_visible()
+        for element in ("out-input", "before-after", "out-without"):
+            assert page.locator(f"#{element} img").count() == 0, element
+        page.screenshot(path=str(artifacts_dir / "app_after_an_error.png"), full_page=True)
+    finally:
+        page.close()
