@@ -141,7 +141,7 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
             clip,
             clips,
             spaces.GPU,
-            folders.new,
+            folders.lease,
             lambda video: upload_path(video, demo.GRADIO_CACHE),
             _errors_for_the_user,
             concurrency_id=RESTORATIONS,

@@ -16,7 +16,8 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # Every half hour, delete files over an hour old: Gradio's delete_cache (app.py) for the uploads
@@ -36,6 +37,7 @@ class RequestFolders:
     writing leaves nothing behind. ``new()`` also sweeps the expired folders, at most every
     ``every`` seconds: the same cadence as Gradio's ``delete_cache``, driven by the requests
     themselves, so no thread is needed and a server that serves nobody has nothing to sweep.
+    ``lease()`` keeps a long request's folder from the sweep until the request ends.
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class RequestFolders:
         self.keep_for = keep_for
         self._clock = clock
         self._last_sweep: float | None = None
+        self._live: set[Path] = set()
         self._lock = threading.Lock()
 
     def new(self) -> Path:
@@ -63,14 +66,32 @@ class RequestFolders:
             self.sweep(now)
         return self.cache_dir / f"{PREFIX}{uuid.uuid4().hex}"
 
+    @contextmanager
+    def lease(self) -> Iterator[Path]:
+        """``new()``, kept from the sweep while the block runs: for a request that may write
+        nothing into its folder for longer than ``keep_for`` (a clip restored on a CPU takes
+        hours, and its encoder may hold back the first frames)."""
+        folder = self.new()
+        with self._lock:
+            self._live.add(folder)
+        try:
+            yield folder
+        finally:
+            with self._lock:
+                self._live.discard(folder)
+
     def sweep(self, now: float | None = None) -> list[Path]:
         """Remove every request folder whose newest entry (itself included) is over ``keep_for``
-        seconds old; returns those removed. A file that a live request may still read is newer
-        than that: Gradio deletes the files it handed out at the same age, and refreshes the
-        time of one it hands out again."""
+        seconds old, except the leased ones; returns those removed. A file that a live request
+        may still read is newer than that: Gradio deletes the files it handed out at the same
+        age, and refreshes the time of one it hands out again."""
         now = self._clock() if now is None else now
+        with self._lock:
+            live = set(self._live)
         removed = []
         for folder in [path for path in self.cache_dir.glob(f"{PREFIX}*") if path.is_dir()]:
+            if folder in live:
+                continue
             newest = newest_time(folder)
             if newest is not None and now - newest > self.keep_for:
                 try:

@@ -51,3 +51,13 @@ def test_new_sweeps_at_most_once_per_period(tmp_path):
     clock[0] += 1
     folders.new()
     assert swept == [1_000_000.0, 1_001_800.0]
+
+
+def test_a_leased_folder_is_kept_while_its_request_runs(tmp_path):
+    """A clip restored on a CPU may write nothing into its folder for over an hour."""
+    folders = RequestFolders(tmp_path, keep_for=3600)
+    with folders.lease() as folder:
+        folder.mkdir()
+        (folder / "restored.mp4").write_bytes(b"header")
+        assert folders.sweep(time.time() + 7200) == [] and folder.is_dir()
+    assert folders.sweep(time.time() + 7200) == [folder] and not folder.exists()
