@@ -135,7 +135,8 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
             turbulence,
             turbulent_column,
             outputs,
-            [*compare_panel.images.values(), compare_panel.table],
+            list(compare_panel.images.values()),
+            compare_panel.table,
         )
         wire_clip_tab(
             clip,

@@ -320,19 +320,22 @@ def toggles(turbulence, turbulent_column, ablation, without_column, prompt, mode
     mode.change(lambda value: gr.Gallery(visible=value == MODE_PHOTO), mode, gallery, **private)
 
 
-def after_restore(event, turbulence, turbulent_column, outputs: RestoreWidgets, others: list) -> None:
+def after_restore(
+    event, turbulence, turbulent_column, outputs: RestoreWidgets, compared: list, table
+) -> None:
     """What a Restore leaves on the page beside its outputs. The turbulent column follows the
     switch again (the preview shows it whatever the switch says, and a Restore without turbulence
     returns no turbulent image). After an error only the OSDFace result shows "Error"
-    (``show_progress_on``): every other output, and ``others`` (the comparison's), is cleared, so
-    that no result of the previous run stands beside the error as if it were this one's."""
+    (``show_progress_on``): every other output, and the comparison (``compared``: its images,
+    hidden as when none is chosen; its ``table``), is cleared, so that no result of the previous
+    run stands beside the error as if it were this one's."""
     private = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
     event.then(lambda on: gr.Column(visible=on), turbulence, turbulent_column, **private)
     # The OSDFace result keeps its value: an update to it would take its "Error" away.
     stale = [component for component in outputs.components() if component is not outputs.restored]
-    stale += others
 
     def clear() -> list:
-        return [gr.update(value="" if isinstance(c, gr.Markdown) else None) for c in stale]
+        emptied = [gr.update(value="" if isinstance(c, gr.Markdown) else None) for c in stale]
+        return [*emptied, *(gr.update(value=None, visible=False) for _ in compared), ""]
 
-    event.failure(clear, outputs=stale, **private)
+    event.failure(clear, outputs=[*stale, *compared, table], **private)

@@ -373,9 +373,12 @@ def test_after_an_error_no_output_shows_the_previous_run(app_module):
     assert set(clear["outputs"]) == stale and clear["show_progress"] == "hidden"
     values = demo.fns[clear["id"]].fn()
     kinds = {c["id"]: c["type"] for c in demo.config["components"]}
-    for output, value in zip(clear["outputs"], values):
-        value = value.get("value") if isinstance(value, dict) else getattr(value, "value", value)
-        assert value in (None, "", []), (kinds[output], value)
+    compared = set(endpoint(demo, "compare")["outputs"])
+    for output, value in zip(clear["outputs"], values, strict=True):
+        update = value if isinstance(value, dict) else {"value": value}
+        assert update["value"] in (None, ""), (kinds[output], value)
+        if output in compared and kinds[output] == "image":  # hidden, as when none is chosen
+            assert update["visible"] is False
 
 
 # --------------------------------------------------------------------------- headers
