@@ -18,10 +18,8 @@ STARTED = time.perf_counter()
 # On ZeroGPU, `spaces` must be imported before anything initialises CUDA.
 import spaces  # isort: skip
 
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Literal
 
 import gradio as gr
@@ -31,13 +29,16 @@ from osdface.app.clip_service import ClipStudio
 from osdface.app.clip_tab import clip_widgets, wire_clip_tab
 from osdface.app.layout import (
     RestoreWidgets,
+    after_restore,
     banner_html,
     gpu_banner_html,
     input_widgets,
     output_widgets,
+    share_note,
     toggles,
 )
 from osdface.app.rendering import note_markdown
+from osdface.app.request_folders import CLEANUP_EVERY, KEEP_FOR, RequestFolders
 from osdface.app.requests import (
     DEFAULT_PROPAGATION_LENGTH,
     MODE_PHOTO,
@@ -55,16 +56,17 @@ from osdface.app.text import (
     CSS,
     GPU_SECONDS_PER_FACE,
     INTRO,
-    SHARE_NOTE,
     SLIDER_HEIGHT,  # noqa: F401 - part of the page's text, read by tests
 )
 from osdface.app.uploads import upload_path
 from osdface.runtime import progress
 
-# Gradio's cache (uploads and the PNGs we return): every half hour, delete files over an hour old.
-CACHE_CLEANUP = (1800, 3600)
-# The page's Restore and the agents' restore_faces share one limit of restorations at once
-# (--concurrency), so that MCP calls cannot double the load on the GPU.
+# Gradio's cache (uploads and the PNGs we return): every half hour, delete files over an hour old
+# (RequestFolders removes the request folders at the same cadence).
+CACHE_CLEANUP = (CLEANUP_EVERY, KEEP_FOR)
+# The page's Restore, its comparison with other restorers, the Video tab and the agents'
+# restore_faces share one limit of restorations at once (--concurrency), so that API and MCP
+# calls cannot double the load on the GPU.
 RESTORATIONS = "restorations"
 
 
@@ -88,13 +90,6 @@ def plain_message(text: str) -> str:
     return text.replace("<", "\u2039").replace(">", "\u203a")
 
 
-def _request_folder(cache_dir: str) -> Path:
-    """A new folder for one request's files, inside Gradio's cache, so that Gradio serves the
-    files and ``delete_cache`` removes them."""
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="osdface-", dir=cache_dir))
-
-
 def _stage_times(studio: Studio) -> progress.StageTimes:
     """The stage times behind the time-left estimate; hooks the pipeline to report its stages."""
     if studio.pipeline is None:
@@ -106,12 +101,13 @@ def _stage_times(studio: Studio) -> progress.StageTimes:
 
 def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = None) -> gr.Blocks:
     """The page and its endpoints (``restore`` and ``degrade``). ``share``: the page says it is
-    served on a public link; ``hub_note``: why the Hub was not used (shown in the banner)."""
+    served on a public link, once launch has made one; ``hub_note``: why the Hub was not used
+    (shown in the banner)."""
     demo = gr.Blocks(title="OSDFace Studio: one-step diffusion face restoration", delete_cache=CACHE_CLEANUP)
     with demo:
         gr.Markdown(INTRO)
         if share:
-            gr.Markdown(SHARE_NOTE, elem_id="share-note", elem_classes="osd-notes")
+            share_note(demo)
         if not studio.available:
             gr.HTML(banner_html(studio, hub_note))
         if gpu_banner := gpu_banner_html(studio):
@@ -122,7 +118,7 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
         clips = ClipStudio(studio, lambda: restorer_studio.restorers)
         with gr.Tab("Photo", id="photo-tab"):
             inputs, run, preview, ablation, prompt, turbulence, mode = input_widgets(studio)
-            outputs, without_column, turbulent_column = output_widgets()
+            outputs, without_column, turbulent_column = output_widgets(show_gallery=mode.value == MODE_PHOTO)
             compare_panel = (
                 add_compare_panel()
             )  # "Compare with other restorers" (osdface/app/restorers_panel.py)
@@ -131,19 +127,28 @@ def build_demo(studio: Studio, *, share: bool = False, hub_note: str | None = No
         with gr.Accordion("About OSDFace, VRE and the turbulence setting", open=False):
             gr.Markdown(ABOUT)
         restore_on_gpu = _restore_on_gpu(studio)
-        restored = _wire_restore(demo, studio, restore_on_gpu, run, inputs, outputs)
-        _wire_compare(demo, restorer_studio, compare_panel, restored, inputs)
+        folders = RequestFolders(demo.GRADIO_CACHE)
+        restored = _wire_restore(demo, studio, restore_on_gpu, folders, run, inputs, outputs)
+        _wire_compare(demo, restorer_studio, folders, compare_panel, restored, inputs)
+        after_restore(
+            restored,
+            turbulence,
+            turbulent_column,
+            outputs,
+            list(compare_panel.images.values()),
+            compare_panel.table,
+        )
         wire_clip_tab(
             clip,
             clips,
             spaces.GPU,
-            lambda: _request_folder(demo.GRADIO_CACHE),
+            folders.lease,
             lambda video: upload_path(video, demo.GRADIO_CACHE),
             _errors_for_the_user,
             concurrency_id=RESTORATIONS,
         )
-        _wire_degrade(demo, studio, preview, inputs, outputs, turbulent_column)
-        _wire_agent_tools(demo, studio, restore_on_gpu, default_mode=mode.value)
+        _wire_degrade(demo, studio, folders, preview, inputs, outputs, turbulent_column)
+        _wire_agent_tools(demo, studio, restore_on_gpu, folders, default_mode=mode.value)
         toggles(turbulence, turbulent_column, ablation, without_column, prompt, mode, outputs.gallery)
     return demo
 
@@ -160,7 +165,13 @@ def _restore_on_gpu(studio: Studio):
 
 
 def _wire_restore(
-    demo: gr.Blocks, studio: Studio, restore_on_gpu, run: gr.Button, inputs: list, outputs: RestoreWidgets
+    demo: gr.Blocks,
+    studio: Studio,
+    restore_on_gpu,
+    folders: RequestFolders,
+    run: gr.Button,
+    inputs: list,
+    outputs: RestoreWidgets,
 ):
     """The Restore button and the ``restore`` endpoint; returns its event (for what follows)."""
     stage_times = _stage_times(studio)
@@ -218,7 +229,7 @@ def _wire_restore(
             tracker.plan(prepared.face_count, 2 if request.ablation else 1, paste=request.mode == MODE_PHOTO)
             result = restore_on_gpu(prepared)
             tracker.step("write")
-            outcome = studio.finish(prepared, result, _request_folder(demo.GRADIO_CACHE))
+            outcome = studio.finish(prepared, result, folders.new())
         return outputs.values(outcome)
 
     # The image input is not preprocessed: the file goes to the handler unread, so that its
@@ -238,6 +249,7 @@ def _wire_restore(
 def _wire_degrade(
     demo: gr.Blocks,
     studio: Studio,
+    folders: RequestFolders,
     preview: gr.Button,
     inputs: list,
     outputs: RestoreWidgets,
@@ -263,7 +275,7 @@ def _wire_degrade(
                 upload_path(image, demo.GRADIO_CACHE),
                 propagation_length,
                 seed,
-                _request_folder(demo.GRADIO_CACHE),
+                folders.new(),
             )
         return {outputs.turbulent: str(path), outputs.timing: note}
 
@@ -284,7 +296,9 @@ def _wire_degrade(
     )
 
 
-def _wire_agent_tools(demo: gr.Blocks, studio: Studio, restore_on_gpu, default_mode: str) -> None:
+def _wire_agent_tools(
+    demo: gr.Blocks, studio: Studio, restore_on_gpu, folders: RequestFolders, default_mode: str
+) -> None:
     """``restore_faces`` and ``simulate_turbulence``: the restoration and the turbulence as
     endpoints without widgets, typed by their hints (``gr.api``), each with one image out.
 
@@ -327,8 +341,9 @@ def _wire_agent_tools(demo: gr.Blocks, studio: Studio, restore_on_gpu, default_m
                 metrics=False,
             )
             prepared = studio.prepare(request)
-            outcome = studio.finish(prepared, restore_on_gpu(prepared), _request_folder(demo.GRADIO_CACHE))
-        return gr.FileData(path=str(outcome.restored), orig_name="restored.png")
+            # Only the image returned: Gradio's delete_cache would never remove the others.
+            restored = studio.write_restored(restore_on_gpu(prepared), folders.new())
+        return gr.FileData(path=str(restored), orig_name="restored.png")
 
     def simulate_turbulence(
         image: gr.FileData, propagation_length: float = DEFAULT_PROPAGATION_LENGTH, seed: int = 0
@@ -345,7 +360,7 @@ def _wire_agent_tools(demo: gr.Blocks, studio: Studio, restore_on_gpu, default_m
                 upload_path(image, demo.GRADIO_CACHE),
                 propagation_length,
                 seed,
-                _request_folder(demo.GRADIO_CACHE),
+                folders.new(),
             )
         return gr.FileData(path=str(path), orig_name="turbulent.png")
 
@@ -353,7 +368,9 @@ def _wire_agent_tools(demo: gr.Blocks, studio: Studio, restore_on_gpu, default_m
     gr.api(simulate_turbulence, api_name="simulate_turbulence")
 
 
-def _wire_compare(demo: gr.Blocks, restorer_studio: RestorerStudio, panel, restored, inputs) -> None:
+def _wire_compare(
+    demo: gr.Blocks, restorer_studio: RestorerStudio, folders: RequestFolders, panel, restored, inputs
+) -> None:
     """The "Compare with" panel runs after a successful Restore, on the same request settings."""
     image, mode, turbulence, propagation_length, seed, _ablation, _prompt, color_fix, metrics = inputs
     wire_compare_panel(
@@ -362,8 +379,9 @@ def _wire_compare(demo: gr.Blocks, restorer_studio: RestorerStudio, panel, resto
         [image, mode, turbulence, propagation_length, seed, color_fix, metrics],
         restorer_studio,
         spaces.GPU,
-        lambda: _request_folder(demo.GRADIO_CACHE),
+        folders.new,
         lambda image: upload_path(image, demo.GRADIO_CACHE),
+        concurrency_id=RESTORATIONS,
     )
 
 
@@ -409,6 +427,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             time.perf_counter() - STARTED,
             len(launch.auth),
             mcp=launch.mcp,
+            # Where Gradio listens: --host, else GRADIO_SERVER_NAME, else 127.0.0.1.
+            host=demo.server_name,
+            port=demo.server_port,
         ),
         flush=True,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from osdface.app.requests import DEFAULT_MAX_FACES, DEFAULT_MAX_MEGAPIXELS, StudioSettings
 from osdface.commands.model_options import ModelOptions, add_model_arguments
+from osdface.runtime.cuda_diagnosis import CudaUnavailableError, check_requested_device
+from osdface.runtime.devices import device_name_problem
 
 # A password kept out of the shell's history: a Space's secret, or a file (one USER:PASSWORD a line).
 ENV_AUTH = "OSDFACE_AUTH"
@@ -149,11 +152,14 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, Launc
         parser.error(f"--max-megapixels must be > 0, got {args.max_megapixels}")
     if args.max_faces < 1:
         parser.error(f"--max-faces must be at least 1, got {args.max_faces}")
+    zero_gpu = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
+    if args.device is not None:
+        check_device(parser, args.device, zero_gpu)
     studio = StudioSettings(
         model=ModelOptions.from_namespace(args),
         max_megapixels=args.max_megapixels,
         max_faces=args.max_faces,
-        zero_gpu=os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"),
+        zero_gpu=zero_gpu,
         metrics=not args.no_metrics,
     )
     launch = LaunchSettings(
@@ -167,6 +173,19 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, Launc
         mcp=bool(mcp_source),
     )
     return studio, launch
+
+
+def check_device(parser: argparse.ArgumentParser, device: str, zero_gpu: bool) -> None:
+    """Refuse now, before the models load, a ``--device`` that is no device, and ``--device
+    cuda`` where CUDA cannot serve (later it would be torch's traceback after a minute of
+    loading). On ZeroGPU CUDA is deferred by design: "cuda" is not checked there."""
+    if problem := device_name_problem(device):
+        parser.error(f"--device: {problem}")
+    if not zero_gpu:
+        try:
+            check_requested_device(device)
+        except CudaUnavailableError as exc:
+            parser.error(str(exc))
 
 
 def mcp_requested(flag: bool, environ=None) -> str | None:
@@ -224,17 +243,20 @@ def mcp_missing() -> str | None:
 
 
 def launch_message(
-    local_url: str, share_url: str | None, share: bool, seconds: float, users: int = 0, mcp: bool = False
+    local_url: str,
+    share_url: str | None,
+    share: bool,
+    seconds: float,
+    users: int = 0,
+    mcp: bool = False,
+    host: str | None = None,
+    port: int | None = None,
 ) -> str:
     """What the terminal shows once the page is up; ``users``: how many passwords are set;
-    ``mcp``: the MCP server is on (so no password can be)."""
+    ``mcp``: the MCP server is on (so no password can be); ``host`` and ``port``: where the
+    server listens (a host beyond the loopback serves the network, so the password hint is given)."""
     lines = [f"* Running on local URL:  {local_url} (started in {seconds:.1f} s)"]
-    if users:
-        password = f"  A password is required ({users} user{'s' if users > 1 else ''}, set with --auth, --auth-file or {ENV_AUTH})."
-    elif mcp:
-        password = "  No password is set, and none can be while --mcp is on."
-    else:
-        password = f"  No password is set: protect it with --auth USER:PASSWORD (or --auth-file FILE, or {ENV_AUTH})."
+    password = "  " + password_line(users, mcp)
     if share and share_url:
         lines.append(
             f"* Running on public URL: {share_url}\n"
@@ -243,7 +265,14 @@ def launch_message(
         )
     elif share:
         lines.append("* The public link could not be created (see the message above); the app is local only.")
-    else:
+    if host is not None and not is_loopback(host):
+        any_interface = host.strip("[]") in ("0.0.0.0", "::")
+        where = f"on every network interface ({host})" if any_interface else f"at {host}"
+        lines.append(
+            f"* Reachable from the network {where}, port {port}: anyone who can reach this machine "
+            "can use this app." + ("" if share and share_url else "\n" + password)
+        )
+    elif not share:
         lines.append("* Local only. To get a temporary public link (gradio.live), restart with --share.")
     if mcp:
         lines.append(
@@ -251,3 +280,24 @@ def launch_message(
             "  It takes no password (Gradio's MCP endpoint cannot ask for one): anyone who reaches the app can use it."
         )
     return "\n".join(lines)
+
+
+def password_line(users: int, mcp: bool) -> str:
+    """Whether a password protects the app, for the lines of an app others can reach."""
+    if users:
+        return f"A password is required ({users} user{'s' if users > 1 else ''}, set with --auth, --auth-file or {ENV_AUTH})."
+    if mcp:
+        return "No password is set, and none can be while --mcp is on."
+    return f"No password is set: protect it with --auth USER:PASSWORD (or --auth-file FILE, or {ENV_AUTH})."
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address, "[::1]", or a name) serves this machine only. A name other
+    than localhost is taken as the network's: it is there to be reached from elsewhere."""
+    name = host.strip().strip("[]")
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:  # a host name
+        return False

@@ -176,7 +176,6 @@ class ClipStudio:
         """Restore the clip into ``folder`` (the request's own). Holds the GPU on ZeroGPU."""
         request = prepared.request
         limits = self.limits()
-        folder.mkdir(parents=True, exist_ok=True)
         target = folder / "restored.mp4"
         others: dict[str, Any] = {}
         if request.ablation:
@@ -200,6 +199,7 @@ class ClipStudio:
         restorer = video.ClipRestorer(
             self.studio.restorer, options, others=others, degrade=self._degrade(request)
         )
+        folder.mkdir(parents=True, exist_ok=True)  # now: a request refused above leaves no folder
         try:
             result = restorer.restore(request.video, target, on_frame=on_frame)
         except ImageError as exc:  # e.g. a clip damaged after the frames the header promised

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,13 +130,13 @@ def wire_clip_tab(
     widgets: ClipWidgets,
     clips: ClipStudio,
     gpu: Callable,
-    new_folder: Callable[[], Path],
+    new_folder: Callable[[], AbstractContextManager[Path]],
     upload_path: Callable,
     errors_for_the_user: Callable,
     concurrency_id: str = "restorations",
 ) -> None:
     """The Video tab's button and the ``restore_clip`` endpoint (app.py passes ``spaces.GPU``,
-    a new request folder, its upload reader and its error translation). On ZeroGPU the GPU is
+    a lease on a new request folder, its upload reader and its error translation). On ZeroGPU the GPU is
     asked for a duration that grows with frames x faces x restorers (``ClipStudio.gpu_seconds``)."""
 
     def gpu_duration(prepared, folder, on_frame=None) -> int:
@@ -187,7 +188,10 @@ def wire_clip_tab(
             # ZeroGPU runs the GPU function in another process and pickles its arguments: a local
             # callback cannot go there, so on ZeroGPU the bar shows the start and the end only.
             callback = None if clips.studio.settings.zero_gpu else _frame_progress(bar, prepared.frames)
-            outcome = restore_clip_on_gpu(prepared, new_folder(), callback)
+            # The folder is kept from the cache's clean-up while the clip is restored: on a CPU
+            # that takes hours, with nothing written for long stretches.
+            with new_folder() as folder:
+                outcome = restore_clip_on_gpu(prepared, folder, callback)
         return _output_values(widgets, outcome)
 
     # Not preprocessed: Gradio would convert some uploads with a system ffmpeg; the clip is read

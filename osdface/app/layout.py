@@ -24,7 +24,15 @@ from osdface.app.requests import (
 )
 from osdface.app.results import RestoreOutcome
 from osdface.app.service import Studio
-from osdface.app.text import ABLATION_NOTE, CPU_SECONDS_PER_FACE, RESTORE_UNAVAILABLE, SLIDER_HEIGHT
+from osdface.app.text import (
+    ABLATION_NOTE,
+    CPU_SECONDS_PER_FACE,
+    RESTORE_UNAVAILABLE,
+    SHARE_NOTE,
+    SLIDER_HEIGHT,
+    WEIGHTS_FIX,
+    WEIGHTS_MISSING,
+)
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"  # the repository's (the Space's) examples/
 
@@ -113,12 +121,24 @@ def banner_html(studio: Studio, hub_note: str | None = None) -> str:
     """The red banner of a start without the model: every missing source, the flags to fix it."""
     reason = "\n".join(part for part in (hub_note, studio.models.why_missing(Part.PIPELINE)) if part)
     return (
-        '<div class="osd-banner" role="alert" id="weights-banner"><strong>Restoring is unavailable: '
-        "the model weights could not be loaded.</strong><br>"
+        f'<div class="osd-banner" role="alert" id="weights-banner"><strong>{WEIGHTS_MISSING}</strong><br>'
         f'<span class="osd-reason">{html.escape(reason, quote=False)}</span><br>'
         "The turbulence preview below still works; <em>Restore</em> is off until the app is "
-        "restarted with the weights available (<code>python app.py --weights FOLDER_OR_REPO "
-        "--base-model FOLDER_OR_REPO</code>).</div>"
+        f"restarted with the weights available (<code>{WEIGHTS_FIX}</code>).</div>"
+    )
+
+
+def share_note(demo: gr.Blocks) -> None:
+    """The note that the page is public, shown only where the share link exists: Gradio makes the
+    link in launch, after the page is built, and may fail to (offline, a blocked tunnel; the
+    app then stays local), so each page load asks."""
+    note = gr.Markdown(SHARE_NOTE, elem_id="share-note", elem_classes="osd-notes", visible=False)
+    demo.load(
+        lambda: gr.Markdown(visible=demo.share_url is not None),
+        outputs=note,
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
     )
 
 
@@ -193,10 +213,12 @@ def input_widgets(studio: Studio):
             )
     inputs = [image, mode, turbulence, propagation_length, seed, ablation, prompt, color_fix, metrics]
     shipped = [example for example in EXAMPLES if (EXAMPLES_DIR / example.request.image).is_file()]
+    # Without the metrics switch (the last field): it is the user's, and disabled with --no-metrics,
+    # where an example would tick it without turning the metrics on.
     gr.Examples(
-        examples=[[str(EXAMPLES_DIR / e.request.image), *astuple(e.request)[1:]] for e in shipped],
+        examples=[[str(EXAMPLES_DIR / e.request.image), *astuple(e.request)[1:-1]] for e in shipped],
         example_labels=[example.label for example in shipped],
-        inputs=inputs,
+        inputs=inputs[:-1],
         cache_examples=False,
         label="Examples (public-domain portraits; see examples/SOURCES.md)",
     )
@@ -217,9 +239,10 @@ def mode_choices(studio: Studio) -> dict:
     }
 
 
-def output_widgets() -> tuple[RestoreWidgets, gr.Column, gr.Column]:
-    """The result row, the before/after slider, the gallery and the tables; returns the
-    restore outputs and the column of the without-VRE result (shown when that is on)."""
+def output_widgets(show_gallery: bool = True) -> tuple[RestoreWidgets, gr.Column, gr.Column]:
+    """The result row, the before/after slider, the gallery (``show_gallery``: the mode starts on
+    whole photos, whose faces it shows) and the tables; returns the restore outputs and the
+    columns of the without-VRE result and of the turbulent input (shown when those are on)."""
     with gr.Row(equal_height=True):
         output_kwargs = {
             "type": "filepath",
@@ -255,6 +278,7 @@ def output_widgets() -> tuple[RestoreWidgets, gr.Column, gr.Column]:
         with gr.Column(scale=1):
             gallery = gr.Gallery(
                 label="Faces: before and after",
+                visible=show_gallery,
                 columns=3,
                 object_fit="contain",
                 height=300,
@@ -294,3 +318,24 @@ def toggles(turbulence, turbulent_column, ablation, without_column, prompt, mode
         **private,
     )
     mode.change(lambda value: gr.Gallery(visible=value == MODE_PHOTO), mode, gallery, **private)
+
+
+def after_restore(
+    event, turbulence, turbulent_column, outputs: RestoreWidgets, compared: list, table
+) -> None:
+    """What a Restore leaves on the page beside its outputs. The turbulent column follows the
+    switch again (the preview shows it whatever the switch says, and a Restore without turbulence
+    returns no turbulent image). After an error only the OSDFace result shows "Error"
+    (``show_progress_on``): every other output, and the comparison (``compared``: its images,
+    hidden as when none is chosen; its ``table``), is cleared, so that no result of the previous
+    run stands beside the error as if it were this one's."""
+    private = {"api_visibility": "private", "queue": False, "show_progress": "hidden"}
+    event.then(lambda on: gr.Column(visible=on), turbulence, turbulent_column, **private)
+    # The OSDFace result keeps its value: an update to it would take its "Error" away.
+    stale = [component for component in outputs.components() if component is not outputs.restored]
+
+    def clear() -> list:
+        emptied = [gr.update(value="" if isinstance(c, gr.Markdown) else None) for c in stale]
+        return [*emptied, *(gr.update(value=None, visible=False) for _ in compared), ""]
+
+    event.failure(clear, outputs=[*stale, *compared, table], **private)

@@ -22,7 +22,7 @@ import osdface
 from osdface import evaluation, faces, lazy
 from osdface.app.probe import missing_sources_message
 from osdface.app.requests import StudioSettings
-from osdface.runtime.cuda_diagnosis import diagnose_cuda, out_of_memory_problem
+from osdface.runtime.cuda_diagnosis import check_cuda_device_exists, diagnose_cuda, out_of_memory_problem
 from osdface.runtime.devices import resolve_device, resolve_dtype
 from osdface.runtime.opencv import log_opencv_problem
 from osdface.weights.facexlib_files import FacexlibWeights, FacexlibWeightsError
@@ -116,14 +116,18 @@ def load_models(settings: StudioSettings) -> LoadedModels:
 
 def choose_device(settings: StudioSettings):
     """(the device the models run on, why the machine's GPU is not used or None). A GPU that
-    CUDA cannot start gives the CPU, also when ``--device cuda`` asked for it: the app serves
-    on the CPU under a banner that says why. On ZeroGPU CUDA is deferred by design, and an
-    explicit CPU is the user's choice: neither is diagnosed."""
+    CUDA cannot start gives the CPU: the app serves on the CPU under a banner that says why
+    (``python app.py --device cuda`` is refused earlier, by ``parse_args``). A CUDA device
+    asked for on a machine without one raises ``CudaUnavailableError`` here, before anything
+    loads. On ZeroGPU CUDA is deferred by design, and an explicit CPU is the user's choice:
+    neither is diagnosed."""
     asked = settings.model.device
     if settings.zero_gpu or (asked and torch.device(asked).type not in ("cuda",)):
         return resolve_device(asked), None
     problem = diagnose_cuda()
     if problem is None:
+        if asked:
+            check_cuda_device_exists(asked)
         return resolve_device(asked), None
     logging.getLogger(__name__).warning(problem.message())
     return torch.device("cpu"), problem

@@ -9,7 +9,7 @@ from osdface import evaluation
 from osdface.app.models import LoadedModels, Part
 from osdface.app.requests import MODE_PHOTO
 from osdface.app.results import GpuResult, PreparedRestore
-from osdface.app.text import CPU_SECONDS_PER_FACE
+from osdface.app.text import CPU_SECONDS_PER_FACE, WEIGHTS_FIX, WEIGHTS_MISSING
 
 if TYPE_CHECKING:  # the page renders before torch (which the face package needs) is imported
     from osdface.faces import RestoreResult
@@ -130,3 +130,13 @@ def status_notes(models: LoadedModels, *, on_cpu: bool) -> list[tuple[str, str |
         if reason:
             notes.append((summary, reason))
     return notes
+
+
+def weights_missing_text(reason: str) -> str:
+    """The missing-weights banner as terminal text: the heading, the reason indented under it,
+    and the fix (the reason's own when it has one, else the banner's command)."""
+    heading = WEIGHTS_MISSING.removesuffix(".") + " (the turbulence preview still works)."
+    lines = [heading, *(f"  {line}" for line in reason.splitlines())]
+    if "Fix:" not in reason:
+        lines.append(f"  Fix: restart the app with the weights available ({WEIGHTS_FIX}).")
+    return "\n".join(lines)

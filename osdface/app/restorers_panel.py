@@ -66,9 +66,11 @@ def wire_compare_panel(
     gpu: Callable,
     new_folder: Callable,
     upload_path: Callable,
+    concurrency_id: str | None = None,
 ) -> None:
     """Run the comparison once Restore succeeded; ``inputs``: image, mode, turbulence,
-    propagation length, seed, colour fix, metrics. API: ``/compare``."""
+    propagation length, seed, colour fix, metrics. API: ``/compare``. ``concurrency_id``: the
+    group whose limit it shares (app.py's restorations: it runs restorers as heavy as Restore)."""
 
     @gpu(duration=GPU_SECONDS)
     def compare_on_gpu(job):
@@ -133,4 +135,5 @@ def wire_compare_panel(
         api_name="compare",
         preprocess=False,
         show_progress_on=[panel.table],
+        concurrency_id=concurrency_id,
     )

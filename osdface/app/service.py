@@ -38,7 +38,13 @@ from osdface.app.probe import (
     needs_hub,
     unreachable_note,
 )
-from osdface.app.rendering import identity_markdown, pass_timings, status_notes, timing_markdown
+from osdface.app.rendering import (
+    identity_markdown,
+    pass_timings,
+    status_notes,
+    timing_markdown,
+    weights_missing_text,
+)
 from osdface.app.requests import (
     MODE_ALIGNED,
     MODE_PHOTO,
@@ -49,6 +55,7 @@ from osdface.app.requests import (
     check_turbulence_settings,
 )
 from osdface.app.results import GpuResult, IdentityRow, PreparedRestore, RestoreOutcome
+from osdface.app.text import WEIGHTS_MISSING
 from osdface.app.uploads import check_aligned_face, check_upload, read_image
 from osdface.choices import ColorFix
 from osdface.runtime import progress
@@ -139,9 +146,10 @@ class Studio:
 
     def load_report_lines(self) -> list[str]:
         """What was loaded, for the terminal at start-up (the same report as ``osdface doctor``):
-        sources and revisions, the VRE's tensors, the LoRA pairs applied, device and dtypes."""
+        sources and revisions, the VRE's tensors, the LoRA pairs applied, device and dtypes.
+        Without the pipeline: the banner's reason and fix (a Space's log shows no banner)."""
         if self.pipeline is None:
-            return []
+            return [weights_missing_text(self.models.why_missing(Part.PIPELINE))]
         pipe = self.pipeline
         runtime = (
             f"running on {self.device}: UNet and VAE {str(pipe.unet.dtype).removeprefix('torch.')}, "
@@ -163,7 +171,7 @@ class Studio:
         request.check()
         if self.pipeline is None:
             raise ServiceUnavailableError(
-                f"Restoring is unavailable: the model weights could not be loaded.\n{self.models.why_missing(Part.PIPELINE)}\n"
+                f"{WEIGHTS_MISSING}\n{self.models.why_missing(Part.PIPELINE)}\n"
                 "(The turbulence preview still works.)"
             )
         if request.ablation and self.models.why_missing(Part.ABLATION):
@@ -328,8 +336,8 @@ class Studio:
     def finish(
         self, prepared: PreparedRestore, result: GpuResult, output_dir: str | os.PathLike
     ) -> RestoreOutcome:
-        """Write the request's PNGs into ``output_dir`` (which only this request writes) and
-        build the tables."""
+        """Write the request's PNGs into ``output_dir`` (which only this request writes; made
+        here, so a request refused earlier leaves no folder) and build the tables."""
         request = prepared.request
         folder = Path(output_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -386,6 +394,13 @@ class Studio:
             scores_json=None if result.quality is None else result.quality.as_json(),
         )
 
+    def write_restored(self, result: GpuResult, output_dir: str | os.PathLike) -> Path:
+        """Only the restored image, as ``output_dir``/osdface.png: for a caller that returns
+        nothing else (Gradio deletes only the files it hands out)."""
+        folder = Path(output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        return save_png(result.restored.image, folder / "osdface.png")
+
     # ---------------------------------------------------------------- turbulence preview
 
     def degrade(
@@ -396,7 +411,7 @@ class Studio:
         output_dir: str | os.PathLike,
     ) -> tuple[Path, str]:
         """Only the turbulence simulator (needs no model weights): the turbulent copy as a PNG in
-        ``output_dir`` and a one-line Markdown note."""
+        ``output_dir`` (made once the input is accepted) and a one-line Markdown note."""
         check_turbulence_settings(propagation_length, seed)
         started = time.perf_counter()
         clean = read_image(image, self.settings.max_pixels)

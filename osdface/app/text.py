@@ -48,6 +48,9 @@ SHARE_NOTE = (
     "can open, for up to 1 week (Gradio's limit, best effort) or until this app stops."
 )
 RESTORE_UNAVAILABLE = "Restore is off: the model weights are missing (see the banner above)"
+# The missing-weights banner's heading and fix, also printed on the terminal at start-up.
+WEIGHTS_MISSING = "Restoring is unavailable: the model weights could not be loaded."
+WEIGHTS_FIX = "python app.py --weights FOLDER_OR_REPO --base-model FOLDER_OR_REPO"
 SLIDER_HEIGHT = 512
 # Prior for the time-left estimate until stages are measured (a GPU takes well under a second).
 GPU_SECONDS_PER_FACE = 0.2

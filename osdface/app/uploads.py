@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from osdface.app.request_folders import KEEP_FOR
 from osdface.app.requests import RequestError
 from osdface.images.reading import ImageTooLargeError, UnreadableImageError, load_image
 
@@ -45,6 +46,13 @@ NOT_AN_UPLOAD = (
     "http(s) URL or a data: URI."
 )
 
+# Gradio deletes uploads KEEP_FOR seconds old (app.py's delete_cache): a page left open longer
+# still shows the image, and sends the name of a file that is gone.
+EXPIRED_UPLOAD = (
+    "This upload has expired (the app deletes uploads after "
+    f"{'an hour' if KEEP_FOR == 3600 else f'{KEEP_FOR / 60:g} minutes'}): upload it again."
+)
+
 
 def upload_path(value: object, upload_folder: str | os.PathLike) -> str | None:
     """The path of the uploaded file that an endpoint's input names, or None for no file.
@@ -55,7 +63,8 @@ def upload_path(value: object, upload_folder: str | os.PathLike) -> str | None:
     upload folder (downloading it first when the client gave a URL). Gradio checks the folder
     only for a dict with that "meta", and not at all for a bare string, so the path is checked
     here, before anything looks at it on disk: a client must not read, nor learn whether there
-    is, any other file on the server. Raises ``RequestError`` (``NOT_AN_UPLOAD``) otherwise.
+    is, any other file on the server. Raises ``RequestError`` (``NOT_AN_UPLOAD``) otherwise,
+    and ``EXPIRED_UPLOAD`` for a file in the folder that is gone (Gradio deleted it).
     """
     if value is None:
         return None
@@ -64,6 +73,8 @@ def upload_path(value: object, upload_folder: str | os.PathLike) -> str | None:
         if path is None:
             return None  # an empty file payload: read_image says to upload a photo
         if isinstance(path, str) and _inside(path, upload_folder):
+            if not Path(path).exists():
+                raise RequestError(EXPIRED_UPLOAD)
             return path
         raise RequestError(NOT_AN_UPLOAD)
     if isinstance(value, str | os.PathLike):

@@ -307,13 +307,45 @@ class CudaUnavailableError(OSDFaceError, RuntimeError):
     """CUDA was asked for (``--device cuda``) and cannot start on this machine."""
 
 
+# Where CUDA is asked for explicitly and cannot serve: the way to run anyway.
+ON_THE_CPU = "--device cpu, or leave --device out (the GPU is used when CUDA works, else the CPU)."
+
+
 def check_requested_device(asked: str | None) -> CudaProblem | None:
-    """For the command line: with ``--device cuda`` and CUDA unusable, raise
-    ``CudaUnavailableError`` (reason and fix); with the default device, return the problem
-    that sends the work to the CPU (for a warning), else None."""
+    """For the command line: with ``--device cuda`` (or ``cuda:N``) and CUDA unusable, or no
+    such GPU, raise ``CudaUnavailableError`` (reason and fix) before anything loads; with the
+    default device, return the problem that sends the work to the CPU (for a warning), else None."""
     if asked and torch.device(asked).type != "cuda":
         return None
     problem = diagnose_cuda()
     if problem is not None and asked:
-        raise CudaUnavailableError(problem.reason, source=f"--device {asked}", fix=problem.fix)
+        raise CudaUnavailableError(
+            problem.reason, source=f"--device {asked}", fix=f"{problem.fix} Or run on the CPU: {ON_THE_CPU}"
+        )
+    if asked:
+        check_cuda_device_exists(asked)
     return problem
+
+
+def check_cuda_device_exists(asked: str) -> None:
+    """Raise ``CudaUnavailableError`` when ``asked`` (a CUDA device) names no GPU on a machine
+    where ``diagnose_cuda`` found no problem: one without an NVIDIA GPU (torch would fail on
+    the first tensor moved there, after the models loaded), or an index past the last GPU."""
+    source = f"--device {asked}"
+    if not torch.cuda.is_available():
+        raise CudaUnavailableError(
+            f"CUDA is not available here: no NVIDIA GPU or driver was found (PyTorch {torch.__version__}).",
+            source=source,
+            fix=ON_THE_CPU,
+        )
+    index, count = torch.device(asked).index, torch.cuda.device_count()
+    if index is not None and index >= count:
+        raise CudaUnavailableError(
+            f"there is no GPU {index}: CUDA sees {_gpus(count)}.",
+            source=source,
+            fix="--device cuda:0 (or leave --device out).",
+        )
+
+
+def _gpus(count: int) -> str:
+    return "1 GPU (cuda:0)" if count == 1 else f"{count} GPUs (cuda:0 to cuda:{count - 1})"

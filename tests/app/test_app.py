@@ -277,6 +277,30 @@ def test_concurrent_clients_each_get_their_own_result(app, tiny_pipeline):
 
 
 @pytest.mark.slow
+def test_a_request_writes_only_what_it_returns_and_a_refused_one_nothing(app):
+    """Gradio's delete_cache removes only the files it handed out, never a folder: the agents'
+    restore_faces writes the one PNG it returns, and a refused request makes no folder."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    cache = app.log.parent / "gradio"  # GRADIO_TEMP_DIR (base_env)
+
+    def request_folders() -> dict[str, list[str]]:
+        return {folder.name: sorted(p.name for p in folder.rglob("*")) for folder in cache.glob("osdface-*")}
+
+    before = request_folders()
+    client = app.client()
+    face = handle_file(str(EXAMPLES / "astronaut_aligned.jpg"))
+    restored = client.predict(face, "aligned", True, 30000, 0, "none", api_name="/restore_faces")
+    assert pixels(restored).shape == (512, 512, 3)
+    for api_name in ("/degrade", "/simulate_turbulence"):
+        with pytest.raises(AppError, match="Propagation length 5 m is outside"):
+            client.predict(face, 5, 0, api_name=api_name)
+    new = {name: files for name, files in request_folders().items() if name not in before}
+    assert list(new.values()) == [["osdface.png"]], new
+
+
+@pytest.mark.slow
 def test_requests_beyond_the_queue_are_refused(app):
     from gradio_client.utils import QueueError
 
@@ -390,6 +414,9 @@ def test_without_weights_the_page_loads_with_a_banner_and_the_preview_works(app_
     log = app_without_weights.log.read_text()
     assert "could not be reached at start-up" in log and "Retrying in" not in log
     assert "Running on local URL:" in log and "started in" in log
+    # The banner's reason and fix on the terminal too (a Space's log shows no banner).
+    assert "* Restoring is unavailable: the model weights could not be loaded" in log
+    assert "osdface-test/weights-not-cached" in log and "Fix: start the app with --weights" in log
 
     client = app_without_weights.client()
     path, note = client.predict(
@@ -517,5 +544,40 @@ def test_browser_toast_shows_the_plain_message_line_by_line(detectorless, browse
             "&lt;" not in text and "Places tried:\n" in text and "\n- local folder" in text.replace("  ", "")
         )
         page.screenshot(path=str(artifacts_dir / "app_toast_without_detector.png"))
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_outputs_show_only_what_the_last_run_gave(detectorless, browser, artifacts_dir):
+    """No label that lies: without a detector (the mode starts on aligned faces) no faces
+    gallery; a Restore without turbulence after a preview hides the turbulent column; after an
+    error, no result of the previous run is left beside the "Error"."""
+    url, _ = detectorless
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(url)
+        page.locator("#restore-button").wait_for(timeout=60_000)
+        assert page.locator("#mode input[value=aligned]").is_checked()
+        assert not page.locator("#faces-gallery").is_visible()
+        page.locator("#input-image input[type=file]").set_input_files(str(EXAMPLES / "astronaut_aligned.jpg"))
+        page.locator("#metrics input").uncheck()
+        page.locator("#preview-button").click()
+        page.locator("#out-turbulent img").first.wait_for(timeout=120_000)
+        assert not page.locator("#turbulence input").is_checked()
+        page.locator("#restore-button").click()
+        page.locator("#timing table").wait_for(timeout=180_000)
+        page.locator("#out-turbulent").wait_for(state="hidden", timeout=10_000)
+        page.locator("#before-after img").first.wait_for(timeout=30_000)
+
+        page.locator("#mode input[value=photo]").check()  # no detector: an error
+        page.locator("#restore-button").click()
+        page.locator("[data-testid=toast-text]").first.wait_for(timeout=60_000)
+        page.locator("#timing table").wait_for(state="detached", timeout=10_000)
+        assert page.locator("#out-restored").get_by_text("Error", exact=True).is_visible()
+        for element in ("out-input", "before-after", "out-without"):
+            assert page.locator(f"#{element} img").count() == 0, element
+        page.screenshot(path=str(artifacts_dir / "app_after_an_error.png"), full_page=True)
     finally:
         page.close()

@@ -233,6 +233,21 @@ def test_only_the_shared_page_says_it_is_public_at_the_top(app_module):
     assert on_page and printed and on_page.group(1) == printed.group(1)
 
 
+def test_the_public_note_shows_only_once_the_share_link_exists(app_module):
+    """--share may fail (offline, a blocked tunnel): the app then stays local, and the page must
+    not tell its visitors that it is public. The note is hidden until a page loads while the
+    share link exists (Gradio sets ``demo.share_url`` in launch, after the page is built)."""
+    studio = Studio(LoadedModels(missing={Part.PIPELINE: "no weights in this test"}))
+    shared = app_module.build_demo(studio, share=True)
+    note = component_id(shared, "share-note")
+    assert component(shared, "share-note")["visible"] is False
+    (shows,) = [d for d in shared.config["dependencies"] if note in d["outputs"]]
+    assert [event for _, event in shows["targets"]] == ["load"]
+    assert shared.fns[shows["id"]].fn().visible is False  # no link: launch could not create one
+    shared.share_url = "https://abc.gradio.live"
+    assert shared.fns[shows["id"]].fn().visible is True
+
+
 def test_launch_lines_name_the_share_flag_and_the_public_links_lifetime(app_module):
     local = app_module.launch_message("http://127.0.0.1:7860/", None, False, 3.2)
     assert "restart with --share" in local and "share=True" not in local and "started in 3.2 s" in local
@@ -281,6 +296,89 @@ def test_the_ablation_note_shows_exactly_when_the_without_vre_result_does(detect
         updates = dict(zip(toggle["outputs"], demo.fns[toggle["id"]].fn(on)))
         assert updates[column].visible is on
     assert component(demo, "ablation-note")["value"] == app_module.ABLATION_NOTE
+
+
+# --------------------------------------------------------------------------- labels that tell the truth
+
+
+def weightless(app_module, **settings):
+    from osdface.app.requests import StudioSettings
+
+    missing = LoadedModels(missing={Part.PIPELINE: "no weights in this test"})
+    return app_module.build_demo(Studio(missing, settings=StudioSettings(**settings)))
+
+
+def chained(demo, after: dict, when: str) -> dict:
+    """The one event that runs after ``after`` (when: "then", "success" or "failure")."""
+    found = [
+        d
+        for d in demo.config["dependencies"]
+        if d["trigger_after"] == after["id"]
+        and (d["trigger_only_on_success"], d["trigger_only_on_failure"])
+        == {"then": (False, False), "success": (True, False), "failure": (False, True)}[when]
+        and d["api_visibility"] == "private"
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def endpoint(demo, api_name: str) -> dict:
+    (found,) = [d for d in demo.config["dependencies"] if d["api_name"] == api_name]
+    return found
+
+
+def test_an_example_leaves_the_metrics_switch_alone(app_module):
+    """With --no-metrics the switch is off and disabled: an example must not tick it."""
+    demo = weightless(app_module, metrics=False)
+    assert component(demo, "metrics")["value"] is False and component(demo, "metrics")["interactive"] is False
+    (dataset,) = [c["id"] for c in demo.config["components"] if c["type"] == "dataset"]
+    loads = [d for d in demo.config["dependencies"] if dataset in [target for target, _ in d["targets"]]]
+    assert loads and all(component_id(demo, "metrics") not in d["outputs"] for d in loads)
+    assert all(component_id(demo, "mode") in d["outputs"] for d in loads)
+
+
+def test_the_faces_gallery_starts_hidden_where_the_mode_starts_on_aligned(detectorless, app_module):
+    _, demo = detectorless
+    assert (
+        component(demo, "mode")["value"] == "aligned" and component(demo, "faces-gallery")["visible"] is False
+    )
+    photo = weightless(app_module)  # no pipeline: the detector is not what is missing
+    assert (
+        component(photo, "mode")["value"] == "photo"
+        and component(photo, "faces-gallery")["visible"] is not False
+    )
+
+
+def test_after_a_restore_the_turbulent_column_follows_the_switch_again(app_module):
+    """The preview shows the turbulent column whatever the switch says; a Restore after it with
+    turbulence off returns no turbulent image, so the column must go."""
+    demo = weightless(app_module)
+    follow = chained(demo, endpoint(demo, "restore"), "then")
+    column = follow["outputs"]
+    assert follow["inputs"] == [component_id(demo, "turbulence")]
+    assert chained(demo, endpoint(demo, "degrade"), "success")["outputs"] == column  # what it undoes
+    for on in (False, True):
+        assert demo.fns[follow["id"]].fn(on).visible is on
+
+
+def test_after_an_error_no_output_shows_the_previous_run(app_module):
+    """Only the OSDFace result shows "Error" (show_progress_on); every other result of the
+    previous run, and the comparison's, is cleared beside it."""
+    demo = weightless(app_module)
+    restore = endpoint(demo, "restore")
+    clear = chained(demo, restore, "failure")
+    restored = component_id(demo, "out-restored")
+    assert restore["show_progress_on"] == [restored]
+    stale = set(restore["outputs"]) - {restored} | set(endpoint(demo, "compare")["outputs"])
+    assert set(clear["outputs"]) == stale and clear["show_progress"] == "hidden"
+    values = demo.fns[clear["id"]].fn()
+    kinds = {c["id"]: c["type"] for c in demo.config["components"]}
+    compared = set(endpoint(demo, "compare")["outputs"])
+    for output, value in zip(clear["outputs"], values, strict=True):
+        update = value if isinstance(value, dict) else {"value": value}
+        assert update["value"] in (None, ""), (kinds[output], value)
+        if output in compared and kinds[output] == "image":  # hidden, as when none is chosen
+            assert update["visible"] is False
 
 
 # --------------------------------------------------------------------------- headers

@@ -57,12 +57,66 @@ def test_the_settings_keep_the_password_out_of_their_repr(monkeypatch):
     assert launch.auth == (("ann", SECRET),) and SECRET not in repr(launch)
 
 
+@pytest.mark.parametrize("name", ["gpu", "cuda0", "cuda:x", "CPU", ""])
+def test_a_device_that_is_not_a_torch_device_is_refused_with_the_choices(name, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(["--device", name])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert f"--device: {name!r} is not a torch device; use cpu, cuda, cuda:N" in error
+
+
+def test_an_explicit_cuda_without_cuda_is_refused_before_the_models_load(monkeypatch, tmp_path, capsys):
+    """The refusal comes from parse_args, so nothing has loaded when it is printed."""
+    import torch
+
+    from osdface.runtime import cuda_diagnosis
+
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    monkeypatch.setattr(cuda_diagnosis, "PROC_DRIVER_VERSION", tmp_path / "none")
+    monkeypatch.setattr(cuda_diagnosis, "DEV_DIR", tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name in ("cpu", "mps"):
+        assert parse_args(["--device", name])[0].model.device == name
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(["--device", "cuda"])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert "--device cuda: CUDA is not available here: no NVIDIA GPU" in error
+    assert "Fix: --device cpu, or leave --device out" in error
+    # On ZeroGPU CUDA is deferred by design: "cuda" is what the Space asks for.
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert parse_args(["--device", "cuda"])[0].model.device == "cuda"
+
+
 def test_the_share_message_says_whether_a_password_is_set():
     url, public = "http://127.0.0.1:7860/", "https://abc.gradio.live"
     open_link = launch_message(url, public, True, 3.2)
     assert "PUBLIC" in open_link and "No password is set: protect it with --auth USER:PASSWORD" in open_link
     protected = launch_message(url, public, True, 3.2, users=2)
     assert "A password is required (2 users" in protected and "No password" not in protected
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "myhost.example"])
+def test_a_host_beyond_the_loopback_is_said_to_be_reachable_with_the_password_hint(host):
+    url = "http://localhost:7860/"
+    exposed = launch_message(url, None, False, 3.2, host=host, port=7860)
+    assert "Local only" not in exposed
+    where = f"on every network interface ({host})" if host in ("0.0.0.0", "::") else f"at {host}"
+    assert f"* Reachable from the network {where}, port 7860: anyone who can reach this machine" in exposed
+    assert "No password is set: protect it with --auth USER:PASSWORD" in exposed
+    protected = launch_message(url, None, False, 3.2, users=1, host=host, port=7860)
+    assert "A password is required (1 user," in protected and "No password" not in protected
+    # With a public link too: both said, the password line once.
+    shared = launch_message(url, "https://abc.gradio.live", True, 3.2, host=host, port=7860)
+    assert "PUBLIC" in shared and "Reachable from the network" in shared
+    assert shared.count("No password is set") == 1
+
+
+@pytest.mark.parametrize("host", [None, "127.0.0.1", "localhost", "::1", "[::1]", "127.0.1.1"])
+def test_a_loopback_host_is_local_only(host):
+    local = launch_message("http://127.0.0.1:7860/", None, False, 3.2, host=host, port=7860)
+    assert "Local only" in local and "Reachable" not in local
 
 
 @pytest.fixture

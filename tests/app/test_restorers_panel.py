@@ -47,6 +47,18 @@ def compare_args(file, methods, background="none", mode="aligned"):
     return (handle_file(str(file)), mode, False, 30000, 0, "none", methods, background)
 
 
+def test_compare_shares_the_restorations_limit(app_module):
+    """--concurrency bounds the restorations: /compare (an API endpoint and an MCP tool too) runs
+    GFPGAN, CodeFormer, Real-ESRGAN and OSDFace again, so it waits with Restore for a slot."""
+    from osdface.app.models import LoadedModels, Part
+    from osdface.app.service import Studio
+
+    demo = app_module.build_demo(Studio(LoadedModels(missing={Part.PIPELINE: "no weights in this test"})))
+    groups = {fn.api_name: fn.concurrency_id for fn in demo.fns.values() if fn.api_name}
+    assert groups["compare"] == groups["restore"] == groups["restore_faces"] == app_module.RESTORATIONS
+    assert groups["restore_clip"] == app_module.RESTORATIONS
+
+
 @pytest.mark.slow
 def test_one_restorer_chosen_returns_its_image_and_a_missing_one_its_reason(app):
     file = EXAMPLES / "astronaut_aligned_classic.jpg"

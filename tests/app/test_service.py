@@ -317,6 +317,29 @@ def test_without_weights_restore_explains_and_the_preview_works(tmp_path):
         studio.degrade(str(EXAMPLES / "astronaut_aligned.jpg"), 50_000, 2, tmp_path)
 
 
+def test_without_weights_the_start_up_report_gives_the_banners_reason_and_fix():
+    """A Space's log or a headless server shows no banner: the terminal says it (app.main prints
+    ``load_report_lines``)."""
+    listed = "2 of 2 model sources could not be loaded:\n  - OSDFace weights: x/y is not cached\nFix: start the app with --weights"
+    (text,) = Studio(LoadedModels(missing={Part.PIPELINE: listed})).load_report_lines()
+    lines = text.splitlines()
+    assert lines[0] == (
+        "Restoring is unavailable: the model weights could not be loaded (the turbulence preview still works)."
+    )
+    assert lines[1:] == [
+        "  2 of 2 model sources could not be loaded:",
+        "    - OSDFace weights: x/y is not cached",
+        "  Fix: start the app with --weights",
+    ]
+    # A reason without its own fix gets the banner's.
+    (text,) = Studio(LoadedModels(missing={Part.PIPELINE: "a damaged file"})).load_report_lines()
+    assert text.splitlines()[1:] == [
+        "  a damaged file",
+        "  Fix: restart the app with the weights available (python app.py --weights FOLDER_OR_REPO "
+        "--base-model FOLDER_OR_REPO).",
+    ]
+
+
 def test_without_a_detector_only_whole_photos_are_refused(tiny_pipeline):
     missing = {Part.DETECTOR: "facexlib weight file 'detection_Resnet50_Final.pth' is missing"}
     studio = Studio(LoadedModels(pipeline=tiny_pipeline, missing=missing))

@@ -4,6 +4,7 @@ the header when it can be."""
 from __future__ import annotations
 
 import io
+import os
 import struct
 
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image, features
 from osdface.app.models import LoadedModels, Part
 from osdface.app.requests import RequestError
 from osdface.app.service import Studio
-from osdface.app.uploads import NOT_AN_UPLOAD, check_upload, read_image, upload_path
+from osdface.app.uploads import EXPIRED_UPLOAD, NOT_AN_UPLOAD, check_upload, read_image, upload_path
 
 MAX_PIXELS = 25_000_000
 
@@ -112,6 +113,26 @@ def test_upload_path_takes_only_files_in_the_upload_folder(tmp_path):
         upload_path(b"\x89PNG", folder)
 
 
+def test_an_upload_gone_from_the_upload_folder_has_expired(tmp_path):
+    """Gradio deletes uploads after an hour (app.py's delete_cache): a page left open longer
+    sends the name of a file that is gone, and is told to upload it again, not that it is no image."""
+    folder = tmp_path / "gradio"
+    (folder / "0123abcd").mkdir(parents=True)
+    for payload in (
+        {"path": str(folder / "0123abcd" / "face.png"), "meta": {"_type": "gradio.FileData"}},
+        {"path": str(folder / "gone" / "face.png")},
+    ):
+        with pytest.raises(RequestError) as caught:
+            upload_path(payload, folder)
+        assert str(caught.value) == EXPIRED_UPLOAD
+    assert (
+        EXPIRED_UPLOAD == "This upload has expired (the app deletes uploads after an hour): upload it again."
+    )
+    # Outside the folder a missing file is answered as any other path: no hint of what exists.
+    with pytest.raises(RequestError, match="must be uploaded to the app"):
+        upload_path({"path": str(tmp_path / "gone.png")}, folder)
+
+
 @pytest.fixture(scope="module")
 def weightless_app(app_module):
     """(url, demo): the app without model weights (the turbulence works), in this process."""
@@ -153,3 +174,24 @@ def test_the_endpoints_refuse_a_server_path_that_was_never_uploaded(weightless_a
     assert Image.open(turbulent).size == (64, 64)
     with pytest.raises(AppError, match="no weights in this test"):  # past the upload check
         client.predict(handle_file(str(secret)), api_name="/restore_faces")
+
+
+def test_the_endpoints_say_an_expired_upload_has_expired(weightless_app, tmp_path):
+    import httpx
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    url, _demo = weightless_app
+    face = tmp_path / "face.png"
+    Image.new("RGB", (64, 64), (120, 90, 60)).save(face)
+    with open(face, "rb") as stream:
+        (uploaded,) = httpx.post(url + "gradio_api/upload", files={"files": stream}).json()
+    client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+    assert Image.open(client.predict({"path": uploaded}, 30_000, 0, api_name="/degrade")[0]).size == (64, 64)
+    os.remove(uploaded)  # what delete_cache does an hour later
+    for api_name in ("/degrade", "/simulate_turbulence", "/restore_faces"):
+        with pytest.raises(AppError, match=r"This upload has expired .*: upload it again\.") as caught:
+            client.predict(
+                {"path": uploaded}, *(() if api_name == "/restore_faces" else (30_000, 0)), api_name=api_name
+            )
+        assert "cannot be read as an image" not in str(caught.value)

@@ -210,6 +210,42 @@ def test_the_command_line_warns_by_default_and_refuses_an_explicit_cuda(gpu_mach
         check_requested_device("cuda")
     assert raised.value.source == "--device cuda" and raised.value.fix.startswith(PINNED_INSTALL)
     assert "12.2" in str(raised.value) and "13.0" in str(raised.value)
+    assert "--device cpu, or leave --device out" in raised.value.fix
+
+
+@pytest.fixture
+def machine_without_gpu(tmp_path, monkeypatch):
+    monkeypatch.setattr(cuda_diagnosis, "PROC_DRIVER_VERSION", tmp_path / "none")
+    monkeypatch.setattr(cuda_diagnosis, "DEV_DIR", tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+
+
+@pytest.mark.parametrize("asked", ["cuda", "cuda:0"])
+def test_an_explicit_cuda_on_a_machine_without_a_gpu_is_refused_before_anything_loads(
+    machine_without_gpu, asked
+):
+    """No NVIDIA GPU at all is no problem by default (the CPU is expected), but --device cuda
+    would fail later, with torch's traceback, once the models have loaded."""
+    assert check_requested_device(None) is None
+    with pytest.raises(CudaUnavailableError) as raised:
+        check_requested_device(asked)
+    assert raised.value.source == f"--device {asked}"
+    assert "no NVIDIA GPU" in raised.value.reason
+    assert (
+        raised.value.fix
+        == "--device cpu, or leave --device out (the GPU is used when CUDA works, else the CPU)."
+    )
+
+
+def test_a_gpu_index_past_the_last_gpu_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert check_requested_device("cuda:1") is None
+    with pytest.raises(CudaUnavailableError) as raised:
+        check_requested_device("cuda:2")
+    assert "CUDA sees 2 GPUs (cuda:0 to cuda:1)" in raised.value.reason
+    assert raised.value.fix.startswith("--device cuda:0")
 
 
 # --------------------------------------------------------------------------- the app and doctor
@@ -258,6 +294,7 @@ def test_the_app_logs_the_problem_at_start_up(gpu_machine, tiny_hub, tmp_path, m
 
     class Demo:
         local_url, share_url = "http://127.0.0.1:7860/", None
+        server_name, server_port = "127.0.0.1", 7860
 
         def queue(self, **kwargs):
             return self
