@@ -18,6 +18,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from osdface.video.libav import open_av
+
 # (container format, video encoder, audio encoder) for each extension.
 _ENCODERS = {
     ".mp4": ("mp4", "libx264", "aac"),
@@ -86,7 +88,7 @@ def make_clip(
     options = {"movflags": "+faststart"} if faststart and format_name in ("mp4", "mov") else {}
     if live:
         options["live"] = "1"
-    with av.open(str(path), "w", format=format_name, options=options) as output:
+    with open_av(str(path), "w", format=format_name, options=options) as output:
         video = output.add_stream(codec or default_codec, rate=fps)
         # the display turns the stored picture clockwise, so it is stored turned the other way
         video.width, video.height = size if rotation % 180 == 0 else size[::-1]
@@ -128,7 +130,7 @@ def make_audio_file(path: str | os.PathLike, *, seconds: float = 0.5) -> Path:
     """An audio-only file (a tone, no video stream) in the extension's container."""
     path = Path(path)
     format_name, _, audio_codec = _ENCODERS[path.suffix.lower()]
-    with av.open(str(path), "w", format=format_name) as output:
+    with open_av(str(path), "w", format=format_name) as output:
         _write_tone(output, output.add_stream(audio_codec, rate=_SAMPLE_RATE), seconds)
     return path
 

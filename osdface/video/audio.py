@@ -17,6 +17,7 @@ from pathlib import Path
 import av
 
 from osdface.errors import VideoError
+from osdface.video.libav import open_av
 
 
 class AudioTracks:
@@ -26,7 +27,7 @@ class AudioTracks:
     def __init__(self, source: Path):
         self.source = source
         try:
-            self._input = av.open(str(source), "r")
+            self._input = open_av(str(source), "r")
         except av.error.FFmpegError as error:
             raise VideoError(
                 f"could not read the audio ({error.strerror or type(error).__name__})",
@@ -99,10 +100,10 @@ class AudioTracks:
 def muxer_takes(muxer: str, source: Path, index: int) -> bool:
     """Whether FFmpeg's ``muxer`` writes stream ``index`` of ``source`` as it is: its header and
     first packet, into memory (see the module docstring)."""
-    with av.open(str(source), "r") as inputs:
+    with open_av(str(source), "r") as inputs:
         stream = inputs.streams[index]
         first = next((packet for packet in inputs.demux(stream) if packet.size), None)
-        output = av.open(io.BytesIO(), "w", format=muxer)
+        output = open_av(io.BytesIO(), "w", format=muxer)
         try:
             copied = output.add_stream_from_template(stream)
             output.start_encoding()

@@ -31,6 +31,7 @@ import av
 import numpy as np
 
 from osdface.errors import VideoError
+from osdface.video.libav import open_av
 
 # Containers whose timestamps are chunk numbers in decode order (see the module docstring).
 _CHUNK_NUMBERED_FORMATS = {"avi"}
@@ -207,7 +208,7 @@ def _open(path: Path) -> av.container.InputContainer:
     if not path.is_file():
         raise VideoError("no such file", source=str(path), fix="check the path")
     try:
-        return av.open(str(path), "r")
+        return open_av(str(path), "r")
     except av.error.FFmpegError as error:
         raise VideoError(
             f"not a readable video file ({_ffmpeg_reason(error)}; empty, truncated or not a video)",

@@ -39,6 +39,7 @@ from osdface.errors import VideoError
 from osdface.files import atomic_path
 from osdface.video.audio import AudioTracks
 from osdface.video.container import VideoInfo
+from osdface.video.libav import open_av
 
 # extension -> (FFmpeg muxer, video encoder, audio codecs it holds or None = any: re-encoded
 # to _REENCODED_AUDIO when the muxer refuses a track as it is)
@@ -134,7 +135,7 @@ class VideoWriter:
             for audio_codec in self._audio.codecs if self._audio else ():
                 output_format(self.path, audio_codec=audio_codec, codec=codec)
             partial = self._files.enter_context(atomic_path(self.path))
-            self._output = av.open(
+            self._output = open_av(
                 str(partial), "w", format=self.format.container, options=self.format.options
             )
             self._stream = self._add_video_stream(crf)
@@ -265,8 +266,8 @@ def copy_streams(source: str | os.PathLike, target: str | os.PathLike) -> Path:
         )
     options = {"movflags": "+faststart"} if muxer in ("mp4", "mov") else {}
     try:
-        with av.open(str(source), "r") as inputs, atomic_path(target) as partial:
-            with av.open(str(partial), "w", format=muxer, options=options) as output:
+        with open_av(str(source), "r") as inputs, atomic_path(target) as partial:
+            with open_av(str(partial), "w", format=muxer, options=options) as output:
                 copied = [s for s in inputs.streams if s.type in _COPIED_TYPES]
                 targets = {s.index: output.add_stream_from_template(s) for s in copied}
                 for packet in inputs.demux(copied):

@@ -63,7 +63,8 @@ def test_a_device_that_is_not_a_torch_device_is_refused_with_the_choices(name, c
         parse_args(["--device", name])
     assert stopped.value.code == 2
     error = capsys.readouterr().err
-    assert f"--device: {name!r} is not a torch device; use cpu, cuda, cuda:N" in error
+    # the shared --device type of every command (osdface.commands.model_options) refuses it
+    assert f"--device: unknown device {name!r}: use cpu, cuda, cuda:N" in error
 
 
 def test_an_explicit_cuda_without_cuda_is_refused_before_the_models_load(monkeypatch, tmp_path, capsys):

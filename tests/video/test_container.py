@@ -197,3 +197,19 @@ def test_a_truncated_avi_is_still_refused(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(VideoError, match="truncated"):
         list(read_frames(path))
+
+
+def test_a_half_read_clip_never_waits_on_pythons_log_callback(tmp_path):
+    """torchvision's import sets PyAV's log level, which installs a log callback that needs the
+    GIL: a frame-threaded VP9 decoder freed part-way (the generator dropped after one frame)
+    then joined its threads while one of them waited for the GIL, and the tests hung for good.
+    Every open puts back the callback that needs no Python."""
+    import av
+    import torchvision  # noqa: F401  (its import sets the level)
+
+    av.logging.set_level(av.logging.ERROR)
+    source = make_clip(tmp_path / "live.webm", frames=6, fps=2, live=True, audio=False)
+    frames = read_frames(source)
+    assert next(frames).index == 0
+    assert av.logging.get_level() is None
+    frames.close()
