@@ -13,7 +13,6 @@ from pathlib import Path
 from osdface.app.requests import DEFAULT_MAX_FACES, DEFAULT_MAX_MEGAPIXELS, StudioSettings
 from osdface.commands.model_options import ModelOptions, add_model_arguments
 from osdface.runtime.cuda_diagnosis import CudaUnavailableError, check_requested_device
-from osdface.runtime.devices import device_name_problem
 
 # A password kept out of the shell's history: a Space's secret, or a file (one USER:PASSWORD a line).
 ENV_AUTH = "OSDFACE_AUTH"
@@ -176,11 +175,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[StudioSettings, Launc
 
 
 def check_device(parser: argparse.ArgumentParser, device: str, zero_gpu: bool) -> None:
-    """Refuse now, before the models load, a ``--device`` that is no device, and ``--device
-    cuda`` where CUDA cannot serve (later it would be torch's traceback after a minute of
-    loading). On ZeroGPU CUDA is deferred by design: "cuda" is not checked there."""
-    if problem := device_name_problem(device):
-        parser.error(f"--device: {problem}")
+    """Refuse now, before the models load, ``--device cuda`` where CUDA cannot serve (later it
+    would be torch's traceback after a minute of loading); a name that is no device was refused
+    already by the shared --device type. On ZeroGPU CUDA is deferred by design: "cuda" is not
+    checked there."""
     if not zero_gpu:
         try:
             check_requested_device(device)

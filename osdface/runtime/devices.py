@@ -41,13 +41,6 @@ BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 _X86 = ("x86_64", "amd64", "i386", "i686")
 
 
-def device_name_problem(name: str) -> str | None:
-    """Why ``name`` is not a device the models run on, with the choices (None: it is one)."""
-    if _DEVICE_NAME.fullmatch(name):
-        return None
-    return f"{name!r} is not a torch device; use {DEVICE_CHOICES}"
-
-
 def resolve_device(
     name: str | torch.device | None = None, *, launched: torch.device | None = None
 ) -> torch.device:
